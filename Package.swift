@@ -1,0 +1,31 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "PolicyHub",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "policyhub", targets: ["policyhub"]),
+        .library(name: "PolicyCore", targets: ["PolicyCore"]),
+        .library(name: "PolicyYAML", targets: ["PolicyYAML"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+    ],
+    targets: [
+        // The system libyaml (apt: libyaml-dev). Named CYAML, not CYaml, to stay clear of Yams' vendored copy.
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .target(name: "PolicyCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "PolicyYAML", dependencies: ["PolicyCore", "CYAML"]),
+        .target(name: "PolicyHubCLI", dependencies: [
+            "PolicyCore", "PolicyYAML",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "policyhub", dependencies: ["PolicyHubCLI"]),
+        .testTarget(name: "PolicyCoreTests", dependencies: ["PolicyCore"]),
+        .testTarget(name: "PolicyYAMLTests", dependencies: ["PolicyCore", "PolicyYAML"]),
+        .testTarget(name: "PolicyHubCLITests", dependencies: ["PolicyCore", "PolicyYAML", "PolicyHubCLI"],
+                    resources: []),
+    ]
+)

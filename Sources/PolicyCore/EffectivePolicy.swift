@@ -1,0 +1,114 @@
+/// Where a rule of the effective policy came from.
+public struct RuleSource: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// Repository path of the document's file.
+    public var file: String
+    public var line: Int
+    public var column: Int
+    /// The document the rule was written in.
+    public var document: ObjectIdentity
+    /// The rule's name: a network rule's `name`, a process rule's `name path`, a file rule's `filter`.
+    public var rule: String
+    public var tier: Tier
+
+    public var location: SourceLocation { SourceLocation(file: file, line: line, column: column) }
+
+    public var description: String { "\(rule) (\(tier.rawValue), \(file):\(line):\(column))" }
+
+    public static func < (a: RuleSource, b: RuleSource) -> Bool {
+        (a.file, a.line, a.column, a.rule) < (b.file, b.line, b.column, b.rule)
+    }
+}
+
+/// Traffic direction of a network rule: ingress is peer → target, egress is target → peer.
+public enum Direction: String, Sendable, Hashable, CaseIterable {
+    case ingress
+    case egress
+}
+
+/// A network rule as NeuVector will evaluate it on the cluster, with its output priority.
+public struct EffectiveNetworkRule: Sendable, Hashable {
+    public var direction: Direction
+    /// The target selector, with `name_referral` resolved to its definition's criteria.
+    public var target: GroupSelector
+    public var peer: GroupSelector
+    public var ports: PortSet
+    public var applications: ApplicationSet
+    public var action: RuleAction
+    /// The `priority` the rule is pushed with.
+    public var priority: Int
+    public var source: RuleSource
+}
+
+/// A process or file entry of an emitted document, with where it came from.
+public struct EffectiveEntry<Rule: Sendable & Hashable>: Sendable, Hashable {
+    public var rule: Rule
+    public var source: RuleSource
+}
+
+/// One emitted security rule document after merging, as `explain` needs it.
+public struct EffectiveDocument: Sendable, Hashable {
+    public var identity: ObjectIdentity
+    public var target: GroupSelector
+    public var tier: Tier
+    public var policyMode: PolicyMode?
+    public var processes: [EffectiveEntry<ProcessRule>]
+    public var files: [EffectiveEntry<FileRule>]
+}
+
+/// One NeuVector object exactly as it is pushed.
+public struct RenderedObject: Sendable, Hashable {
+    public let identity: ObjectIdentity
+    /// Repository path of the document it was rendered from.
+    public let source: String
+    /// `sha256:` and the hex digest of the canonical spec (the `policyhub.dev/hash` annotation).
+    public let hash: String
+    /// The whole object, keys sorted.
+    public let value: Value
+}
+
+/// A precedence finding of a render (SEMANTICS §3.8).
+public struct Conflict: Sendable, Hashable, Comparable {
+    public enum Kind: String, Sendable, Hashable, CaseIterable {
+        case shadowed
+        case overridden
+        case redundant
+        case ambiguous
+    }
+
+    public enum Severity: String, Sendable, Hashable {
+        case error
+        case warning
+        case info
+    }
+
+    public var kind: Kind
+    /// The rule the finding is about: the one that never decides, is replaced, or is ambiguous.
+    public var rule: RuleSource
+    /// The other side: the rule that decides instead, or the other ambiguous rule.
+    public var by: RuleSource
+    public var message: String
+
+    public var severity: Severity {
+        switch kind {
+        case .ambiguous: return .error
+        case .shadowed, .overridden: return .warning
+        case .redundant: return .info
+        }
+    }
+
+    public static func < (a: Conflict, b: Conflict) -> Bool {
+        (a.rule, a.by, a.kind.rawValue) < (b.rule, b.by, b.kind.rawValue)
+    }
+}
+
+/// The policy one cluster must hold: the objects to push, and what precedence decided along the way.
+public struct EffectivePolicy: Sendable, Hashable {
+    public let environment: String
+    /// Objects ordered by (kind, namespace, name).
+    public let objects: [RenderedObject]
+    public let conflicts: [Conflict]
+    /// Network rules in NeuVector's first-match order.
+    public let networkRules: [EffectiveNetworkRule]
+    /// Security rule documents after merging, ordered by identity.
+    public let documents: [EffectiveDocument]
+}

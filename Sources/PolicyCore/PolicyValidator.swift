@@ -1,0 +1,380 @@
+/// Validates a policy tree (SEMANTICS §2) into a `ValidatedPolicySet`, reporting every problem.
+public struct PolicyValidator {
+    private var diagnostics: [Diagnostic] = []
+
+    private init() {}
+
+    /// Checks every document and the tree as a whole. Returns the validated set when there is no error.
+    public static func validate(_ tree: PolicyTree) -> Validation<ValidatedPolicySet> {
+        var validator = PolicyValidator()
+        var placed: [PlacedDocument] = []
+        var firstPlace: [ObjectIdentity: SourceLocation] = [:]
+        var definitions: [String: GroupSelector] = [:]
+        for object in tree.objects where object.kind == .groupDefinition {
+            if let selector = validator.groupDefinitionSelector(object) { definitions[selector.name] = selector }
+        }
+        for object in tree.objects {
+            let identity = object.identity
+            if let first = firstPlace[identity] {
+                validator.error("\(identity) is defined twice: first at \(first)", object.origin.location)
+                continue
+            }
+            firstPlace[identity] = object.origin.location
+            if let document = validator.check(object, definitions: definitions) { placed.append(document) }
+        }
+        let sorted = validator.diagnostics.sorted()
+        let set = sorted.hasErrors ? nil : ValidatedPolicySet(documents: placed, groupDefinitions: definitions)
+        return Validation(value: set, diagnostics: sorted)
+    }
+
+    private mutating func error(_ message: String, _ at: SourceLocation) {
+        diagnostics.append(.error(message, at: at))
+    }
+
+    private mutating func warning(_ message: String, _ at: SourceLocation) {
+        diagnostics.append(.warning(message, at: at))
+    }
+
+    // MARK: - Documents
+
+    private mutating func check(_ object: PolicyObject, definitions: [String: GroupSelector]) -> PlacedDocument? {
+        let file = object.origin.location.file
+        let at = object.origin.location
+        let metaAt = object.origin.at("metadata")
+        guard let scope = DocumentScope.of(path: file) else {
+            error("policy files belong under policies/global/ or policies/namespaces/<namespace>/", at)
+            return nil
+        }
+        if !NeuVectorNames.isDNS1123Subdomain(object.metadata.name) {
+            error("metadata.name '\(object.metadata.name)' is not a valid Kubernetes name (lower-case letters, digits, '-' and '.')",
+                  metaAt)
+        }
+        var tier = Tier.enforced
+        switch scope {
+        case .global:
+            if object.kind == .securityRule {
+                error("NvSecurityRule documents belong under policies/namespaces/<namespace>/; global rules are NvClusterSecurityRule",
+                      at)
+            }
+            if let text = object.metadata.annotations[HubAnnotation.tier] {
+                switch text {
+                case "enforced": tier = .enforced
+                case "baseline": tier = .baseline
+                default: error("\(HubAnnotation.tier) must be 'enforced' or 'baseline', not '\(text)'", metaAt)
+                }
+            }
+        case .namespace(let ns):
+            tier = .namespace
+            if object.kind != .securityRule {
+                error("only NvSecurityRule documents may live under policies/namespaces/\(ns)/, not \(object.kind.rawValue)",
+                      at)
+            }
+            if object.metadata.annotations[HubAnnotation.tier] != nil {
+                error("\(HubAnnotation.tier) is for global documents only; namespace rules always rank below enforced global rules",
+                      metaAt)
+            }
+            if object.metadata.namespace != ns {
+                error("metadata.namespace must be '\(ns)', the folder the document lives in (found '\(object.metadata.namespace ?? "")')",
+                      metaAt)
+            }
+        }
+        if !object.kind.isNamespaced, let ns = object.metadata.namespace, !ns.isEmpty {
+            warning("metadata.namespace '\(ns)' is ignored: \(object.kind.rawValue) is cluster-scoped", metaAt)
+        }
+        var placement = LabelSelector.everything
+        if let text = object.metadata.annotations[HubAnnotation.placement] {
+            do {
+                placement = try LabelSelector.parse(text)
+            } catch {
+                self.error("\(HubAnnotation.placement): \(error.message) at column \(error.column) of '\(text)'", metaAt)
+            }
+        }
+        switch object.body {
+        case .securityRule(let spec): checkSecurityRule(object, spec, definitions: definitions)
+        case .opaque(let spec): checkOpaque(object, spec)
+        }
+        return PlacedDocument(object: object, source: file, scope: scope, tier: tier, placement: placement)
+    }
+
+    private mutating func checkSecurityRule(_ object: PolicyObject, _ spec: SecurityRuleSpec,
+                                            definitions: [String: GroupSelector]) {
+        let target = spec.target.selector
+        let targetClass = GroupClass.of(target)
+        checkSelector(target, role: "target", definitions: definitions)
+        if object.kind == .securityRule, let ns = object.metadata.namespace {
+            if !target.criteria.contains(where: { $0.key == "domain" && $0.op == .equal && $0.value == ns }),
+               target.nameReferral != true {
+                error("the target of an NvSecurityRule in namespace '\(ns)' must have the criterion 'domain = \(ns)' (NeuVector: \"SecurityRule in nameSpace \(ns) need target group \(target.name) belong to it\")",
+                      target.origin.at("criteria"))
+            }
+        }
+        switch spec.target.policyMode {
+        case .none: break
+        case .notApplicable?:
+            if targetClass.hasPolicyMode {
+                error("policymode N/A is not valid for '\(target.name)', a group with a policy mode; use Discover, Monitor or Protect, or leave it out for the environment's default",
+                      spec.target.origin.at("policymode"))
+            }
+        case .mode?:
+            if !targetClass.hasPolicyMode {
+                error("policymode is only for 'nodes' and learned nv.* groups; '\(target.name)' has none (use N/A or leave it out)",
+                      spec.target.origin.at("policymode"))
+            }
+        }
+        if let profile = spec.processProfile {
+            if let baseline = profile.baseline, !["default", "shield", "basic", "zero-drift"].contains(baseline) {
+                error("process_profile.baseline '\(baseline)' is not one of: default, shield, basic, zero-drift",
+                      profile.origin.at("baseline"))
+            }
+            if let mode = profile.mode, PolicyMode(rawValue: mode) == nil {
+                error("process_profile.mode '\(mode)' is not one of: Discover, Monitor, Protect", profile.origin.at("mode"))
+            }
+        }
+        var ruleNames: [String: SourceLocation] = [:]
+        for rule in spec.ingress + spec.egress {
+            let at = rule.origin.at("name")
+            if rule.name.isEmpty || !NeuVectorNames.isObjectName(rule.name) {
+                error("rule name '\(rule.name)' must start with a letter or digit and hold only letters, digits and .:_-",
+                      at)
+            } else if let first = ruleNames[rule.name] {
+                error("rule name '\(rule.name)' is used twice in this document (first at \(first))", at)
+            } else {
+                ruleNames[rule.name] = at
+            }
+            if let p = rule.priority, !(0...100).contains(p) {
+                error("priority \(p) is outside 0..100", rule.origin.at("priority"))
+            }
+            if case .failure(let problem) = PortSet.parse(rule.ports) {
+                error("ports: \(problem.message)", rule.origin.at("ports"))
+            }
+            var seenApps = Set<String>()
+            for app in rule.applications where app.lowercased() != "any" {
+                guard let name = ApplicationSet.canonicalName(app) else {
+                    error("unknown application '\(app)'; NeuVector knows: \(ApplicationSet.known.joined(separator: ", "))",
+                          rule.origin.at("applications"))
+                    continue
+                }
+                if !seenApps.insert(name).inserted {
+                    error("application '\(app)' is listed twice", rule.origin.at("applications"))
+                }
+            }
+            checkSelector(rule.selector, role: "rule '\(rule.name)' selector", definitions: definitions)
+        }
+        if !spec.process.isEmpty && !targetClass.hasProfiles {
+            error("'\(target.name)' cannot carry process rules (external, address and nv.ip.* groups have no profiles)",
+                  spec.process[0].origin.location)
+        }
+        for rule in spec.process {
+            if let problem = NeuVectorNames.processRuleProblem(name: rule.name, path: rule.path, action: rule.action) {
+                error(problem, rule.origin.at(rule.path.isEmpty ? "name" : "path"))
+            }
+        }
+        if !spec.file.isEmpty && (!targetClass.hasProfiles || targetClass == .nodes) {
+            error("'\(target.name)' cannot carry file rules (not allowed on nodes, external, address and nv.ip.* groups)",
+                  spec.file[0].origin.location)
+        }
+        var fileKeys: [String: SourceLocation] = [:]
+        for rule in spec.file {
+            if let problem = NeuVectorNames.fileFilterProblem(rule.filter) {
+                error(problem, rule.origin.at("filter"))
+                continue
+            }
+            let key = "\(NeuVectorNames.cleanPath(rule.filter))|\(rule.behavior.rawValue)|\(rule.recursive)"
+            if let first = fileKeys[key] {
+                error("file rule for '\(rule.filter)' with the same behavior and recursion is listed twice (first at \(first))",
+                      rule.origin.at("filter"))
+            } else {
+                fileKeys[key] = rule.origin.at("filter")
+            }
+        }
+        for (what, settings) in [("dlp", spec.dlp), ("waf", spec.waf)] {
+            guard let settings else { continue }
+            if targetClass == .address {
+                error("an address group cannot carry \(what) sensors", spec.target.origin.location)
+            }
+            for setting in settings.settings {
+                if setting.name == "sensor.dlpdfltnv" || setting.name == "sensor.wafdfltnv" {
+                    error("sensor '\(setting.name)' is reserved by NeuVector", setting.origin.at("name"))
+                } else if !NeuVectorNames.isObjectName(setting.name) {
+                    error("sensor name '\(setting.name)' is not a valid NeuVector name", setting.origin.at("name"))
+                }
+            }
+        }
+    }
+
+    private mutating func checkSelector(_ selector: GroupSelector, role: String,
+                                        definitions: [String: GroupSelector]) {
+        let at = selector.origin.at("name")
+        let criteriaAt = selector.origin.at("criteria")
+        let name = selector.name
+        let kind = GroupClass.of(selector)
+        if name.isEmpty || !NeuVectorNames.isObjectName(name) {
+            error("group name '\(name)' in \(role) must start with a letter or digit and hold only letters, digits and .:_-",
+                  at)
+            return
+        }
+        switch kind {
+        case .federal:
+            error("'\(name)' is a NeuVector federation (fed.) group; the hub distributes policy itself and does not use federation",
+                  at)
+            return
+        case .reserved:
+            error("'\(name)' is a name NeuVector reserves (Host:*, Workload:*)", at)
+            return
+        case .containers:
+            let ok = selector.criteria.count == 1 && selector.criteria[0].key == "container"
+                && selector.criteria[0].op == .equal && selector.criteria[0].value == "*"
+            if !ok && !(selector.nameReferral == true && selector.criteria.isEmpty) {
+                error("the reserved group 'containers' must have exactly the criterion 'container = *'", criteriaAt)
+            }
+        case .nodes, .external:
+            if !selector.criteria.isEmpty {
+                error("the reserved group '\(name)' must have no criteria", criteriaAt)
+            }
+        case .learned:
+            checkLearnedGroup(selector)
+        case .serviceIP, .address, .custom:
+            break
+        }
+        if selector.nameReferral == true {
+            if definitions[name] == nil && kind != .containers && kind != .nodes && kind != .external {
+                error("NvGroupDefinition of referred group \(name) is not found in policies/global/", at)
+            }
+        } else if selector.criteria.isEmpty && (kind == .custom || kind == .learned || kind == .serviceIP) {
+            error("group '\(name)' in \(role) needs criteria (or name_referral: true and an NvGroupDefinition)", at)
+        }
+        var seen = Set<String>()
+        let hasAddress = selector.criteria.contains { $0.key == "address" }
+        for c in selector.criteria {
+            let cAt = c.origin.location
+            if !NeuVectorNames.isCriteriaKey(c.key) {
+                error("criterion key '\(c.key)' must start with a letter, digit or '/' and hold only letters, digits and /.:_-",
+                      c.origin.at("key"))
+            }
+            if !seen.insert("\(c.key)|\(c.op.rawValue)|\(c.value)").inserted {
+                error("criterion '\(c.key) \(c.op.rawValue) \(c.value)' is listed twice", cAt)
+            }
+            switch c.op {
+            case .regex, .notRegex:
+                if let problem = Coverage.regexProblem(c.value) {
+                    error("criterion regex '\(c.value)' does not compile: \(problem)", c.origin.at("value"))
+                }
+            case .equal, .notEqual, .contains, .prefix: break
+            }
+            if c.key == "address" && c.op != .equal {
+                error("the address criterion only takes op '='", c.origin.at("op"))
+            }
+            if hasAddress && c.key != "address" && kind != .serviceIP {
+                error("an address criterion cannot be mixed with other keys ('\(c.key)')", c.origin.at("key"))
+            }
+            if c.value.isEmpty {
+                error("criterion '\(c.key)' has an empty value", c.origin.at("value"))
+            }
+        }
+    }
+
+    /// `validateLearnGroupConfig`: `nv.<svc>.<ns>` with `service=<svc>.<ns>` and `domain=<ns>`, ops all `=`.
+    private mutating func checkLearnedGroup(_ selector: GroupSelector) {
+        let name = selector.name
+        let criteriaAt = selector.origin.at("criteria")
+        let service = String(name.dropFirst(3))
+        let domain = service.split(separator: ".").last.map(String.init) ?? ""
+        var services = 0
+        var domains = 0
+        for c in selector.criteria {
+            guard c.op == .equal else {
+                error("criteria of the learned group '\(name)' must all use op '='", c.origin.at("op"))
+                continue
+            }
+            switch c.key {
+            case "service":
+                services += 1
+                let normalised = String(service.map { "/?%& ".contains($0) ? ":" : $0 })
+                if c.value != normalised {
+                    error("the learned group '\(name)' must have 'service = \(normalised)', not '\(c.value)'",
+                          c.origin.at("value"))
+                }
+            case "domain":
+                domains += 1
+                if c.value != domain {
+                    error("the learned group '\(name)' must have 'domain = \(domain)', not '\(c.value)'",
+                          c.origin.at("value"))
+                }
+            default:
+                error("a learned group (nv.*) may only use the keys 'service' and 'domain', not '\(c.key)'",
+                      c.origin.at("key"))
+            }
+        }
+        if services > 1 || domains > 1 {
+            error("the learned group '\(name)' may have at most one 'service' and one 'domain' criterion", criteriaAt)
+        }
+    }
+
+    // MARK: - Other kinds
+
+    private mutating func groupDefinitionSelector(_ object: PolicyObject) -> GroupSelector? {
+        guard case .opaque(let spec) = object.body, let selector = spec["selector"],
+              let name = selector["name"]?.stringValue else { return nil }
+        var criteria: [Criterion] = []
+        if case .list(let items)? = selector["criteria"] {
+            for item in items {
+                guard let key = item["key"]?.stringValue, let opText = item["op"]?.stringValue,
+                      let op = CriterionOp(rawValue: opText), let value = item["value"]?.stringValue else { continue }
+                criteria.append(Criterion(key, op, value))
+            }
+        }
+        return GroupSelector(name: name, criteria: criteria, origin: object.origin)
+    }
+
+    private mutating func checkOpaque(_ object: PolicyObject, _ spec: Value) {
+        let at = object.origin.at("spec")
+        let name = object.metadata.name
+        switch object.kind {
+        case .groupDefinition:
+            guard let selectorName = spec["selector"]?["name"]?.stringValue else {
+                error("NvGroupDefinition needs spec.selector.name", at)
+                return
+            }
+            if selectorName != name {
+                error("NvGroupDefinition spec.selector.name '\(selectorName)' must equal metadata.name '\(name)'", at)
+            }
+            if ["containers", "nodes", "external"].contains(selectorName) || selectorName.hasPrefix("fed.")
+                || selectorName.hasPrefix("nv.") && !selectorName.hasPrefix("nv.ip.") {
+                error("group \(selectorName) cannot be defined by an NvGroupDefinition (reserved, learned or federal name)", at)
+            }
+            if case .list(let items)? = spec["selector"]?["criteria"] {
+                for item in items {
+                    if let op = item["op"]?.stringValue, CriterionOp(rawValue: op) == nil {
+                        error("criterion op '\(op)' is not one of: =, !=, contains, prefix, regex, !regex", at)
+                    }
+                }
+            }
+        case .admissionControl:
+            if name == "fed" {
+                error("NvAdmissionControlSecurityRule 'fed' is NeuVector federation, which the hub does not use; name it 'local'",
+                      object.origin.at("metadata"))
+            } else if name != "local" {
+                error("NvAdmissionControlSecurityRule must be named 'local' (NeuVector ignores any other name)",
+                      object.origin.at("metadata"))
+            }
+            if case .list(let rules)? = spec["rules"] {
+                for rule in rules {
+                    if let action = rule["action"]?.stringValue, RuleAction(rawValue: action) == nil {
+                        error("admission rule action '\(action)' is not one of: allow, deny", at)
+                    }
+                }
+            }
+        case .dlp, .waf:
+            let sensorName = spec["sensor"]?["name"]?.stringValue
+            if sensorName != name {
+                error("\(object.kind.rawValue) spec.sensor.name '\(sensorName ?? "")' must equal metadata.name '\(name)'", at)
+            }
+        case .vulnerabilityProfile, .complianceProfile:
+            if name != "default" {
+                error("\(object.kind.rawValue) must be named 'default'", object.origin.at("metadata"))
+            }
+        case .responseRule, .securityRule, .clusterSecurityRule:
+            break
+        }
+    }
+}

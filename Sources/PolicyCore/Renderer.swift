@@ -1,0 +1,303 @@
+/// Renders the effective policy of clusters (SEMANTICS §3). A pure function of the validated policy, the
+/// fleet and the revision id: the same inputs give the same output, whatever the order they were read in.
+///
+/// Clusters with the same environment and labels form one placement class and share one render, so the
+/// cost of a fleet grows with its distinct classes, not with its size.
+public struct Renderer: Sendable {
+    public let policy: ValidatedPolicySet
+    public let fleet: ValidatedFleet
+    /// The value of the `policyhub.dev/revision` annotation.
+    public let revision: String
+
+    public init(policy: ValidatedPolicySet, fleet: ValidatedFleet, revision: String) {
+        self.policy = policy
+        self.fleet = fleet
+        self.revision = revision
+    }
+
+    /// The placement class of a cluster: its environment and labels.
+    public struct PlacementClass: Sendable, Hashable {
+        public var environment: String
+        public var labels: [String: String]
+    }
+
+    /// The effective policy of one cluster.
+    public func render(cluster: MemberCluster) -> EffectivePolicy {
+        render(PlacementClass(environment: cluster.environment, labels: cluster.placementLabels))
+    }
+
+    /// The effective policy of each cluster, in the order given, rendering each placement class once.
+    public func render(clusters: [MemberCluster]) -> [(cluster: MemberCluster, policy: EffectivePolicy)] {
+        var cache: [PlacementClass: EffectivePolicy] = [:]
+        return clusters.map { cluster in
+            let key = PlacementClass(environment: cluster.environment, labels: cluster.placementLabels)
+            if let hit = cache[key] { return (cluster, hit) }
+            let policy = render(key)
+            cache[key] = policy
+            return (cluster, policy)
+        }
+    }
+
+    /// The effective policy of a placement class.
+    public func render(_ placement: PlacementClass) -> EffectivePolicy {
+        let environment = fleet.environment(named: placement.environment)
+            ?? Environment(name: placement.environment)
+        var state = RenderState(policy: policy, environment: environment, revision: revision)
+        let placed = policy.documents.filter { $0.placement.matches(placement.labels) }
+        return state.run(placed)
+    }
+}
+
+/// The working state of one render.
+struct RenderState {
+    let policy: ValidatedPolicySet
+    let environment: Environment
+    let revision: String
+    var selectors = SelectorTable()
+    var conflicts: [Conflict] = []
+
+    init(policy: ValidatedPolicySet, environment: Environment, revision: String) {
+        self.policy = policy
+        self.environment = environment
+        self.revision = revision
+    }
+
+    /// A selector with `name_referral` replaced by its definition's criteria, for coverage.
+    func resolved(_ selector: GroupSelector) -> GroupSelector {
+        guard selector.nameReferral == true, let definition = policy.groupDefinitions[selector.name] else {
+            return selector
+        }
+        var copy = selector
+        copy.criteria = definition.criteria
+        return copy
+    }
+
+    func source(_ document: PlacedDocument, _ origin: Origin, rule: String) -> RuleSource {
+        let at = origin.location
+        return RuleSource(file: document.source, line: at.line, column: at.column, document: document.object.identity,
+                          rule: rule, tier: document.tier)
+    }
+
+    mutating func run(_ placed: [PlacedDocument]) -> EffectivePolicy {
+        var globals: [(PlacedDocument, SecurityRuleSpec)] = []
+        var namespaced: [(PlacedDocument, SecurityRuleSpec)] = []
+        var objects: [RenderedObject] = []
+        for document in placed {
+            guard let spec = document.object.securityRule else {
+                objects.append(emitOpaque(document))
+                continue
+            }
+            switch document.scope {
+            case .global: globals.append((document, spec))
+            case .namespace: namespaced.append((document, spec))
+            }
+        }
+        var network: [EffectiveNetworkRule] = []
+        var documents: [EffectiveDocument] = []
+        let globalTargets = globals.map { selectors.intern(resolved($0.1.target.selector)) }
+        for (document, spec) in globals {
+            let processes = spec.process.map { EffectiveEntry(rule: $0, source: source(document, $0.origin, rule: "\($0.name) \($0.path)")) }
+            let files = spec.file.map { EffectiveEntry(rule: $0, source: source(document, $0.origin, rule: $0.filter)) }
+            let (object, effective, rules) = emitSecurityRule(document, spec, processes: processes, files: files)
+            objects.append(object)
+            documents.append(effective)
+            network += rules
+        }
+        for (document, spec) in namespaced {
+            let target = selectors.intern(resolved(spec.target.selector))
+            var covering: [(PlacedDocument, SecurityRuleSpec)] = []
+            for (index, global) in globals.enumerated() where selectors.covers(globalTargets[index], target) {
+                covering.append(global)
+            }
+            let processes = mergeProcesses(document, spec, covering: covering)
+            let files = mergeFiles(document, spec, covering: covering)
+            let (object, effective, rules) = emitSecurityRule(document, spec, processes: processes, files: files)
+            objects.append(object)
+            documents.append(effective)
+            network += rules
+        }
+        network.sort(by: Precedence.evaluatesBefore)
+        findNetworkConflicts(network)
+        objects.sort { $0.identity < $1.identity }
+        documents.sort { $0.identity < $1.identity }
+        return EffectivePolicy(environment: environment.name, objects: objects, conflicts: conflicts.sorted(),
+                               networkRules: network, documents: documents)
+    }
+
+    // MARK: - Process and file merging (§3.3, §3.4)
+
+    mutating func mergeProcesses(_ document: PlacedDocument, _ spec: SecurityRuleSpec,
+                                 covering: [(PlacedDocument, SecurityRuleSpec)]) -> [EffectiveEntry<ProcessRule>] {
+        struct Key: Hashable {
+            var name: String
+            var path: String
+        }
+        var out: [EffectiveEntry<ProcessRule>] = []
+        var enforced: [Key: EffectiveEntry<ProcessRule>] = [:]
+        var seen = Set<Key>()
+        for (global, globalSpec) in covering where global.tier == .enforced {
+            for rule in globalSpec.process {
+                let key = Key(name: rule.name, path: rule.path)
+                guard seen.insert(key).inserted else { continue }
+                let entry = EffectiveEntry(rule: rule, source: source(global, rule.origin, rule: "\(rule.name) \(rule.path)"))
+                enforced[key] = entry
+                out.append(entry)
+            }
+        }
+        for rule in spec.process {
+            let key = Key(name: rule.name, path: rule.path)
+            let mine = source(document, rule.origin, rule: "\(rule.name) \(rule.path)")
+            if let winner = enforced[key] {
+                if winner.rule.action != rule.action {
+                    conflicts.append(Conflict(
+                        kind: .overridden, rule: mine, by: winner.source,
+                        message: "process rule '\(rule.name)' (\(rule.path)) is replaced: the enforced global rule says \(winner.rule.action.rawValue), this one \(rule.action.rawValue)"))
+                }
+                continue
+            }
+            guard seen.insert(key).inserted else { continue }
+            out.append(EffectiveEntry(rule: rule, source: mine))
+        }
+        for (global, globalSpec) in covering where global.tier == .baseline {
+            for rule in globalSpec.process {
+                let key = Key(name: rule.name, path: rule.path)
+                guard seen.insert(key).inserted else { continue }
+                out.append(EffectiveEntry(rule: rule, source: source(global, rule.origin, rule: "\(rule.name) \(rule.path)")))
+            }
+        }
+        return out
+    }
+
+    /// File rules keyed by filter; the stricter wins: `block_access` beats `monitor_change`, two entries of
+    /// the same behavior keep the intersection of their `app` lists, `recursive` is the OR.
+    mutating func mergeFiles(_ document: PlacedDocument, _ spec: SecurityRuleSpec,
+                             covering: [(PlacedDocument, SecurityRuleSpec)]) -> [EffectiveEntry<FileRule>] {
+        var ordered: [(PlacedDocument, FileRule)] = []
+        for (global, globalSpec) in covering where global.tier == .enforced {
+            ordered += globalSpec.file.map { (global, $0) }
+        }
+        ordered += spec.file.map { (document, $0) }
+        for (global, globalSpec) in covering where global.tier == .baseline {
+            ordered += globalSpec.file.map { (global, $0) }
+        }
+        var out: [EffectiveEntry<FileRule>] = []
+        var index: [String: Int] = [:]
+        var namespaceEntry: [String: (FileRule, RuleSource)] = [:]
+        for (owner, rule) in ordered {
+            let key = NeuVectorNames.cleanPath(rule.filter)
+            let mine = source(owner, rule.origin, rule: rule.filter)
+            if owner.tier == .namespace { namespaceEntry[key] = (rule, mine) }
+            guard let at = index[key] else {
+                index[key] = out.count
+                out.append(EffectiveEntry(rule: rule, source: mine))
+                continue
+            }
+            let current = out[at].rule
+            var merged = current
+            var decidedBy = out[at].source
+            switch (current.behavior, rule.behavior) {
+            case (.monitorChange, .blockAccess):
+                merged = rule
+                merged.recursive = current.recursive || rule.recursive
+                decidedBy = mine
+            case (.blockAccess, .monitorChange):
+                merged.recursive = current.recursive || rule.recursive
+            case (.blockAccess, .blockAccess), (.monitorChange, .monitorChange):
+                merged.app = current.app.filter { rule.app.contains($0) }
+                merged.recursive = current.recursive || rule.recursive
+                if owner.tier != .namespace && merged != current { decidedBy = mine }
+            }
+            out[at] = EffectiveEntry(rule: merged, source: decidedBy)
+        }
+        for (key, (rule, mine)) in namespaceEntry.sorted(by: { $0.key < $1.key }) {
+            guard let at = index[key] else { continue }
+            let result = out[at]
+            if result.rule.behavior != rule.behavior || result.rule.recursive != rule.recursive
+                || Set(result.rule.app) != Set(rule.app) {
+                let winner = result.source.tier == .namespace
+                    ? ordered.first { NeuVectorNames.cleanPath($0.1.filter) == key && $0.0.tier != .namespace }
+                        .map { source($0.0, $0.1.origin, rule: $0.1.filter) } ?? result.source
+                    : result.source
+                conflicts.append(Conflict(
+                    kind: .overridden, rule: mine, by: winner,
+                    message: "file rule '\(rule.filter)' is merged with a global one: the result is \(result.rule.behavior.rawValue), recursive \(result.rule.recursive), app [\(result.rule.app.joined(separator: ", "))]"))
+            }
+        }
+        return out
+    }
+
+    // MARK: - Output (§3.5, §3.6)
+
+    func outputMode(_ spec: SecurityRuleSpec) -> PolicyMode? {
+        guard GroupClass.of(spec.target.selector).hasPolicyMode else { return nil }
+        var stated = environment.defaultPolicyMode
+        if case .mode(let mode)? = spec.target.policyMode { stated = mode }
+        return max(stated, environment.minimumPolicyMode)
+    }
+
+    mutating func emitSecurityRule(_ document: PlacedDocument, _ spec: SecurityRuleSpec,
+                                   processes: [EffectiveEntry<ProcessRule>], files: [EffectiveEntry<FileRule>])
+        -> (RenderedObject, EffectiveDocument, [EffectiveNetworkRule])
+    {
+        let mode = outputMode(spec)
+        var out = spec
+        out.target.policyMode = mode.map { .mode($0) }
+        let target = resolved(spec.target.selector)
+        var rules: [EffectiveNetworkRule] = []
+        func place(_ list: [NetworkRule], _ direction: Direction) -> [NetworkRule] {
+            list.map { rule in
+                var copy = rule
+                let priority = Precedence.outputPriority(tier: document.tier, priority: rule.priority ?? 0)
+                copy.priority = priority
+                let ports = (try? PortSet.parse(rule.ports).get()) ?? .all
+                rules.append(EffectiveNetworkRule(
+                    direction: direction, target: target, peer: resolved(rule.selector), ports: ports,
+                    applications: ApplicationSet(rule.applications), action: rule.action, priority: priority,
+                    source: source(document, rule.origin, rule: rule.name)))
+                return copy
+            }
+        }
+        out.ingress = place(spec.ingress, .ingress)
+        out.egress = place(spec.egress, .egress)
+        out.process = processes.map(\.rule)
+        out.file = files.map(\.rule)
+        let kind: ObjectKind
+        let namespace: String?
+        switch document.scope {
+        case .global:
+            kind = .clusterSecurityRule
+            namespace = nil
+        case .namespace(let ns):
+            kind = .securityRule
+            namespace = ns
+        }
+        let object = emit(document, kind: kind, namespace: namespace, spec: out.wireValue.canonical)
+        let effective = EffectiveDocument(identity: object.identity, target: target, tier: document.tier,
+                                          policyMode: mode, processes: processes, files: files)
+        return (object, effective, rules)
+    }
+
+    func emitOpaque(_ document: PlacedDocument) -> RenderedObject {
+        let object = document.object
+        return emit(document, kind: object.kind, namespace: object.kind.isNamespaced ? object.metadata.namespace : nil,
+                    spec: object.specValue)
+    }
+
+    func emit(_ document: PlacedDocument, kind: ObjectKind, namespace: String?, spec: Value) -> RenderedObject {
+        let meta = document.object.metadata
+        let hash = ContentHash.of(spec)
+        var labels = meta.labels
+        labels[HubAnnotation.managedByKey] = HubAnnotation.managedByValue
+        var annotations = meta.annotations
+        annotations[HubAnnotation.tier] = nil
+        annotations[HubAnnotation.placement] = nil
+        annotations[HubAnnotation.revision] = revision
+        annotations[HubAnnotation.source] = document.source
+        annotations[HubAnnotation.hash] = hash
+        let object = PolicyObject(apiVersion: ObjectKind.apiVersion, kind: kind,
+                                  metadata: ObjectMeta(name: meta.name, namespace: namespace, labels: labels,
+                                                       annotations: annotations),
+                                  body: .opaque(spec))
+        return RenderedObject(identity: object.identity, source: document.source, hash: hash, value: object.wireValue)
+    }
+}

@@ -1,0 +1,141 @@
+import ArgumentParser
+import PolicyCore
+
+/// `policyhub explain`: why a flow or a process is allowed or denied on a cluster.
+struct ExplainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "explain",
+        abstract: "Explain the decision for a network flow or a process on one cluster.",
+        discussion: """
+            Network flow:  policyhub explain --cluster prod-eu-1 --target nv.node-pod.demo \\
+                             --peer nv.redis-pod.demo --port tcp/6379 --app Redis --direction egress
+            Process:       policyhub explain --cluster prod-eu-1 --target nv.node-pod.demo --process /usr/bin/nc
+
+            Prints the decision, the deciding rule with its file, line and tier, and the rules it beat.
+            Groups are named as in the policies (nv.<svc>.<ns>, containers, external, nodes, ...).
+            """)
+
+    @OptionGroup var repository: RepositoryOptions
+
+    @Option(name: .long, help: "The cluster whose effective policy decides.")
+    var cluster: String
+
+    @Option(name: .long, help: ArgumentHelp("The group the workload belongs to.", valueName: "group"))
+    var target: String
+
+    @Option(name: .long, help: ArgumentHelp("A process path started in the target.", valueName: "path"))
+    var process: String?
+
+    @Option(name: .long, help: ArgumentHelp("The other side of the flow.", valueName: "group"))
+    var peer: String?
+
+    @Option(name: .long, help: ArgumentHelp("tcp/80, udp/53, 8080 (tcp) or icmp.", valueName: "port"))
+    var port: String?
+
+    @Option(name: .long, help: ArgumentHelp("The application protocol, e.g. HTTP, Redis, SSH.", valueName: "name"))
+    var app: String?
+
+    @Option(name: .long, help: "ingress (peer to target) or egress (target to peer).")
+    var direction: String = "ingress"
+
+    @Option(name: .long, help: "text or json.")
+    var output: OutputFormat = .text
+
+    func validate() throws {
+        if (process == nil) == (peer == nil) {
+            throw ValidationError("give either --process PATH or --peer GROUP (with --port/--app/--direction)")
+        }
+        if Direction(rawValue: direction) == nil {
+            throw ValidationError("--direction must be ingress or egress")
+        }
+        if let port, ExplainCommand.parsePort(port) == nil {
+            throw ValidationError("--port '\(port)' is not tcp/N, udp/N, N or icmp")
+        }
+    }
+
+    static func parsePort(_ text: String) -> (PortSet.Proto?, Int?)? {
+        let lower = text.lowercased()
+        if lower == "icmp" { return (nil, nil) }
+        let parts = lower.split(separator: "/")
+        if parts.count == 1, let n = Int(parts[0]), (0...65535).contains(n) { return (.tcp, n) }
+        if parts.count == 2, let proto = PortSet.Proto(rawValue: String(parts[0])), let n = Int(parts[1]),
+           (0...65535).contains(n) {
+            return (proto, n)
+        }
+        return nil
+    }
+
+    func run() throws {
+        let (workspace, renderer) = try openValid(repository)
+        guard let member = workspace.fleet?.cluster(named: cluster) else {
+            printError("policyhub: unknown cluster '\(cluster)'")
+            throw ExitStatus.failure
+        }
+        let policy = renderer.render(cluster: member)
+        let query: ExplainQuery
+        if let process {
+            query = .process(target: target, path: process)
+        } else {
+            let parsed = port.flatMap(ExplainCommand.parsePort)
+            query = .network(target: target, peer: peer ?? "", direction: Direction(rawValue: direction) ?? .ingress,
+                             proto: parsed?.0 ?? .tcp, port: parsed?.1, application: app)
+        }
+        let explanation: Explanation
+        do {
+            explanation = try policy.explain(query)
+        } catch {
+            printError("policyhub: \(error.message) of cluster '\(cluster)'")
+            throw ExitStatus.failure
+        }
+        switch output {
+        case .json: print(JSONWriter.pretty(ExplainCommand.value(explanation, cluster: member)), terminator: "")
+        case .text, .yaml: print(ExplainCommand.text(explanation, cluster: member, query: query), terminator: "")
+        }
+    }
+
+    static func matchValue(_ match: Explanation.Match) -> Value {
+        var map = ValueMapBuilder()
+        map.set("action", .string(match.action.rawValue))
+        map.set("rule", .string(match.source.rule))
+        map.set("tier", .string(match.source.tier.rawValue))
+        map.set("file", .string(match.source.file))
+        map.set("line", .int(match.source.line))
+        map.set("column", .int(match.source.column))
+        map.set("document", .string(match.source.document.description))
+        map.set("rank", .int(match.rank))
+        map.set("note", match.note.map(Value.string))
+        return map.value
+    }
+
+    static func value(_ e: Explanation, cluster: MemberCluster) -> Value {
+        var map = ValueMapBuilder()
+        map.set("cluster", .string(cluster.name))
+        map.set("environment", .string(cluster.environment))
+        map.set("decision", .string(e.decision))
+        map.set("deciding", e.deciding.map(matchValue) ?? .null)
+        map.set("beaten", .list(e.beaten.map(matchValue)))
+        map.set("notes", .list(e.notes.map(Value.string)))
+        return map.value
+    }
+
+    static func text(_ e: Explanation, cluster: MemberCluster, query: ExplainQuery) -> String {
+        var out = "cluster \(cluster.name) (environment \(cluster.environment))\n"
+        out += "decision: \(e.decision.uppercased())\n"
+        func line(_ m: Explanation.Match) -> String {
+            let rank = m.rank >= 0 ? (isNetwork(query) ? "priority \(m.rank)" : "entry \(m.rank + 1)") : "dropped"
+            return "\(m.action.rawValue) by '\(m.source.rule)' [\(m.source.tier.rawValue), \(rank)] at \(m.source.location) in \(m.source.document)\(m.note.map { " (\($0))" } ?? "")"
+        }
+        if let deciding = e.deciding { out += "decided by: \(line(deciding))\n" }
+        if !e.beaten.isEmpty {
+            out += "beat:\n"
+            for m in e.beaten { out += "  - \(line(m))\n" }
+        }
+        for note in e.notes { out += "note: \(note)\n" }
+        return out
+    }
+
+    static func isNetwork(_ query: ExplainQuery) -> Bool {
+        if case .network = query { return true }
+        return false
+    }
+}

@@ -1,0 +1,136 @@
+import ArgumentParser
+import Foundation
+import PolicyCore
+import PolicyYAML
+
+/// `policyhub render`: the effective policy of one or all clusters.
+struct RenderCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "render",
+        abstract: "Render the effective policy of clusters from the policies/ tree.",
+        discussion: """
+            A pure function of the repository: the same files give byte-identical output in any order.
+            It renders policies/ for every cluster, whatever is deployed.
+
+            Without --out-dir, prints YAML documents (or JSON with --output json) to standard output.
+            With --out-dir, writes one file per object in the GitOps layout:
+              DIR/<cluster>/cluster/<kind>s/<name>.yaml
+              DIR/<cluster>/namespaces/<ns>/<kind>s/<name>.yaml
+            Conflicts (shadowed, overridden, redundant, ambiguous) go to standard error; an ambiguous
+            conflict is an error and makes the exit status 1, after the output is written.
+            """)
+
+    @OptionGroup var repository: RepositoryOptions
+
+    @Option(name: .long, help: ArgumentHelp("Render only this cluster (repeatable).", valueName: "name"))
+    var cluster: [String] = []
+
+    @Option(name: .long, help: "Output format for standard output: yaml or json.")
+    var output: OutputFormat = .yaml
+
+    @Option(name: .customLong("out-dir"), help: ArgumentHelp("Write one file per object below this folder.", valueName: "dir"))
+    var outDir: String?
+
+    @Option(name: .long, help: ArgumentHelp("The policyhub.dev/revision annotation (default: tree-<content hash>).", valueName: "id"))
+    var revision: String?
+
+    func run() throws {
+        let workspace = Workspace.open(root: repository.root)
+        guard let renderer = workspace.renderer(revision: revision), let fleet = workspace.fleet else {
+            report(workspace.diagnostics)
+            printError("policyhub: the policy repository is invalid; nothing was rendered")
+            throw ExitStatus.failure
+        }
+        for diagnostic in workspace.diagnostics { printError(diagnostic.description) }
+        var clusters = fleet.clusters
+        if !cluster.isEmpty {
+            for name in cluster where fleet.cluster(named: name) == nil {
+                printError("policyhub: unknown cluster '\(name)' (known: \(fleet.clusters.map(\.name).joined(separator: ", ")))")
+                throw ExitStatus.failure
+            }
+            clusters = clusters.filter { cluster.contains($0.name) }
+        }
+        let rendered = renderer.render(clusters: clusters)
+        var ambiguous = false
+        for (cluster, policy) in rendered {
+            for conflict in policy.conflicts {
+                if conflict.severity == .error { ambiguous = true }
+                printError("\(conflict.rule.location): \(conflict.severity.rawValue): [\(cluster.name)] \(conflict.kind.rawValue): \(conflict.message) (\(conflict.by.location))")
+            }
+        }
+        if let outDir {
+            try write(rendered, to: outDir)
+        } else {
+            switch output {
+            case .json: print(RenderOutput.json(rendered), terminator: "")
+            case .yaml, .text: print(RenderOutput.yaml(rendered), terminator: "")
+            }
+        }
+        if ambiguous { throw ExitStatus.failure }
+    }
+
+    func write(_ rendered: [(cluster: MemberCluster, policy: EffectivePolicy)], to folder: String) throws {
+        let base = folder.hasPrefix("/") ? folder
+            : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(folder)
+        var files = 0
+        for (cluster, policy) in rendered {
+            let clusterDir = (base as NSString).appendingPathComponent(cluster.name)
+            for object in policy.objects {
+                let path = (clusterDir as NSString).appendingPathComponent(GitOpsLayout.relativePath(of: object.identity))
+                try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                        withIntermediateDirectories: true)
+                try Data(YAMLWriter.document(object.value).utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+                files += 1
+            }
+        }
+        printError("wrote \(files) files for \(rendered.count) cluster\(rendered.count == 1 ? "" : "s") below \(folder)")
+    }
+}
+
+/// The stdout forms of a render.
+public enum RenderOutput {
+    /// YAML documents, each cluster's introduced by a comment.
+    public static func yaml(_ rendered: [(cluster: MemberCluster, policy: EffectivePolicy)]) -> String {
+        var out = ""
+        for (cluster, policy) in rendered {
+            out += "# cluster: \(cluster.name) (environment: \(cluster.environment)), \(policy.objects.count) objects\n"
+            for object in policy.objects {
+                out += "---\n" + YAMLWriter.document(object.value)
+            }
+        }
+        return out
+    }
+
+    /// A JSON array: per cluster, `cluster`, `environment`, `objects` and `conflicts`.
+    public static func json(_ rendered: [(cluster: MemberCluster, policy: EffectivePolicy)]) -> String {
+        JSONWriter.pretty(.list(rendered.map { cluster, policy in
+            .map([
+                Value.MapEntry("cluster", .string(cluster.name)),
+                Value.MapEntry("environment", .string(cluster.environment)),
+                Value.MapEntry("objects", .list(policy.objects.map(\.value))),
+                Value.MapEntry("conflicts", .list(policy.conflicts.map(conflictValue))),
+            ])
+        }))
+    }
+
+    static func sourceValue(_ source: RuleSource) -> Value {
+        .map([
+            Value.MapEntry("file", .string(source.file)),
+            Value.MapEntry("line", .int(source.line)),
+            Value.MapEntry("column", .int(source.column)),
+            Value.MapEntry("document", .string(source.document.description)),
+            Value.MapEntry("rule", .string(source.rule)),
+            Value.MapEntry("tier", .string(source.tier.rawValue)),
+        ])
+    }
+
+    static func conflictValue(_ conflict: Conflict) -> Value {
+        .map([
+            Value.MapEntry("type", .string(conflict.kind.rawValue)),
+            Value.MapEntry("severity", .string(conflict.severity.rawValue)),
+            Value.MapEntry("rule", sourceValue(conflict.rule)),
+            Value.MapEntry("by", sourceValue(conflict.by)),
+            Value.MapEntry("message", .string(conflict.message)),
+        ])
+    }
+}

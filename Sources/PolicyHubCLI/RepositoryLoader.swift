@@ -1,0 +1,108 @@
+import Foundation
+import PolicyCore
+import PolicyYAML
+
+/// A policy repository read from disk: `policies/` and `clusters/`, with every problem found.
+public struct LoadedRepository: Sendable {
+    public var root: String
+    public var tree: PolicyTree
+    public var fleet: FleetConfig
+    public var diagnostics: [Diagnostic]
+}
+
+/// Reads a policy repository from disk. The only code that touches the policy files.
+public enum RepositoryLoader {
+    /// Repository-relative paths of the YAML files below `folder`, sorted.
+    static func yamlFiles(root: String, folder: String) -> [String] {
+        let base = (root as NSString).appendingPathComponent(folder)
+        guard let enumerator = FileManager.default.enumerator(atPath: base) else { return [] }
+        var out: [String] = []
+        while let item = enumerator.nextObject() as? String {
+            guard item.hasSuffix(".yaml") || item.hasSuffix(".yml") else { continue }
+            var isDirectory: ObjCBool = false
+            let full = (base as NSString).appendingPathComponent(item)
+            if FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory), !isDirectory.boolValue {
+                out.append(folder + "/" + item)
+            }
+        }
+        return out.sorted()
+    }
+
+    static func read(root: String, path: String) -> Result<[UInt8], Diagnostic> {
+        let full = (root as NSString).appendingPathComponent(path)
+        guard let data = FileManager.default.contents(atPath: full) else {
+            return .failure(.error("cannot read the file", at: .start(of: path)))
+        }
+        return .success([UInt8](data))
+    }
+
+    /// Reads and decodes every policy and cluster file below `root`. Files are decoded concurrently.
+    public static func load(root: String, limits: YAMLLimits = .default) -> LoadedRepository {
+        var diagnostics: [Diagnostic] = []
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: (root as NSString).appendingPathComponent("policies"),
+                                           isDirectory: &isDirectory) || !isDirectory.boolValue {
+            diagnostics.append(.error("no policies/ folder here; run in a policy repository or pass --repo PATH",
+                                      at: .start(of: "policies")))
+        }
+        let policyFiles = yamlFiles(root: root, folder: "policies")
+        let results = concurrentMap(policyFiles) { path -> ([PolicyObject], [Diagnostic]) in
+            switch read(root: root, path: path) {
+            case .failure(let d): return ([], [d])
+            case .success(let bytes):
+                let decoded = PolicyDecoder.decodeFile(bytes, file: path, limits: limits)
+                return (decoded.objects, decoded.diagnostics)
+            }
+        }
+        var objects: [PolicyObject] = []
+        for (fileObjects, fileDiagnostics) in results {
+            objects += fileObjects
+            diagnostics += fileDiagnostics
+        }
+        var environments: [Environment] = []
+        var clusters: [MemberCluster] = []
+        let clusterFiles = yamlFiles(root: root, folder: "clusters")
+        if !clusterFiles.contains("clusters/environments.yaml") {
+            diagnostics.append(.error("clusters/environments.yaml is missing", at: .start(of: "clusters/environments.yaml")))
+        }
+        for path in clusterFiles {
+            switch read(root: root, path: path) {
+            case .failure(let d): diagnostics.append(d)
+            case .success(let bytes):
+                let decoded = PolicyDecoder.decodeFleetFile(bytes, file: path, limits: limits)
+                environments += decoded.environments
+                clusters += decoded.clusters
+                diagnostics += decoded.diagnostics
+            }
+        }
+        return LoadedRepository(root: root, tree: PolicyTree(objects: objects),
+                                fleet: FleetConfig(environments: environments, clusters: clusters),
+                                diagnostics: diagnostics)
+    }
+
+    /// `transform` applied to each element on all cores, results in input order.
+    static func concurrentMap<T: Sendable, R: Sendable>(_ items: [T], _ transform: @Sendable (T) -> R) -> [R] {
+        if items.count < 2 { return items.map(transform) }
+        let box = ResultBox<R>(count: items.count)
+        DispatchQueue.concurrentPerform(iterations: items.count) { index in
+            box.set(index, transform(items[index]))
+        }
+        return box.values()
+    }
+}
+
+/// Collects results written from concurrent iterations, each to its own slot.
+private final class ResultBox<R>: @unchecked Sendable {
+    private var slots: [R?]
+    private let lock = NSLock()
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ value: R) {
+        lock.lock()
+        slots[index] = value
+        lock.unlock()
+    }
+
+    func values() -> [R] { slots.compactMap { $0 } }
+}

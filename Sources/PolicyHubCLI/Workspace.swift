@@ -1,0 +1,34 @@
+import Foundation
+import PolicyCore
+import PolicyYAML
+
+/// A policy repository read and validated: what every command starts from.
+public struct Workspace: Sendable {
+    public let repository: LoadedRepository
+    /// Every problem, sorted by file, line and column.
+    public let diagnostics: [Diagnostic]
+    /// Present when the policy tree has no error.
+    public let policy: ValidatedPolicySet?
+    /// Present when `clusters/` has no error.
+    public let fleet: ValidatedFleet?
+
+    public var isValid: Bool { policy != nil && fleet != nil && !diagnostics.hasErrors }
+
+    /// Reads and validates the repository at `root`.
+    public static func open(root: String, limits: YAMLLimits = .default) -> Workspace {
+        let repository = RepositoryLoader.load(root: root, limits: limits)
+        let policy = PolicyValidator.validate(repository.tree)
+        let fleet = FleetValidator.validate(repository.fleet) { KubeconfigCheck.problem($0, root: root) }
+        let all = (repository.diagnostics + policy.diagnostics + fleet.diagnostics).sorted()
+        let decodeOK = !repository.diagnostics.hasErrors
+        return Workspace(repository: repository, diagnostics: all, policy: decodeOK ? policy.value : nil,
+                         fleet: decodeOK ? fleet.value : nil)
+    }
+
+    /// A renderer for the working tree, with the tree's content hash as its revision unless one is given.
+    public func renderer(revision: String? = nil) -> Renderer? {
+        guard isValid, let policy, let fleet else { return nil }
+        let id = revision ?? "tree-" + policy.contentHash.dropFirst("sha256:".count).prefix(12)
+        return Renderer(policy: policy, fleet: fleet, revision: id)
+    }
+}

@@ -1,0 +1,348 @@
+import PolicyCore
+
+extension PolicyDecoder {
+    /// Decodes one YAML document: an object or a `kind: List` of objects.
+    mutating func decodeDocument(_ node: YAMLNode) -> [PolicyObject] {
+        guard let pairs = pairs(node, "a document") else { return [] }
+        let kind = pairs.first { $0.key.scalarText == "kind" }?.value
+        let apiVersion = pairs.first { $0.key.scalarText == "apiVersion" }?.value
+        if kind?.scalarText == "List" {
+            if let apiVersion, apiVersion.scalarText != "v1" {
+                error("a List must have apiVersion 'v1', not '\(apiVersion.scalarText ?? "")'", apiVersion)
+            }
+            guard let itemsNode = pairs.first(where: { $0.key.scalarText == "items" })?.value else {
+                missing("items", in: "a List", node)
+                return []
+            }
+            guard let items = list(itemsNode, "items") else { return [] }
+            return items.compactMap { decodeObject($0) }
+        }
+        return decodeObject(node).map { [$0] } ?? []
+    }
+
+    /// Decodes one NeuVector object.
+    mutating func decodeObject(_ node: YAMLNode) -> PolicyObject? {
+        guard let pairs = pairs(node, "an object") else { return nil }
+        var apiVersion: String?
+        var kind: ObjectKind?
+        var kindNode: YAMLNode?
+        var metadata: ObjectMeta?
+        var specNode: YAMLNode?
+        for pair in pairs {
+            switch pair.key.scalarText ?? "" {
+            case "apiVersion": apiVersion = string(pair.value, "apiVersion")
+            case "kind":
+                kindNode = pair.value
+                guard let text = string(pair.value, "kind") else { continue }
+                kind = ObjectKind(rawValue: text)
+                if kind == nil {
+                    let known = ObjectKind.allCases.map(\.rawValue).joined(separator: ", ")
+                    error("unknown kind '\(text)'; the hub reads: \(known)", pair.value)
+                }
+            case "metadata": metadata = decodeMetadata(pair.value)
+            case "spec": specNode = pair.value
+            case "status": continue
+            default: unknownField(pair, in: "the object")
+            }
+        }
+        guard let kindNode else {
+            missing("kind", in: "the object", node)
+            return nil
+        }
+        guard let kind else { return nil }
+        if apiVersion == nil {
+            missing("apiVersion", in: "the object", node)
+        } else if apiVersion != ObjectKind.apiVersion {
+            let at = pairs.first { $0.key.scalarText == "apiVersion" }?.value ?? kindNode
+            error("unknown apiVersion '\(apiVersion ?? "")' for \(kind.rawValue); expected '\(ObjectKind.apiVersion)'", at)
+        }
+        guard let metadata else {
+            missing("metadata", in: "the object", node)
+            return nil
+        }
+        let body: PolicyObject.Body
+        if kind.isSecurityRule {
+            guard let specNode else {
+                missing("spec", in: kind.rawValue, node)
+                return nil
+            }
+            guard let spec = decodeSecurityRuleSpec(specNode) else { return nil }
+            body = .securityRule(spec)
+        } else {
+            body = .opaque(specNode?.value ?? .null)
+        }
+        return PolicyObject(apiVersion: apiVersion ?? ObjectKind.apiVersion, kind: kind, metadata: metadata,
+                            body: body, origin: origin(node, pairs))
+    }
+
+    mutating func decodeMetadata(_ node: YAMLNode) -> ObjectMeta? {
+        guard let pairs = pairs(node, "metadata") else { return nil }
+        var meta = ObjectMeta(name: "")
+        var sawName = false
+        for pair in pairs {
+            switch pair.key.scalarText ?? "" {
+            case "name":
+                sawName = true
+                meta.name = string(pair.value, "metadata.name") ?? ""
+            case "namespace": meta.namespace = optionalString(pair.value, "metadata.namespace")
+            case "labels": meta.labels = stringMap(pair.value, "metadata.labels")
+            case "annotations": meta.annotations = stringMap(pair.value, "metadata.annotations")
+            default: continue  // creationTimestamp, uid, resourceVersion...: Kubernetes' own
+            }
+        }
+        if !sawName {
+            missing("name", in: "metadata", node)
+            return nil
+        }
+        return meta
+    }
+
+    mutating func decodeSecurityRuleSpec(_ node: YAMLNode) -> SecurityRuleSpec? {
+        guard let pairs = pairs(node, "spec") else { return nil }
+        var target: Target?
+        var spec = SecurityRuleSpec(target: Target(selector: GroupSelector(name: "")))
+        for pair in pairs {
+            switch pair.key.scalarText ?? "" {
+            case "target": target = decodeTarget(pair.value)
+            case "ingress": spec.ingress = decodeList(pair.value, "ingress") { $0.decodeNetworkRule($1) }
+            case "egress": spec.egress = decodeList(pair.value, "egress") { $0.decodeNetworkRule($1) }
+            case "process": spec.process = decodeList(pair.value, "process") { $0.decodeProcessRule($1) }
+            case "file": spec.file = decodeList(pair.value, "file") { $0.decodeFileRule($1) }
+            case "process_profile": spec.processProfile = decodeProcessProfile(pair.value)
+            case "dlp": spec.dlp = decodeSensorSettings(pair.value, "dlp")
+            case "waf": spec.waf = decodeSensorSettings(pair.value, "waf")
+            case "response":
+                if pair.value.isNull { continue }
+                if let items = list(pair.value, "response") { spec.response = items.map(\.value) }
+            default: unknownField(pair, in: "spec")
+            }
+        }
+        guard let target else {
+            missing("target", in: "spec", node)
+            return nil
+        }
+        spec.target = target
+        return spec
+    }
+
+    mutating func decodeList<T>(_ node: YAMLNode, _ what: String, _ item: (inout PolicyDecoder, YAMLNode) -> T?)
+        -> [T]
+    {
+        guard let items = list(node, what) else { return [] }
+        var out: [T] = []
+        out.reserveCapacity(items.count)
+        for node in items {
+            if let value = item(&self, node) { out.append(value) }
+        }
+        return out
+    }
+
+    mutating func decodeTarget(_ node: YAMLNode) -> Target? {
+        guard let pairs = pairs(node, "target") else { return nil }
+        var mode: PolicyModeSetting?
+        var selector: GroupSelector?
+        for pair in pairs {
+            switch pair.key.scalarText ?? "" {
+            case "policymode":
+                guard let text = optionalString(pair.value, "policymode") else { continue }
+                if text.isEmpty || text == "N/A" {
+                    mode = .notApplicable
+                } else if let m = PolicyMode(rawValue: text) {
+                    mode = .mode(m)
+                } else {
+                    error("policymode '\(text)' is not one of: Discover, Monitor, Protect, N/A", pair.value)
+                }
+            case "selector": selector = decodeSelector(pair.value, "target.selector")
+            default: unknownField(pair, in: "target")
+            }
+        }
+        guard let selector else {
+            missing("selector", in: "target", node)
+            return nil
+        }
+        return Target(policyMode: mode, selector: selector, origin: origin(node, pairs))
+    }
+
+    mutating func decodeSelector(_ node: YAMLNode, _ what: String) -> GroupSelector? {
+        guard let pairs = pairs(node, what) else { return nil }
+        var selector = GroupSelector(name: "")
+        var sawName = false
+        for pair in pairs {
+            switch pair.key.scalarText ?? "" {
+            case "name":
+                sawName = true
+                selector.name = string(pair.value, "\(what).name") ?? ""
+            case "original_name": selector.originalName = optionalString(pair.value, "original_name")
+            case "comment": selector.comment = optionalString(pair.value, "comment")
+            case "name_referral": selector.nameReferral = bool(pair.value, "name_referral")
+            case "criteria": selector.criteria = decodeList(pair.value, "criteria") { $0.decodeCriterion($1) }
+            case "mon_metric": selector.monMetric = bool(pair.value, "mon_metric")
+            case "grp_sess_cur": selector.grpSessCur = int(pair.value, "grp_sess_cur")
+            case "grp_sess_rate": selector.grpSessRate = int(pair.value, "grp_sess_rate")
+            case "grp_band_width": selector.grpBandWidth = int(pair.value, "grp_band_width")
+            default: unknownField(pair, in: "selector")
+            }
+        }
+        if !sawName {
+            missing("name", in: what, node)
+            return nil
+        }
+        selector.origin = origin(node, pairs)
+        return selector
+    }
+
+    mutating func decodeCriterion(_ node: YAMLNode) -> Criterion? {
+        guard let pairs = pairs(node, "a criterion") else { return nil }
+        var key: String?
+        var op: CriterionOp?
+        var value: String?
+        var opNode: YAMLNode?
+        for pair in pairs {
+            switch pair.key.scalarText ?? "" {
+            case "key": key = string(pair.value, "criterion key")
+            case "op":
+                opNode = pair.value
+                guard let text = string(pair.value, "criterion op") else { continue }
+                op = CriterionOp(rawValue: text)
+                if op == nil {
+                    error("criterion op '\(text)' is not one of: =, !=, contains, prefix, regex, !regex", pair.value)
+                }
+            case "value": value = string(pair.value, "criterion value")
+            default: unknownField(pair, in: "criterion")
+            }
+        }
+        for (field, present) in [("key", key != nil), ("op", opNode != nil), ("value", value != nil)] where !present {
+            missing(field, in: "a criterion", node)
+        }
+        guard let key, let op, let value else { return nil }
+        return Criterion(key, op, value, origin: origin(node, pairs))
+    }
+
+    mutating func decodeNetworkRule(_ node: YAMLNode) -> NetworkRule? {
+        guard let pairs = pairs(node, "a network rule") else { return nil }
+        var name: String?
+        var selector: GroupSelector?
+        var action: RuleAction?
+        var sawAction = false
+        var rule = NetworkRule(name: "", selector: GroupSelector(name: ""), action: .allow)
+        for pair in pairs {
+            switch pair.key.scalarText ?? "" {
+            case "name": name = string(pair.value, "rule name")
+            case "selector": selector = decodeSelector(pair.value, "selector")
+            case "action":
+                sawAction = true
+                action = enumeration(pair.value, "action", RuleAction.self)
+            case "applications": rule.applications = strings(pair.value, "applications") ?? []
+            case "ports": rule.ports = optionalString(pair.value, "ports")
+            case "priority": rule.priority = int(pair.value, "priority")
+            default: unknownField(pair, in: "network rule")
+            }
+        }
+        if name == nil { missing("name", in: "a network rule", node) }
+        if !sawAction { missing("action", in: "a network rule", node) }
+        if selector == nil, !pairs.contains(where: { $0.key.scalarText == "selector" }) {
+            missing("selector", in: "a network rule", node)
+        }
+        guard let name, let selector, let action else { return nil }
+        rule.name = name
+        rule.selector = selector
+        rule.action = action
+        rule.origin = origin(node, pairs)
+        return rule
+    }
+
+    mutating func decodeProcessRule(_ node: YAMLNode) -> ProcessRule? {
+        guard let pairs = pairs(node, "a process rule") else { return nil }
+        var rule = ProcessRule(name: "", path: "", action: .allow)
+        var action: RuleAction?
+        var sawAction = false
+        for pair in pairs {
+            switch pair.key.scalarText ?? "" {
+            case "name": rule.name = string(pair.value, "process name") ?? ""
+            case "path": rule.path = string(pair.value, "process path") ?? ""
+            case "action":
+                sawAction = true
+                action = enumeration(pair.value, "process action", RuleAction.self)
+            case "allow_update": rule.allowUpdate = bool(pair.value, "allow_update")
+            default: unknownField(pair, in: "process rule")
+            }
+        }
+        if !sawAction { missing("action", in: "a process rule", node) }
+        guard let action else { return nil }
+        rule.action = action
+        rule.origin = origin(node, pairs)
+        return rule
+    }
+
+    mutating func decodeFileRule(_ node: YAMLNode) -> FileRule? {
+        guard let pairs = pairs(node, "a file rule") else { return nil }
+        var rule = FileRule(filter: "", behavior: .monitorChange)
+        var filter: String?
+        var behavior: FileBehavior?
+        var sawBehavior = false
+        for pair in pairs {
+            switch pair.key.scalarText ?? "" {
+            case "filter": filter = string(pair.value, "filter")
+            case "recursive": rule.recursive = bool(pair.value, "recursive") ?? false
+            case "behavior":
+                sawBehavior = true
+                behavior = enumeration(pair.value, "behavior", FileBehavior.self)
+            case "app": rule.app = strings(pair.value, "app") ?? []
+            default: unknownField(pair, in: "file rule")
+            }
+        }
+        if filter == nil { missing("filter", in: "a file rule", node) }
+        if !sawBehavior { missing("behavior", in: "a file rule", node) }
+        guard let filter, let behavior else { return nil }
+        rule.filter = filter
+        rule.behavior = behavior
+        rule.origin = origin(node, pairs)
+        return rule
+    }
+
+    mutating func decodeProcessProfile(_ node: YAMLNode) -> ProcessProfile? {
+        if node.isNull { return nil }
+        guard let pairs = pairs(node, "process_profile") else { return nil }
+        var profile = ProcessProfile()
+        for pair in pairs {
+            switch pair.key.scalarText ?? "" {
+            case "baseline": profile.baseline = optionalString(pair.value, "process_profile.baseline")
+            case "mode": profile.mode = optionalString(pair.value, "process_profile.mode")
+            default: unknownField(pair, in: "process_profile")
+            }
+        }
+        profile.origin = origin(node, pairs)
+        return profile
+    }
+
+    mutating func decodeSensorSettings(_ node: YAMLNode, _ what: String) -> SensorSettings? {
+        if node.isNull { return nil }
+        guard let pairs = pairs(node, what) else { return nil }
+        var settings = SensorSettings(status: false, settings: [])
+        for pair in pairs {
+            switch pair.key.scalarText ?? "" {
+            case "status": settings.status = bool(pair.value, "\(what).status") ?? false
+            case "settings":
+                settings.settings = decodeList(pair.value, "\(what).settings") { decoder, item in
+                    guard let fields = decoder.pairs(item, "a sensor setting") else { return nil }
+                    var name: String?
+                    var action: RuleAction?
+                    for field in fields {
+                        switch field.key.scalarText ?? "" {
+                        case "name": name = decoder.string(field.value, "sensor name")
+                        case "action": action = decoder.enumeration(field.value, "sensor action", RuleAction.self)
+                        default: decoder.unknownField(field, in: "sensor setting")
+                        }
+                    }
+                    guard let name, let action else {
+                        decoder.error("a sensor setting needs 'name' and 'action'", item)
+                        return nil
+                    }
+                    return SensorSettings.Setting(name: name, action: action, origin: decoder.origin(item, fields))
+                }
+            default: unknownField(pair, in: what)
+            }
+        }
+        return settings
+    }
+}

@@ -1,0 +1,3 @@
+import PolicyHubCLI
+
+PolicyHubCommand.main()
