@@ -69,7 +69,7 @@ extension PolicyDecoder {
             guard let spec = decodeSecurityRuleSpec(specNode) else { return nil }
             body = .securityRule(spec)
         } else {
-            body = .opaque(specNode?.value ?? .null)
+            body = .opaque(specNode?.value.canonical ?? .null)  // key order carries no meaning
         }
         return PolicyObject(apiVersion: apiVersion ?? ObjectKind.apiVersion, kind: kind, metadata: metadata,
                             body: body, origin: origin(node, pairs))

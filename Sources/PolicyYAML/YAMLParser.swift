@@ -112,7 +112,7 @@ struct Composer {
         var event = yaml_event_t()
         while true {
             guard yaml_parser_parse(parser, &event) == 1 else {
-                return .failure(parserError(parser.pointee))
+                return .failure(parserError(parser.pointee, buffer))
             }
             defer { yaml_event_delete(&event) }
             let type = event.type
@@ -122,7 +122,7 @@ struct Composer {
         return .success(documents)
     }
 
-    private func parserError(_ parser: yaml_parser_t) -> Diagnostic {
+    private func parserError(_ parser: yaml_parser_t, _ buffer: UnsafeBufferPointer<UInt8>) -> Diagnostic {
         let problem = parser.problem.map { String(cString: $0) } ?? "invalid YAML"
         var message = problem
         if let context = parser.context.map({ String(cString: $0) }) {
@@ -131,8 +131,28 @@ struct Composer {
         if problem.contains("UTF-8") || problem.contains("octet") {
             message = "invalid UTF-8: " + message
         }
+        if parser.error == YAML_READER_ERROR {
+            // Reader errors (bad encoding, control characters) carry a byte offset, not a mark.
+            return .error(message, at: Composer.location(ofByte: parser.problem_offset, in: buffer, file: file))
+        }
         let mark = parser.problem_mark
         return .error(message, at: SourceLocation(file: file, line: Int(mark.line) + 1, column: Int(mark.column) + 1))
+    }
+
+    /// The line and column (in characters) of a byte offset.
+    static func location(ofByte offset: Int, in buffer: UnsafeBufferPointer<UInt8>, file: String) -> SourceLocation {
+        var line = 1
+        var column = 1
+        for index in 0..<min(offset, buffer.count) {
+            let byte = buffer[index]
+            if byte == 10 {
+                line += 1
+                column = 1
+            } else if byte & 0xC0 != 0x80 {
+                column += 1
+            }
+        }
+        return SourceLocation(file: file, line: line, column: column)
     }
 
     private static func string(_ pointer: UnsafeMutablePointer<yaml_char_t>?) -> String? {
