@@ -25,7 +25,7 @@ let package = Package(
         .executableTarget(name: "policyhub", dependencies: ["PolicyHubCLI"]),
         .testTarget(name: "PolicyCoreTests", dependencies: ["PolicyCore"]),
         .testTarget(name: "PolicyYAMLTests", dependencies: ["PolicyCore", "PolicyYAML"]),
-        .testTarget(name: "PolicyHubCLITests", dependencies: ["PolicyCore", "PolicyYAML", "PolicyHubCLI"],
-                    resources: []),
+        .testTarget(name: "PolicyEngineTests", dependencies: ["PolicyCore", "PolicyYAML"]),
+        .testTarget(name: "PolicyHubCLITests", dependencies: ["PolicyCore", "PolicyYAML", "PolicyHubCLI"]),
     ]
 )

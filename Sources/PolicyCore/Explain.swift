@@ -105,15 +105,14 @@ extension EffectivePolicy {
     }
 }
 
-/// Process matching as NeuVector does it: by path (with a `*` glob), or by name when the rule's path is
-/// empty or `*`.
+/// Process matching as NeuVector does it: by path (with a `*` glob) when the rule has one, or by name
+/// when the rule's path is empty or `*`.
 public enum Explain {
     public static func processMatches(_ rule: ProcessRule, _ path: String) -> Bool {
         let base = NeuVectorNames.baseName(path)
         if rule.path.isEmpty || rule.path == "*" || rule.path == "/*" {
             return rule.name == "*" || Glob.matches(rule.name, base)
         }
-        guard Glob.matches(rule.path, path) else { return false }
-        return rule.name.isEmpty || rule.name == "*" || Glob.matches(rule.name, base) || rule.path == path
+        return Glob.matches(rule.path, path)
     }
 }

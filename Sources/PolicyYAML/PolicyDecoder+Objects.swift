@@ -163,6 +163,11 @@ extension PolicyDecoder {
         return Target(policyMode: mode, selector: selector, origin: origin(node, pairs))
     }
 
+    /// Decodes a group selector on its own (used by tests and tools that take selectors as input).
+    public mutating func decodeSelectorNode(_ node: YAMLNode) -> GroupSelector? {
+        decodeSelector(node, "selector")
+    }
+
     mutating func decodeSelector(_ node: YAMLNode, _ what: String) -> GroupSelector? {
         guard let pairs = pairs(node, what) else { return nil }
         var selector = GroupSelector(name: "")
