@@ -24,8 +24,9 @@ let package = Package(
         ]),
         .executableTarget(name: "policyhub", dependencies: ["PolicyHubCLI"]),
         .testTarget(name: "PolicyCoreTests", dependencies: ["PolicyCore"]),
-        .testTarget(name: "PolicyYAMLTests", dependencies: ["PolicyCore", "PolicyYAML"]),
-        .testTarget(name: "PolicyEngineTests", dependencies: ["PolicyCore", "PolicyYAML"]),
+        // Fixtures and case files are read from the source tree by path, not bundled.
+        .testTarget(name: "PolicyYAMLTests", dependencies: ["PolicyCore", "PolicyYAML"], exclude: ["Fixtures"]),
+        .testTarget(name: "PolicyEngineTests", dependencies: ["PolicyCore", "PolicyYAML"], exclude: ["Cases"]),
         .testTarget(name: "PolicyHubCLITests", dependencies: ["PolicyCore", "PolicyYAML", "PolicyHubCLI"]),
     ]
 )
