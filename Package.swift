@@ -19,10 +19,12 @@ let package = Package(
         .target(name: "PolicyCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "PolicyYAML", dependencies: ["PolicyCore", "CYAML"]),
         .target(name: "PolicyHubCLI", dependencies: [
-            "PolicyCore", "PolicyYAML",
+            "PolicyCore", "PolicyYAML", "PolicyHubTesting",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "policyhub", dependencies: ["PolicyHubCLI"]),
+        // Generators and doubles for tests and benchmarks (`policyhub bench`).
+        .target(name: "PolicyHubTesting"),
         .testTarget(name: "PolicyCoreTests", dependencies: ["PolicyCore"]),
         // Fixtures and case files are read from the source tree by path, not bundled.
         .testTarget(name: "PolicyYAMLTests", dependencies: ["PolicyCore", "PolicyYAML"], exclude: ["Fixtures"]),

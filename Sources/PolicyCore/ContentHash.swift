@@ -3,7 +3,7 @@ import Crypto
 /// Content hashes of canonical values: `sha256:` and 64 hex digits.
 public enum ContentHash {
     public static func of(_ value: Value) -> String {
-        of(bytes: Array(JSONWriter.compact(value.canonical).utf8))
+        of(bytes: JSONWriter.compactBytes(value.canonical))
     }
 
     public static func of(bytes: [UInt8]) -> String {

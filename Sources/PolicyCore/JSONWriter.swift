@@ -1,70 +1,78 @@
 /// Prints values as JSON: compact (for hashing and wire bodies) or indented (for people and pipelines).
+/// Works on UTF-8 bytes, so that large renders do not pay for character-by-character string building.
 public enum JSONWriter {
     /// Compact JSON, keys in the value's own order.
     public static func compact(_ value: Value) -> String {
-        var out = ""
-        write(value, into: &out, indent: nil, level: 0)
+        String(decoding: compactBytes(value), as: UTF8.self)
+    }
+
+    /// Compact JSON as UTF-8 bytes.
+    public static func compactBytes(_ value: Value) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        write(value, into: &out, indent: false, level: 0)
         return out
     }
 
     /// JSON indented by two spaces, ending in a newline.
     public static func pretty(_ value: Value) -> String {
-        var out = ""
-        write(value, into: &out, indent: "  ", level: 0)
-        out += "\n"
-        return out
+        var out: [UInt8] = []
+        write(value, into: &out, indent: true, level: 0)
+        out.append(10)
+        return String(decoding: out, as: UTF8.self)
     }
 
-    static func write(_ value: Value, into out: inout String, indent: String?, level: Int) {
+    static func write(_ value: Value, into out: inout [UInt8], indent: Bool, level: Int) {
         switch value {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .int(let i): out += String(i)
-        case .number(let n): out += jsonNumber(n)
+        case .null: out += "null".utf8
+        case .bool(let b): out += (b ? "true" : "false").utf8
+        case .int(let i): out += String(i).utf8
+        case .number(let n): out += jsonNumber(n).utf8
         case .string(let s): writeString(s, into: &out)
         case .list(let items):
             if items.isEmpty {
-                out += "[]"
+                out += "[]".utf8
                 return
             }
-            out += "["
+            out.append(UInt8(ascii: "["))
             for (index, item) in items.enumerated() {
-                if index > 0 { out += "," }
+                if index > 0 { out.append(UInt8(ascii: ",")) }
                 newline(&out, indent: indent, level: level + 1)
                 write(item, into: &out, indent: indent, level: level + 1)
             }
             newline(&out, indent: indent, level: level)
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .map(let entries):
             if entries.isEmpty {
-                out += "{}"
+                out += "{}".utf8
                 return
             }
-            out += "{"
+            out.append(UInt8(ascii: "{"))
             for (index, entry) in entries.enumerated() {
-                if index > 0 { out += "," }
+                if index > 0 { out.append(UInt8(ascii: ",")) }
                 newline(&out, indent: indent, level: level + 1)
                 writeString(entry.key, into: &out)
-                out += indent == nil ? ":" : ": "
+                out.append(UInt8(ascii: ":"))
+                if indent { out.append(UInt8(ascii: " ")) }
                 write(entry.value, into: &out, indent: indent, level: level + 1)
             }
             newline(&out, indent: indent, level: level)
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         }
     }
 
-    private static func newline(_ out: inout String, indent: String?, level: Int) {
-        guard let indent else { return }
-        out += "\n"
-        for _ in 0..<level { out += indent }
+    private static func newline(_ out: inout [UInt8], indent: Bool, level: Int) {
+        guard indent else { return }
+        out.append(10)
+        for _ in 0..<level { out += "  ".utf8 }
     }
 
     /// YAML floats such as `.inf` have no JSON form; they are written as strings.
     private static func jsonNumber(_ text: String) -> String {
         if text.contains("inf") || text.contains("Inf") || text.contains("INF") || text.lowercased().contains("nan") {
-            var out = ""
+            var out: [UInt8] = []
             writeString(text, into: &out)
-            return out
+            return String(decoding: out, as: UTF8.self)
         }
         var t = Substring(text)
         if t.hasPrefix("+") { t = t.dropFirst() }
@@ -74,24 +82,25 @@ public enum JSONWriter {
         return String(t)
     }
 
-    static func writeString(_ s: String, into out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
+    static let hexDigits = Array("0123456789abcdef".utf8)
+
+    static func writeString(_ s: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in s.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out += "\\\"".utf8
+            case UInt8(ascii: "\\"): out += "\\\\".utf8
+            case 10: out += "\\n".utf8
+            case 13: out += "\\r".utf8
+            case 9: out += "\\t".utf8
+            case 0..<0x20:
+                out += "\\u00".utf8
+                out.append(hexDigits[Int(byte >> 4)])
+                out.append(hexDigits[Int(byte & 0x0f)])
             default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
+                out.append(byte)
             }
         }
-        out += "\""
+        out.append(UInt8(ascii: "\""))
     }
 }

@@ -19,6 +19,11 @@ public struct Renderer: Sendable {
     public struct PlacementClass: Sendable, Hashable {
         public var environment: String
         public var labels: [String: String]
+
+        public init(environment: String, labels: [String: String]) {
+            self.environment = environment
+            self.labels = labels
+        }
     }
 
     /// The effective policy of one cluster.
@@ -27,12 +32,15 @@ public struct Renderer: Sendable {
     }
 
     /// The effective policy of each cluster, in the order given, rendering each placement class once.
+    /// Documents whose output is the same in several classes (same environment, same covering global
+    /// documents) are emitted once and shared.
     public func render(clusters: [MemberCluster]) -> [(cluster: MemberCluster, policy: EffectivePolicy)] {
         var cache: [PlacementClass: EffectivePolicy] = [:]
+        let documents = DocumentCache()
         return clusters.map { cluster in
             let key = PlacementClass(environment: cluster.environment, labels: cluster.placementLabels)
             if let hit = cache[key] { return (cluster, hit) }
-            let policy = render(key)
+            let policy = render(key, documents: documents)
             cache[key] = policy
             return (cluster, policy)
         }
@@ -40,9 +48,13 @@ public struct Renderer: Sendable {
 
     /// The effective policy of a placement class.
     public func render(_ placement: PlacementClass) -> EffectivePolicy {
+        render(placement, documents: DocumentCache())
+    }
+
+    func render(_ placement: PlacementClass, documents: DocumentCache) -> EffectivePolicy {
         let environment = fleet.environment(named: placement.environment)
             ?? Environment(name: placement.environment)
-        var state = RenderState(policy: policy, environment: environment, revision: revision)
+        var state = RenderState(policy: policy, environment: environment, revision: revision, cache: documents)
         let placed = policy.documents.filter { $0.placement.matches(placement.labels) }
         return state.run(placed)
     }
@@ -53,13 +65,15 @@ struct RenderState {
     let policy: ValidatedPolicySet
     let environment: Environment
     let revision: String
+    let cache: DocumentCache
     var selectors = SelectorTable()
     var conflicts: [Conflict] = []
 
-    init(policy: ValidatedPolicySet, environment: Environment, revision: String) {
+    init(policy: ValidatedPolicySet, environment: Environment, revision: String, cache: DocumentCache) {
         self.policy = policy
         self.environment = environment
         self.revision = revision
+        self.cache = cache
     }
 
     /// A selector with `name_referral` replaced by its definition's criteria, for coverage.
@@ -84,7 +98,10 @@ struct RenderState {
         var objects: [RenderedObject] = []
         for document in placed {
             guard let spec = document.object.securityRule else {
-                objects.append(emitOpaque(document))
+                let key = DocumentCache.Key(document: document.object.identity, environment: "", covering: [])
+                objects.append(cache.entry(key) {
+                    DocumentCache.Entry(object: emitOpaque(document), effective: nil, rules: [], conflicts: [])
+                }.object)
                 continue
             }
             switch document.scope {
@@ -96,12 +113,15 @@ struct RenderState {
         var documents: [EffectiveDocument] = []
         let globalTargets = globals.map { selectors.intern(resolved($0.1.target.selector)) }
         for (document, spec) in globals {
-            let processes = spec.process.map { EffectiveEntry(rule: $0, source: source(document, $0.origin, rule: "\($0.name) \($0.path)")) }
-            let files = spec.file.map { EffectiveEntry(rule: $0, source: source(document, $0.origin, rule: $0.filter)) }
-            let (object, effective, rules) = emitSecurityRule(document, spec, processes: processes, files: files)
-            objects.append(object)
-            documents.append(effective)
-            network += rules
+            let key = DocumentCache.Key(document: document.object.identity, environment: modeKey(spec), covering: [])
+            let entry = cache.entry(key) {
+                let processes = spec.process.map { EffectiveEntry(rule: $0, source: source(document, $0.origin, rule: "\($0.name) \($0.path)")) }
+                let files = spec.file.map { EffectiveEntry(rule: $0, source: source(document, $0.origin, rule: $0.filter)) }
+                return emitSecurityRule(document, spec, processes: processes, files: files, conflicts: [])
+            }
+            objects.append(entry.object)
+            if let effective = entry.effective { documents.append(effective) }
+            network += entry.rules
         }
         for (document, spec) in namespaced {
             let target = selectors.intern(resolved(spec.target.selector))
@@ -109,12 +129,18 @@ struct RenderState {
             for (index, global) in globals.enumerated() where selectors.covers(globalTargets[index], target) {
                 covering.append(global)
             }
-            let processes = mergeProcesses(document, spec, covering: covering)
-            let files = mergeFiles(document, spec, covering: covering)
-            let (object, effective, rules) = emitSecurityRule(document, spec, processes: processes, files: files)
-            objects.append(object)
-            documents.append(effective)
-            network += rules
+            let key = DocumentCache.Key(document: document.object.identity, environment: modeKey(spec),
+                                        covering: covering.map { $0.0.object.identity })
+            let entry = cache.entry(key) {
+                var merge = RenderState(policy: policy, environment: environment, revision: revision, cache: cache)
+                let processes = merge.mergeProcesses(document, spec, covering: covering)
+                let files = merge.mergeFiles(document, spec, covering: covering)
+                return merge.emitSecurityRule(document, spec, processes: processes, files: files, conflicts: merge.conflicts)
+            }
+            objects.append(entry.object)
+            if let effective = entry.effective { documents.append(effective) }
+            network += entry.rules
+            conflicts += entry.conflicts
         }
         network.sort(by: Precedence.evaluatesBefore)
         findNetworkConflicts(network)
@@ -228,6 +254,12 @@ struct RenderState {
 
     // MARK: - Output (§3.5, §3.6)
 
+    /// What of the environment a document's output depends on: its modes, only for targets that have one.
+    func modeKey(_ spec: SecurityRuleSpec) -> String {
+        guard GroupClass.of(spec.target.selector).hasPolicyMode else { return "" }
+        return "\(environment.defaultPolicyMode.rawValue)/\(environment.minimumPolicyMode.rawValue)"
+    }
+
     func outputMode(_ spec: SecurityRuleSpec) -> PolicyMode? {
         guard GroupClass.of(spec.target.selector).hasPolicyMode else { return nil }
         var stated = environment.defaultPolicyMode
@@ -235,9 +267,9 @@ struct RenderState {
         return max(stated, environment.minimumPolicyMode)
     }
 
-    mutating func emitSecurityRule(_ document: PlacedDocument, _ spec: SecurityRuleSpec,
-                                   processes: [EffectiveEntry<ProcessRule>], files: [EffectiveEntry<FileRule>])
-        -> (RenderedObject, EffectiveDocument, [EffectiveNetworkRule])
+    func emitSecurityRule(_ document: PlacedDocument, _ spec: SecurityRuleSpec,
+                          processes: [EffectiveEntry<ProcessRule>], files: [EffectiveEntry<FileRule>],
+                          conflicts: [Conflict]) -> DocumentCache.Entry
     {
         let mode = outputMode(spec)
         var out = spec
@@ -274,7 +306,7 @@ struct RenderState {
         let object = emit(document, kind: kind, namespace: namespace, spec: out.wireValue.canonical)
         let effective = EffectiveDocument(identity: object.identity, target: target, tier: document.tier,
                                           policyMode: mode, processes: processes, files: files)
-        return (object, effective, rules)
+        return DocumentCache.Entry(object: object, effective: effective, rules: rules, conflicts: conflicts)
     }
 
     func emitOpaque(_ document: PlacedDocument) -> RenderedObject {

@@ -15,7 +15,7 @@ public struct PolicyHubCommand: ParsableCommand {
             Exit codes: 0 success, 1 invalid input or failure, 64 bad command line.
             """,
         version: "0.1.0",
-        subcommands: [ValidateCommand.self, RenderCommand.self, ExplainCommand.self])
+        subcommands: [ValidateCommand.self, RenderCommand.self, ExplainCommand.self, BenchCommand.self])
 
     public init() {}
 }

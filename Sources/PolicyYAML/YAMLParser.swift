@@ -33,6 +33,29 @@ public enum YAMLParser {
         return input.withUnsafeBufferPointer { buffer in composer.run(buffer) }
     }
 
+    /// The bare libyaml event scan of `bytes`: parse every event and build nothing. The floor that
+    /// `policyhub bench parse` compares the full parse and validation against. Returns the event count,
+    /// or nil when the YAML is invalid.
+    public static func scanEvents(_ bytes: [UInt8]) -> Int? {
+        let parser = UnsafeMutablePointer<yaml_parser_t>.allocate(capacity: 1)
+        defer { parser.deallocate() }
+        guard yaml_parser_initialize(parser) == 1 else { return nil }
+        defer { yaml_parser_delete(parser) }
+        return bytes.withUnsafeBufferPointer { buffer -> Int? in
+            guard let base = buffer.baseAddress else { return 0 }
+            yaml_parser_set_input_string(parser, base, buffer.count)
+            var event = yaml_event_t()
+            var count = 0
+            while true {
+                guard yaml_parser_parse(parser, &event) == 1 else { return nil }
+                let done = event.type == YAML_STREAM_END_EVENT
+                yaml_event_delete(&event)
+                count += 1
+                if done { return count }
+            }
+        }
+    }
+
     /// Replaces lines that hold only spaces and tabs, with at least one tab, by empty lines.
     static func blankWhitespaceOnlyLines(_ bytes: [UInt8]) -> [UInt8] {
         guard bytes.contains(9) else { return bytes }
