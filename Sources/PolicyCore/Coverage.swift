@@ -80,7 +80,7 @@ public enum Coverage {
 /// NeuVector's glob values: `*` any run of characters, `?` one character, anchored at both ends.
 public enum Glob {
     public static func matches(_ pattern: String, _ text: String) -> Bool {
-        if !pattern.contains("*") && !pattern.contains("?") { return pattern == text }
+        if !pattern.containsByte(0x2a) && !pattern.containsByte(0x3f) { return pattern == text }
         let p = Array(pattern.unicodeScalars)
         let t = Array(text.unicodeScalars)
         var pi = 0

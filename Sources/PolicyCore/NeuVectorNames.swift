@@ -3,38 +3,46 @@
 public enum NeuVectorNames {
     static func isAlnum(_ c: Unicode.Scalar) -> Bool { LabelSelector.isAlnum(c) }
 
+    static func isAlnum(_ b: UInt8) -> Bool {
+        (b >= 0x61 && b <= 0x7a) || (b >= 0x41 && b <= 0x5a) || (b >= 0x30 && b <= 0x39)
+    }
+
     /// `^[a-zA-Z0-9]+[.:a-zA-Z0-9_-]*$` (`isObjectNameValid`): group, rule and sensor names.
     public static func isObjectName(_ s: String) -> Bool {
-        guard let first = s.unicodeScalars.first, isAlnum(first) else { return false }
-        return s.unicodeScalars.allSatisfy { isAlnum($0) || $0 == "." || $0 == ":" || $0 == "_" || $0 == "-" }
+        guard let first = s.utf8.first, isAlnum(first) else { return false }
+        return s.utf8.allSatisfy { isAlnum($0) || $0 == 0x2e || $0 == 0x3a || $0 == 0x5f || $0 == 0x2d }
     }
 
     /// `^[/a-zA-Z0-9]+[/.:a-zA-Z0-9_-]*$` (`isNamePathValid`): criteria keys.
     public static func isCriteriaKey(_ s: String) -> Bool {
-        guard let first = s.unicodeScalars.first, isAlnum(first) || first == "/" else { return false }
-        return s.unicodeScalars.allSatisfy {
-            isAlnum($0) || $0 == "/" || $0 == "." || $0 == ":" || $0 == "_" || $0 == "-"
-        }
+        guard let first = s.utf8.first, isAlnum(first) || first == 0x2f else { return false }
+        return s.utf8.allSatisfy { isAlnum($0) || $0 == 0x2f || $0 == 0x2e || $0 == 0x3a || $0 == 0x5f || $0 == 0x2d }
     }
 
     /// A Kubernetes object name (DNS-1123 subdomain): lower-case alphanumerics, `-` and `.`, at most 253.
     public static func isDNS1123Subdomain(_ s: String) -> Bool {
-        guard !s.isEmpty, s.count <= 253 else { return false }
-        return s.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isDNS1123Label(String($0)) }
+        guard !s.isEmpty, s.utf8.count <= 253 else { return false }
+        return s.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isDNS1123Label($0) }
     }
 
     /// A DNS-1123 label: lower-case alphanumerics and `-`, at most 63, alphanumeric at both ends.
     public static func isDNS1123Label(_ s: String) -> Bool {
-        guard !s.isEmpty, s.count <= 63, let first = s.unicodeScalars.first, let last = s.unicodeScalars.last else {
-            return false
-        }
-        func ok(_ c: Unicode.Scalar) -> Bool { ("a"..."z").contains(c) || ("0"..."9").contains(c) }
-        return ok(first) && ok(last) && s.unicodeScalars.allSatisfy { ok($0) || $0 == "-" }
+        isDNS1123Label(Substring(s))
+    }
+
+    static func isDNS1123Label(_ s: Substring) -> Bool {
+        let bytes = s.utf8
+        guard let first = bytes.first, let last = bytes.last, bytes.count <= 63 else { return false }
+        func ok(_ b: UInt8) -> Bool { (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) }
+        return ok(first) && ok(last) && bytes.allSatisfy { ok($0) || $0 == 0x2d }
     }
 
     /// Go's `filepath.Clean` for absolute and relative slash paths.
     public static func cleanPath(_ path: String) -> String {
         if path.isEmpty { return "." }
+        if path.utf8.count > 1, path.utf8.last != 0x2f, !path.containsBytes("//"), !path.containsBytes("/."), path.utf8.first == 0x2f {
+            return path  // already clean: absolute, no empty, '.' or '..' elements, no trailing slash
+        }
         let rooted = path.hasPrefix("/")
         var parts: [Substring] = []
         for part in path.split(separator: "/") {
@@ -68,8 +76,8 @@ public enum NeuVectorNames {
         }
         guard path.hasPrefix("/") else { return "process path '\(path)' must be absolute, '*' or empty" }
         if path.hasSuffix("/") { return "process path '\(path)' must not end with '/'" }
-        if path.contains("<") || path.contains(">") { return "process path '\(path)' must not contain '<' or '>'" }
-        if path.filter({ $0 == "*" }).count > 1 { return "process path '\(path)' may hold at most one '*'" }
+        if path.containsByte(0x3c) || path.containsByte(0x3e) { return "process path '\(path)' must not contain '<' or '>'" }
+        if path.utf8.filter({ $0 == 0x2a }).count > 1 { return "process path '\(path)' may hold at most one '*'" }
         let cleaned = cleanPath(path)
         if cleaned == "/" || cleaned == "." { return "process path '\(path)' names no program" }
         return nil
@@ -78,10 +86,10 @@ public enum NeuVectorNames {
     /// `validateCrdFileRules` / `parseFileFilter`: a cleaned path with a directory and a file part, without
     /// `[]()<>`, `..` or `/./`.
     public static func fileFilterProblem(_ filter: String) -> String? {
-        if filter.contains("..") || filter.contains("/./") {
+        if filter.containsBytes("..") || filter.containsBytes("/./") {
             return "file filter '\(filter)' must not contain '..' or '/./'"
         }
-        if filter.contains(where: { "[]()<>".contains($0) }) {
+        if filter.utf8.contains(where: { [0x5b, 0x5d, 0x28, 0x29, 0x3c, 0x3e].contains($0) }) {
             return "file filter '\(filter)' must not contain any of []()<>"
         }
         let cleaned = cleanPath(filter)

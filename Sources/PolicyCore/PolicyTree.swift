@@ -54,13 +54,34 @@ public struct PolicyTree: Sendable, Hashable {
 }
 
 /// A document that passed validation, with its scope, tier and placement decided.
-public struct PlacedDocument: Sendable, Hashable {
+///
+/// Immutable and shared by reference: renders pass documents around by the thousand, and a reference
+/// costs one retain where a copy of the whole document costs one per field.
+public final class PlacedDocument: Sendable, Hashable {
     public let object: PolicyObject
     /// Repository path of the file the document came from.
     public let source: String
     public let scope: DocumentScope
     public let tier: Tier
     public let placement: LabelSelector
+
+    init(object: PolicyObject, source: String, scope: DocumentScope, tier: Tier, placement: LabelSelector) {
+        self.object = object
+        self.source = source
+        self.scope = scope
+        self.tier = tier
+        self.placement = placement
+    }
+
+    public static func == (a: PlacedDocument, b: PlacedDocument) -> Bool {
+        a === b || (a.object == b.object && a.source == b.source && a.scope == b.scope && a.tier == b.tier
+            && a.placement == b.placement)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(object.identity)
+        hasher.combine(source)
+    }
 }
 
 /// A policy tree that passed validation. Only `PolicyValidator` builds one.

@@ -5,22 +5,39 @@ public struct PolicyValidator {
     private init() {}
 
     /// Checks every document and the tree as a whole. Returns the validated set when there is no error.
-    public static func validate(_ tree: PolicyTree) -> Validation<ValidatedPolicySet> {
+    ///
+    /// Documents are checked independently, through `parallel` (the caller decides how: the pure core
+    /// starts no threads); then the checks that span documents (identities, group definitions) run once.
+    public static func validate(_ tree: PolicyTree, parallel: ParallelFor = .serial) -> Validation<ValidatedPolicySet> {
         var validator = PolicyValidator()
-        var placed: [PlacedDocument] = []
-        var firstPlace: [ObjectIdentity: SourceLocation] = [:]
         var definitions: [String: GroupSelector] = [:]
         for object in tree.objects where object.kind == .groupDefinition {
             if let selector = validator.groupDefinitionSelector(object) { definitions[selector.name] = selector }
         }
-        for object in tree.objects {
+        var firstPlace: [ObjectIdentity: SourceLocation] = [:]
+        var unique: [Int] = []
+        for (index, object) in tree.objects.enumerated() {
             let identity = object.identity
             if let first = firstPlace[identity] {
                 validator.error("\(identity) is defined twice: first at \(first)", object.origin.location)
                 continue
             }
             firstPlace[identity] = object.origin.location
-            if let document = validator.check(object, definitions: definitions) { placed.append(document) }
+            unique.append(index)
+        }
+        let slots = ResultSlots<(PlacedDocument?, [Diagnostic])>(count: unique.count)
+        let objects = tree.objects
+        let known = definitions
+        let indices = unique
+        parallel.run(indices.count) { slot in
+            var local = PolicyValidator()
+            let document = local.check(objects[indices[slot]], definitions: known)
+            slots.set(slot, (document, local.diagnostics))
+        }
+        var placed: [PlacedDocument] = []
+        for (document, diagnostics) in slots.values {
+            if let document { placed.append(document) }
+            validator.diagnostics += diagnostics
         }
         let sorted = validator.diagnostics.sorted()
         let set = sorted.hasErrors ? nil : ValidatedPolicySet(documents: placed, groupDefinitions: definitions)
@@ -243,7 +260,7 @@ public struct PolicyValidator {
         } else if selector.criteria.isEmpty && (kind == .custom || kind == .learned || kind == .serviceIP) {
             error("group '\(name)' in \(role) needs criteria (or name_referral: true and an NvGroupDefinition)", at)
         }
-        var seen = Set<String>()
+        var seen = Set<Criterion>()  // origins do not count in equality
         let hasAddress = selector.criteria.contains { $0.key == "address" }
         for c in selector.criteria {
             let cAt = c.origin.location
@@ -251,7 +268,7 @@ public struct PolicyValidator {
                 error("criterion key '\(c.key)' must start with a letter, digit or '/' and hold only letters, digits and /.:_-",
                       c.origin.at("key"))
             }
-            if !seen.insert("\(c.key)|\(c.op.rawValue)|\(c.value)").inserted {
+            if !seen.insert(c).inserted {
                 error("criterion '\(c.key) \(c.op.rawValue) \(c.value)' is listed twice", cAt)
             }
             switch c.op {
@@ -289,7 +306,9 @@ public struct PolicyValidator {
             switch c.key {
             case "service":
                 services += 1
-                let normalised = String(service.map { "/?%& ".contains($0) ? ":" : $0 })
+                let special: Set<UInt8> = [0x2f, 0x3f, 0x25, 0x26, 0x20]  // / ? % & and space become ':'
+                let normalised = service.utf8.contains(where: special.contains)
+                    ? String(decoding: service.utf8.map { special.contains($0) ? 0x3a : $0 }, as: UTF8.self) : service
                 if c.value != normalised {
                     error("the learned group '\(name)' must have 'service = \(normalised)', not '\(c.value)'",
                           c.origin.at("value"))

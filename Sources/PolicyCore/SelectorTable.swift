@@ -63,7 +63,7 @@ struct SelectorTable {
         for c in selector.criteria { byKey[Coverage.normalisedKey(c.key), default: []].append(c) }
         for key in byKey.keys.sorted() {
             let group = byKey[key] ?? []
-            if group.allSatisfy({ $0.op == .equal && $0.value != "any" && !$0.value.contains("*") && !$0.value.contains("?") }) {
+            if group.allSatisfy({ $0.op == .equal && $0.value != "any" && !$0.value.containsByte(0x2a) && !$0.value.containsByte(0x3f) }) {
                 return (key, group.map(\.value))
             }
         }

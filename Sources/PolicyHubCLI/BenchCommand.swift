@@ -28,8 +28,12 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Runs per measurement; the median is reported.")
         var runs: Int = 5
 
+        @Option(help: ArgumentHelp("Only write the generated tree to this folder (for profiling), measure nothing.", valueName: "dir"))
+        var generateOnly: String?
+
         func run() throws {
-            try BenchSupport.withScratch { root in
+            try BenchSupport.withScratch { scratch in
+                let root = generateOnly ?? scratch
                 let perNamespace = 20
                 let probe = TreeGenerator(globalDocuments: 0, namespaces: 1, rulesPerNamespace: perNamespace)
                 let probeBytes = try BenchSupport.withScratch { try probe.write(to: $0) }
@@ -38,20 +42,25 @@ struct BenchCommand: ParsableCommand {
                 let bytes = try generator.write(to: root)
                 let files = RepositoryLoader.yamlFiles(root: root, folder: "policies")
                 print("tree: \(files.count) files, \(BenchSupport.mb(bytes)) MB of policy YAML, \(namespaces) namespaces")
+                if generateOnly != nil { return }
 
-                let scan = BenchSupport.measure(runs: runs) {
-                    var events = 0
-                    for path in files {
-                        guard let data = FileManager.default.contents(atPath: root + "/" + path) else { continue }
-                        events += YAMLParser.scanEvents([UInt8](data)) ?? 0
-                    }
-                    precondition(events > 0)
+                func read(_ path: String) -> [UInt8] {
+                    FileManager.default.contents(atPath: root + "/" + path).map { [UInt8]($0) } ?? []
                 }
-                let validate = BenchSupport.measure(runs: runs) {
-                    let workspace = Workspace.open(root: root)
-                    precondition(workspace.isValid, "\(workspace.diagnostics.prefix(3))")
-                }
+                // The four are measured in turn within each run, so drift of the machine hits all alike.
+                let samples = BenchSupport.interleaved(runs: runs, [
+                    { precondition(files.reduce(0) { $0 + (YAMLParser.scanEvents(read($1)) ?? 0) } > 0) },
+                    { for path in files { _ = YAMLParser.parseDocuments(read(path), file: path) } },
+                    { for path in files { _ = PolicyDecoder.decodeFile(read(path), file: path) } },
+                    {
+                        let workspace = Workspace.open(root: root)
+                        precondition(workspace.isValid, "\(workspace.diagnostics.prefix(3))")
+                    },
+                ])
+                let (scan, compose, decode, validate) = (samples[0], samples[1], samples[2], samples[3])
                 BenchSupport.row("libyaml event scan (read + scan)", scan, reference: scan)
+                BenchSupport.row("  read + compose positioned nodes, one core", compose, reference: scan)
+                BenchSupport.row("  read + compose + decode into the model, one core", decode, reference: scan)
                 BenchSupport.row("policyhub validate (read, parse, decode, validate)", validate, reference: scan)
                 print(String(format: "parse overhead: %.2fx wall, %.2fx cpu (target <= 3)",
                              validate.wall / scan.wall, validate.cpu / scan.cpu))
@@ -122,18 +131,33 @@ enum BenchSupport {
         return Double(usage.ru_maxrss) / 1024
     }
 
+    /// The median wall and CPU time of each body over `runs` rounds that run every body once, in turn,
+    /// after one warm-up round.
+    static func interleaved(runs: Int, _ bodies: [() -> Void]) -> [Sample] {
+        for body in bodies { body() }
+        var samples = Array(repeating: [Sample](), count: bodies.count)
+        for _ in 0..<max(runs, 1) {
+            for (index, body) in bodies.enumerated() { samples[index].append(time(body)) }
+        }
+        return samples.map { list in
+            Sample(wall: list.map(\.wall).sorted()[list.count / 2], cpu: list.map(\.cpu).sorted()[list.count / 2])
+        }
+    }
+
+    static func time(_ body: () -> Void) -> Sample {
+        let cpu0 = cpuSeconds()
+        let start = ContinuousClock.now
+        body()
+        let elapsed = ContinuousClock.now - start
+        return Sample(wall: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+                      cpu: cpuSeconds() - cpu0)
+    }
+
     /// The median wall and CPU time of `runs` runs of `body`, after one warm-up run.
     static func measure(runs: Int, _ body: () -> Void) -> Sample {
         body()
         var samples: [Sample] = []
-        for _ in 0..<max(runs, 1) {
-            let cpu0 = cpuSeconds()
-            let start = ContinuousClock.now
-            body()
-            let elapsed = ContinuousClock.now - start
-            let wall = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            samples.append(Sample(wall: wall, cpu: cpuSeconds() - cpu0))
-        }
+        for _ in 0..<max(runs, 1) { samples.append(time(body)) }
         let wall = samples.map(\.wall).sorted()[samples.count / 2]
         let cpu = samples.map(\.cpu).sorted()[samples.count / 2]
         return Sample(wall: wall, cpu: cpu)

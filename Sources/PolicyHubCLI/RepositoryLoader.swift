@@ -81,28 +81,9 @@ public enum RepositoryLoader {
     }
 
     /// `transform` applied to each element on all cores, results in input order.
-    static func concurrentMap<T: Sendable, R: Sendable>(_ items: [T], _ transform: @Sendable (T) -> R) -> [R] {
-        if items.count < 2 { return items.map(transform) }
-        let box = ResultBox<R>(count: items.count)
-        DispatchQueue.concurrentPerform(iterations: items.count) { index in
-            box.set(index, transform(items[index]))
-        }
-        return box.values()
+    static func concurrentMap<T: Sendable, R: Sendable>(_ items: [T], _ transform: @escaping @Sendable (T) -> R) -> [R] {
+        let slots = ResultSlots<R>(count: items.count)
+        ParallelFor.dispatch.run(items.count) { index in slots.set(index, transform(items[index])) }
+        return slots.values
     }
-}
-
-/// Collects results written from concurrent iterations, each to its own slot.
-private final class ResultBox<R>: @unchecked Sendable {
-    private var slots: [R?]
-    private let lock = NSLock()
-
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
-
-    func set(_ index: Int, _ value: R) {
-        lock.lock()
-        slots[index] = value
-        lock.unlock()
-    }
-
-    func values() -> [R] { slots.compactMap { $0 } }
 }

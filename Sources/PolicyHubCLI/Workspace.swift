@@ -17,7 +17,7 @@ public struct Workspace: Sendable {
     /// Reads and validates the repository at `root`.
     public static func open(root: String, limits: YAMLLimits = .default) -> Workspace {
         let repository = RepositoryLoader.load(root: root, limits: limits)
-        let policy = PolicyValidator.validate(repository.tree)
+        let policy = PolicyValidator.validate(repository.tree, parallel: .dispatch)
         let fleet = FleetValidator.validate(repository.fleet) { KubeconfigCheck.problem($0, root: root) }
         let all = (repository.diagnostics + policy.diagnostics + fleet.diagnostics).sorted()
         let decodeOK = !repository.diagnostics.hasErrors
@@ -30,5 +30,16 @@ public struct Workspace: Sendable {
         guard isValid, let policy, let fleet else { return nil }
         let id = revision ?? "tree-" + policy.contentHash.dropFirst("sha256:".count).prefix(12)
         return Renderer(policy: policy, fleet: fleet, revision: id)
+    }
+}
+
+extension ParallelFor {
+    /// Spreads the work over every core with Dispatch.
+    static let dispatch = ParallelFor { count, body in
+        if count < 2 {
+            for index in 0..<count { body(index) }
+        } else {
+            DispatchQueue.concurrentPerform(iterations: count, execute: body)
+        }
     }
 }

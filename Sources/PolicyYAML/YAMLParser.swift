@@ -99,6 +99,8 @@ struct Composer {
         var items: [YAMLNode] = []
         var pairs: [YAMLPair] = []
         var key: YAMLNode?
+        /// The text of `key` when it is a scalar, read once.
+        var keyText: String?
         /// Keys seen so far, built once a mapping is large enough for a linear scan to matter.
         var keySet: Set<String>?
         var line: Int32
@@ -186,7 +188,7 @@ struct Composer {
     private mutating func handle(_ event: inout yaml_event_t) -> Diagnostic? {
         let line = Int32(clamping: event.start_mark.line + 1)
         let column = Int32(clamping: event.start_mark.column + 1)
-        let here = SourceLocation(file: file, line: Int(line), column: Int(column))
+        var here: SourceLocation { SourceLocation(file: file, line: Int(line), column: Int(column)) }
         switch event.type {
         case YAML_DOCUMENT_START_EVENT:
             anchors.removeAll()
@@ -202,7 +204,7 @@ struct Composer {
             let style: YAMLNode.ScalarStyle = data.style == YAML_PLAIN_SCALAR_STYLE ? .plain : .quoted
             let node = YAMLNode(.scalar(text, style), line: line, column: column, tag: Composer.string(data.tag))
             if let anchor = Composer.string(data.anchor) { anchors[anchor] = (node, 1) }
-            return add(node, size: 1, at: here)
+            return add(node, size: 1)
         case YAML_ALIAS_EVENT:
             guard let name = Composer.string(event.data.alias.anchor), let target = anchors[name] else {
                 return .error("unknown alias", at: here)
@@ -216,7 +218,7 @@ struct Composer {
             var node = target.node
             node.line = line
             node.column = column
-            return add(node, size: target.size, at: here)
+            return add(node, size: target.size)
         case YAML_SEQUENCE_START_EVENT:
             if stack.count >= limits.maxDepth {
                 return .error("nesting is deeper than \(limits.maxDepth) levels", at: here)
@@ -241,13 +243,13 @@ struct Composer {
             let start = frame.start
             let size = nodeCount - start + 1
             if let anchor { anchors[anchor] = (node, size) }
-            return add(node, size: 1, at: here)
+            return add(node, size: 1)
         default:
             return nil
         }
     }
 
-    private mutating func add(_ node: YAMLNode, size: Int, at here: SourceLocation) -> Diagnostic? {
+    private mutating func add(_ node: YAMLNode, size: Int) -> Diagnostic? {
         nodeCount += size
         let top = stack.count - 1
         guard top >= 0 else {
@@ -260,10 +262,13 @@ struct Composer {
         }
         guard let key = stack[top].key else {
             stack[top].key = node
+            stack[top].keyText = node.scalarText
             return nil
         }
+        let keyText = stack[top].keyText
         stack[top].key = nil
-        if let text = key.scalarText {
+        stack[top].keyText = nil
+        if let text = keyText {
             if stack[top].keySet == nil, stack[top].pairs.count >= 16 {
                 stack[top].keySet = Set(stack[top].pairs.compactMap { $0.key.scalarText })
             }
@@ -271,7 +276,10 @@ struct Composer {
             if stack[top].keySet != nil {
                 duplicate = !(stack[top].keySet?.insert(text).inserted ?? true)
             } else {
-                duplicate = stack[top].pairs.contains { $0.key.scalarText == text }
+                duplicate = stack[top].pairs.contains { pair in
+                    if case .scalar(let other, _) = pair.key.content { return other == text }
+                    return false
+                }
             }
             if duplicate {
                 return .error("duplicate key '\(text)' in mapping", at: key.location(in: file))
