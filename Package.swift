@@ -29,6 +29,7 @@ let package = Package(
         // Fixtures and case files are read from the source tree by path, not bundled.
         .testTarget(name: "PolicyYAMLTests", dependencies: ["PolicyCore", "PolicyYAML"], exclude: ["Fixtures"]),
         .testTarget(name: "PolicyEngineTests", dependencies: ["PolicyCore", "PolicyYAML"], exclude: ["Cases"]),
-        .testTarget(name: "PolicyHubCLITests", dependencies: ["PolicyCore", "PolicyYAML", "PolicyHubCLI"]),
+        .testTarget(name: "PolicyHubCLITests", dependencies: ["PolicyCore", "PolicyYAML", "PolicyHubCLI"],
+                    exclude: ["Golden"]),
     ]
 )

@@ -6,6 +6,11 @@ public enum ContentHash {
         of(bytes: JSONWriter.compactBytes(value.canonical))
     }
 
+    /// The hash of a value whose mappings are already sorted (skips the sort).
+    static func of(canonical value: Value) -> String {
+        of(bytes: JSONWriter.compactBytes(value))
+    }
+
     public static func of(bytes: [UInt8]) -> String {
         let digest = SHA256.hash(data: bytes)
         var hex = "sha256:"

@@ -142,7 +142,9 @@ struct RenderState {
             network += entry.rules
             conflicts += entry.conflicts
         }
-        network.sort(by: Precedence.evaluatesBefore)
+        // sort positions, not the rules: a rule is large to move
+        let order = network.indices.sorted { Precedence.evaluatesBefore(network[$0], network[$1]) }
+        network = order.map { network[$0] }
         findNetworkConflicts(network)
         objects.sort { $0.identity < $1.identity }
         documents.sort { $0.identity < $1.identity }
@@ -315,9 +317,10 @@ struct RenderState {
                     spec: object.specValue)
     }
 
+    /// The pushed object for a canonical `spec`: keys in sorted order, built directly rather than sorted again.
     func emit(_ document: PlacedDocument, kind: ObjectKind, namespace: String?, spec: Value) -> RenderedObject {
         let meta = document.object.metadata
-        let hash = ContentHash.of(spec)
+        let hash = ContentHash.of(canonical: spec)
         var labels = meta.labels
         labels[HubAnnotation.managedByKey] = HubAnnotation.managedByValue
         var annotations = meta.annotations
@@ -326,10 +329,19 @@ struct RenderState {
         annotations[HubAnnotation.revision] = revision
         annotations[HubAnnotation.source] = document.source
         annotations[HubAnnotation.hash] = hash
-        let object = PolicyObject(apiVersion: ObjectKind.apiVersion, kind: kind,
-                                  metadata: ObjectMeta(name: meta.name, namespace: namespace, labels: labels,
-                                                       annotations: annotations),
-                                  body: .opaque(spec))
-        return RenderedObject(identity: object.identity, source: document.source, hash: hash, value: object.wireValue)
+        var metadata: [Value.MapEntry] = [
+            Value.MapEntry("annotations", .stringMap(annotations)),
+            Value.MapEntry("labels", .stringMap(labels)),
+            Value.MapEntry("name", .string(meta.name)),
+        ]
+        if let namespace { metadata.append(Value.MapEntry("namespace", .string(namespace))) }
+        var object: [Value.MapEntry] = [
+            Value.MapEntry("apiVersion", .string(ObjectKind.apiVersion)),
+            Value.MapEntry("kind", .string(kind.rawValue)),
+            Value.MapEntry("metadata", .map(metadata)),
+        ]
+        if spec != .null { object.append(Value.MapEntry("spec", spec)) }
+        let identity = ObjectIdentity(kind: kind, namespace: namespace ?? "", name: meta.name)
+        return RenderedObject(identity: identity, source: document.source, hash: hash, value: .map(object))
     }
 }
