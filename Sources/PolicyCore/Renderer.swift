@@ -31,19 +31,27 @@ public struct Renderer: Sendable {
         render(PlacementClass(environment: cluster.environment, labels: cluster.placementLabels))
     }
 
-    /// The effective policy of each cluster, in the order given, rendering each placement class once.
-    /// Documents whose output is the same in several classes (same environment, same covering global
-    /// documents) are emitted once and shared.
-    public func render(clusters: [MemberCluster]) -> [(cluster: MemberCluster, policy: EffectivePolicy)] {
-        var cache: [PlacementClass: EffectivePolicy] = [:]
-        let documents = DocumentCache()
-        return clusters.map { cluster in
+    /// The effective policy of each cluster, in the order given, rendering each placement class once
+    /// (classes spread over cores through `parallel`). Documents whose output is the same in several
+    /// classes (same environment modes, same covering global documents) are emitted once and shared.
+    public func render(clusters: [MemberCluster], parallel: ParallelFor = .serial)
+        -> [(cluster: MemberCluster, policy: EffectivePolicy)]
+    {
+        var classes: [PlacementClass] = []
+        var classIndex: [PlacementClass: Int] = [:]
+        let keys = clusters.map { cluster -> Int in
             let key = PlacementClass(environment: cluster.environment, labels: cluster.placementLabels)
-            if let hit = cache[key] { return (cluster, hit) }
-            let policy = render(key, documents: documents)
-            cache[key] = policy
-            return (cluster, policy)
+            if let known = classIndex[key] { return known }
+            classIndex[key] = classes.count
+            classes.append(key)
+            return classes.count - 1
         }
+        let documents = DocumentCache()
+        let slots = ResultSlots<EffectivePolicy>(count: classes.count)
+        let distinct = classes
+        parallel.run(distinct.count) { index in slots.set(index, render(distinct[index], documents: documents)) }
+        let policies = slots.values
+        return zip(clusters, keys).map { ($0, policies[$1]) }
     }
 
     /// The effective policy of a placement class.

@@ -96,10 +96,10 @@ struct BenchCommand: ParsableCommand {
                 print("tree: 100 global documents, 200 namespaces x 20 rules (\(BenchSupport.mb(bytes)) MB); fleet: \(many.count) clusters in \(classes.count) placement classes")
                 var objects = 0
                 let few = BenchSupport.measure(runs: runs) {
-                    objects = renderer.render(clusters: distinct).reduce(0) { $0 + $1.policy.objects.count }
+                    objects = renderer.render(clusters: distinct, parallel: .dispatch).reduce(0) { $0 + $1.policy.objects.count }
                 }
                 let all = BenchSupport.measure(runs: runs) {
-                    let result = renderer.render(clusters: many)
+                    let result = renderer.render(clusters: many, parallel: .dispatch)
                     precondition(result.count == many.count)
                 }
                 BenchSupport.row("render \(distinct.count) distinct clusters (\(objects) objects)", few, reference: few)

@@ -50,7 +50,7 @@ struct RenderCommand: ParsableCommand {
             }
             clusters = clusters.filter { cluster.contains($0.name) }
         }
-        let rendered = renderer.render(clusters: clusters)
+        let rendered = renderer.render(clusters: clusters, parallel: .dispatch)
         var ambiguous = false
         for (cluster, policy) in rendered {
             for conflict in policy.conflicts {
