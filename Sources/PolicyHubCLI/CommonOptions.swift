@@ -28,6 +28,7 @@ enum ExitStatus {
 
 /// Writes to standard error.
 func printError(_ text: String) {
+    fflush(nil)  // flush standard output first, so the two streams keep their order
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 

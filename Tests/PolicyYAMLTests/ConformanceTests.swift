@@ -28,9 +28,9 @@ import Testing
 
     /// The fixtures are verbatim copies of the shared corpus; when the shared corpus is beside this
     /// checkout, they must not have drifted from it.
-    @Test func fixturesMatchSharedCorpus() throws {
+    @Test(.enabled(if: !Paths.yamlFiles(in: Paths.sharedConformance).isEmpty, "needs ../shared/conformance beside the checkout"))
+    func fixturesMatchSharedCorpus() throws {
         let shared = Paths.yamlFiles(in: Paths.sharedConformance)
-        try #require(!shared.isEmpty, "no ../shared/conformance here; nothing to compare")
         #expect(shared == ConformanceTests.files)
         for name in shared {
             let a = FileManager.default.contents(atPath: Paths.sharedConformance + "/" + name)
