@@ -28,7 +28,8 @@ let package = Package(
         .testTarget(name: "PolicyCoreTests", dependencies: ["PolicyCore"]),
         // Fixtures and case files are read from the source tree by path, not bundled.
         .testTarget(name: "PolicyYAMLTests", dependencies: ["PolicyCore", "PolicyYAML"], exclude: ["Fixtures"]),
-        .testTarget(name: "PolicyEngineTests", dependencies: ["PolicyCore", "PolicyYAML"], exclude: ["Cases"]),
+        .testTarget(name: "PolicyEngineTests", dependencies: ["PolicyCore", "PolicyYAML", "PolicyHubTesting"],
+                    exclude: ["Cases"]),
         .testTarget(name: "PolicyHubCLITests", dependencies: ["PolicyCore", "PolicyYAML", "PolicyHubCLI"],
                     exclude: ["Golden"]),
     ]

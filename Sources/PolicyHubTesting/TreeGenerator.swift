@@ -65,7 +65,8 @@ public struct TreeGenerator: Sendable {
         return bytes
     }
 
-    static let environments = """
+    /// The environments file of generated trees (and of the test corpus): staging, then production.
+    public static let environments = """
         apiVersion: policyhub.dev/v1alpha1
         kind: EnvironmentList
         environments:

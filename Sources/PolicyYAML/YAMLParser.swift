@@ -219,21 +219,15 @@ struct Composer {
             node.line = line
             node.column = column
             return add(node, size: target.size)
-        case YAML_SEQUENCE_START_EVENT:
+        case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
             if stack.count >= limits.maxDepth {
                 return .error("nesting is deeper than \(limits.maxDepth) levels", at: here)
             }
-            let data = event.data.sequence_start
-            stack.append(Frame(isMapping: false, line: line, column: column, tag: Composer.string(data.tag),
-                               anchor: Composer.string(data.anchor), start: nodeCount))
-            return nil
-        case YAML_MAPPING_START_EVENT:
-            if stack.count >= limits.maxDepth {
-                return .error("nesting is deeper than \(limits.maxDepth) levels", at: here)
-            }
-            let data = event.data.mapping_start
-            stack.append(Frame(isMapping: true, line: line, column: column, tag: Composer.string(data.tag),
-                               anchor: Composer.string(data.anchor), start: nodeCount))
+            let isMapping = event.type == YAML_MAPPING_START_EVENT
+            let (tag, anchor) = isMapping ? (event.data.mapping_start.tag, event.data.mapping_start.anchor)
+                : (event.data.sequence_start.tag, event.data.sequence_start.anchor)
+            stack.append(Frame(isMapping: isMapping, line: line, column: column, tag: Composer.string(tag),
+                               anchor: Composer.string(anchor), start: nodeCount))
             return nil
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
             guard let frame = stack.popLast() else { return .error("unbalanced YAML events", at: here) }

@@ -1,5 +1,6 @@
 import Foundation
 import PolicyCore
+import PolicyHubTesting
 import PolicyYAML
 import Testing
 
@@ -126,14 +127,6 @@ import Testing
 
 /// Builds the inputs of a case: documents, the environments, and one cluster.
 enum CaseSetup {
-    static let environments = """
-        apiVersion: policyhub.dev/v1alpha1
-        kind: EnvironmentList
-        environments:
-        - {name: staging, defaultPolicyMode: Monitor, minimumPolicyMode: Discover}
-        - {name: production, promotesFrom: staging, defaultPolicyMode: Protect, minimumPolicyMode: Monitor}
-        """
-
     static func build(_ c: YAMLNode) throws -> (EffectivePolicy?, [Diagnostic]) {
         var objects: [PolicyObject] = []
         var diagnostics: [Diagnostic] = []
@@ -151,7 +144,7 @@ enum CaseSetup {
                 add(doc, path: "policies/namespaces/\(ns)/n\(index).yaml")
             }
         }
-        let env = PolicyDecoder.decodeFleetFile(Array(environments.utf8), file: "clusters/environments.yaml")
+        let env = PolicyDecoder.decodeFleetFile(Array(TreeGenerator.environments.utf8), file: "clusters/environments.yaml")
         let clusterNode = c.field("cluster")
         let labels = clusterNode?.field("labels")?.value.map?.reduce(into: [String: String]()) {
             $0[$1.key] = $1.value.stringValue
