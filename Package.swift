@@ -12,14 +12,19 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // The system libyaml (apt: libyaml-dev). Named CYAML, not CYaml, to stay clear of Yams' vendored copy.
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .target(name: "PolicyCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "PolicyYAML", dependencies: ["PolicyCore", "CYAML"]),
+        // Revisions, environments, cluster state, pushes and the audit log in the system SQLite.
+        .target(name: "HubStore", dependencies: ["PolicyCore", .product(name: "GRDB", package: "GRDB.swift")]),
+        // Where effective policy is pushed: GitOps folders (Kubernetes members come with the transport).
+        .target(name: "Members", dependencies: ["PolicyCore", "PolicyYAML"]),
         .target(name: "PolicyHubCLI", dependencies: [
-            "PolicyCore", "PolicyYAML", "PolicyHubTesting",
+            "PolicyCore", "PolicyYAML", "PolicyHubTesting", "HubStore", "Members",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "policyhub", dependencies: ["PolicyHubCLI"]),
@@ -30,7 +35,10 @@ let package = Package(
         .testTarget(name: "PolicyYAMLTests", dependencies: ["PolicyCore", "PolicyYAML"], exclude: ["Fixtures"]),
         .testTarget(name: "PolicyEngineTests", dependencies: ["PolicyCore", "PolicyYAML", "PolicyHubTesting"],
                     exclude: ["Cases"]),
-        .testTarget(name: "PolicyHubCLITests", dependencies: ["PolicyCore", "PolicyYAML", "PolicyHubCLI"],
+        .testTarget(name: "HubStoreTests", dependencies: ["PolicyCore", "HubStore"]),
+        .testTarget(name: "MembersTests", dependencies: ["PolicyCore", "PolicyYAML", "Members"]),
+        .testTarget(name: "PolicyHubCLITests", dependencies: ["PolicyCore", "PolicyYAML", "PolicyHubCLI", "HubStore",
+                                                             "PolicyHubTesting"],
                     exclude: ["Golden"]),
     ]
 )

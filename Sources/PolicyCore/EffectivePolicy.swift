@@ -64,6 +64,13 @@ public struct RenderedObject: Sendable, Hashable {
     public let hash: String
     /// The whole object, keys sorted.
     public let value: Value
+
+    public init(identity: ObjectIdentity, source: String, hash: String, value: Value) {
+        self.identity = identity
+        self.source = source
+        self.hash = hash
+        self.value = value
+    }
 }
 
 /// A precedence finding of a render (SEMANTICS §3.8).
@@ -111,4 +118,26 @@ public struct EffectivePolicy: Sendable, Hashable {
     public let networkRules: [EffectiveNetworkRule]
     /// Security rule documents after merging, ordered by identity.
     public let documents: [EffectiveDocument]
+}
+
+extension EffectivePolicy {
+    /// The hash of the objects exactly as pushed, less the `policyhub.dev/revision` annotation: two
+    /// revisions that give a cluster the same objects give it the same hash, so the cluster is not pushed.
+    public var contentHash: String {
+        ContentHash.of(canonical: .list(objects.map { $0.value.removingAnnotation(HubAnnotation.revision) }))
+    }
+}
+
+extension Value {
+    /// The object without one `metadata.annotations` key.
+    func removingAnnotation(_ key: String) -> Value {
+        guard case .map(var entries) = self,
+              let metaIndex = entries.firstIndex(where: { $0.key == "metadata" }),
+              case .map(var meta) = entries[metaIndex].value,
+              let annotationsIndex = meta.firstIndex(where: { $0.key == "annotations" }),
+              case .map(let annotations) = meta[annotationsIndex].value else { return self }
+        meta[annotationsIndex].value = .map(annotations.filter { $0.key != key })
+        entries[metaIndex].value = .map(meta)
+        return .map(entries)
+    }
 }

@@ -1,7 +1,8 @@
 import ArgumentParser
 
 /// The `policyhub` command.
-public struct PolicyHubCommand: ParsableCommand {
+@available(macOS 10.15, *)
+public struct PolicyHubCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "policyhub",
         abstract: "NeuVector security policy as code across a fleet of Kubernetes clusters.",
@@ -15,7 +16,8 @@ public struct PolicyHubCommand: ParsableCommand {
             Exit codes: 0 success, 1 invalid input or failure, 64 bad command line.
             """,
         version: "0.1.0",
-        subcommands: [ValidateCommand.self, RenderCommand.self, ExplainCommand.self, BenchCommand.self])
+        subcommands: [ValidateCommand.self, RenderCommand.self, ExplainCommand.self, ApplyCommand.self, PlanCommand.self,
+                      HistoryCommand.self, StatusCommand.self, BenchCommand.self])
 
     public init() {}
 }

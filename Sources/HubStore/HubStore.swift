@@ -1,0 +1,152 @@
+import PolicyCore
+
+/// One policy document as a revision holds it: stored once, by content hash.
+public struct StoredDocument: Sendable, Hashable {
+    /// `sha256:` of the source path and the canonical object.
+    public var hash: String
+    public var identity: ObjectIdentity
+    /// Repository path the document was read from.
+    public var source: String
+    /// The object as compact canonical JSON.
+    public var body: String
+
+    public init(hash: String, identity: ObjectIdentity, source: String, body: String) {
+        self.hash = hash
+        self.identity = identity
+        self.source = source
+        self.body = body
+    }
+
+    /// The stored form of a validated document.
+    public init(_ document: PlacedDocument) {
+        let value = document.object.wireValue
+        self.init(hash: ContentHash.of(.map([Value.MapEntry("source", .string(document.source)),
+                                            Value.MapEntry("object", value)])),
+                  identity: document.object.identity, source: document.source, body: JSONWriter.compact(value))
+    }
+}
+
+/// An immutable snapshot of an environment's desired policy tree (SEMANTICS §4).
+public struct Revision: Sendable, Hashable {
+    public var id: Int64
+    public var environment: String
+    public var parent: Int64?
+    public var author: String
+    /// Seconds since 1970.
+    public var createdAt: Double
+    /// What produced it: `apply`, `promote`, `rollback`, `api`.
+    public var cause: String
+    /// Hash of the set of its documents: two revisions with the same documents have the same tree hash.
+    public var treeHash: String
+    public var documentCount: Int
+
+    public init(id: Int64, environment: String, parent: Int64?, author: String, createdAt: Double, cause: String,
+                treeHash: String, documentCount: Int) {
+        self.id = id
+        self.environment = environment
+        self.parent = parent
+        self.author = author
+        self.createdAt = createdAt
+        self.cause = cause
+        self.treeHash = treeHash
+        self.documentCount = documentCount
+    }
+}
+
+/// What the hub knows of one member cluster.
+public struct ClusterState: Sendable, Hashable {
+    public var cluster: String
+    public var environment: String
+    public var appliedRevision: Int64?
+    /// The hash of the effective policy last applied (see `EffectivePolicy.contentHash`).
+    public var appliedHash: String?
+    public var lastPushAt: Double?
+    /// `ok` or `failed`.
+    public var lastResult: String?
+    public var lastError: String?
+
+    public init(cluster: String, environment: String, appliedRevision: Int64? = nil, appliedHash: String? = nil,
+                lastPushAt: Double? = nil, lastResult: String? = nil, lastError: String? = nil) {
+        self.cluster = cluster
+        self.environment = environment
+        self.appliedRevision = appliedRevision
+        self.appliedHash = appliedHash
+        self.lastPushAt = lastPushAt
+        self.lastResult = lastResult
+        self.lastError = lastError
+    }
+}
+
+/// The outcome of pushing one cluster.
+public struct PushRecord: Sendable, Hashable {
+    public var cluster: String
+    public var environment: String
+    public var revision: Int64
+    public var desiredHash: String
+    public var startedAt: Double
+    public var finishedAt: Double
+    public var created: Int
+    public var updated: Int
+    public var deleted: Int
+    /// Nil when the push succeeded.
+    public var error: String?
+
+    public init(cluster: String, environment: String, revision: Int64, desiredHash: String, startedAt: Double,
+                finishedAt: Double, created: Int, updated: Int, deleted: Int, error: String?) {
+        self.cluster = cluster
+        self.environment = environment
+        self.revision = revision
+        self.desiredHash = desiredHash
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.created = created
+        self.updated = updated
+        self.deleted = deleted
+        self.error = error
+    }
+}
+
+/// One line of the audit log: who did what, when.
+public struct AuditEntry: Sendable, Hashable {
+    public var id: Int64
+    public var at: Double
+    public var actor: String
+    public var action: String
+    public var detail: String
+}
+
+/// Errors of the store, each naming the state file.
+public enum HubStoreError: Error, Sendable, CustomStringConvertible {
+    case cannotOpen(path: String, reason: String)
+    case failed(path: String, operation: String, reason: String)
+    case unknownRevision(Int64)
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let path, let reason): return "cannot open the state file \(path): \(reason)"
+        case .failed(let path, let operation, let reason): return "state file \(path): \(operation) failed: \(reason)"
+        case .unknownRevision(let id): return "revision \(id) does not exist"
+        }
+    }
+}
+
+/// The hub's durable state (the seam the CLI and the daemon write through).
+public protocol HubStore: Sendable {
+    /// Records a revision of `environment` with these documents, as its new desired revision, and audits it.
+    func recordRevision(environment: String, documents: [StoredDocument], author: String, cause: String,
+                        at: Double) throws(HubStoreError) -> Revision
+    /// The environment's desired revision, or nil before its first.
+    func desiredRevision(environment: String) throws(HubStoreError) -> Revision?
+    func revision(id: Int64) throws(HubStoreError) -> Revision
+    /// The documents of a revision, sorted by identity.
+    func documents(revision: Int64) throws(HubStoreError) -> [StoredDocument]
+    /// Revisions, newest first, of one environment or of all.
+    func revisions(environment: String?) throws(HubStoreError) -> [Revision]
+    func clusterStates() throws(HubStoreError) -> [ClusterState]
+    /// Records a push; a successful one also sets the cluster's applied revision and hash.
+    func recordPush(_ push: PushRecord) throws(HubStoreError)
+    /// Marks a cluster as holding `revision` without a push (its effective policy did not change).
+    func markApplied(cluster: String, environment: String, revision: Int64, hash: String) throws(HubStoreError)
+    func audit(actor: String, action: String, detail: String, at: Double) throws(HubStoreError)
+    func auditLog(limit: Int) throws(HubStoreError) -> [AuditEntry]
+}

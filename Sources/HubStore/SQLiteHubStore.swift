@@ -1,0 +1,250 @@
+import GRDB
+import PolicyCore
+
+/// `HubStore` in a SQLite file (the system SQLite through GRDB): WAL journal, foreign keys, versioned
+/// migrations. Every change is one transaction, so a killed process leaves the previous state whole.
+public final class SQLiteHubStore: HubStore {
+    public let path: String
+    private let pool: DatabasePool
+
+    /// The schema versions, in order. Appending one is how the schema changes.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-revisions-pushes-audit") { db in
+            try db.execute(sql: """
+                CREATE TABLE document (
+                    hash TEXT PRIMARY KEY,
+                    kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+                    source TEXT NOT NULL, body TEXT NOT NULL);
+                CREATE TABLE revision (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    environment TEXT NOT NULL,
+                    parent INTEGER REFERENCES revision(id),
+                    author TEXT NOT NULL, created_at REAL NOT NULL, cause TEXT NOT NULL,
+                    tree_hash TEXT NOT NULL, document_count INTEGER NOT NULL);
+                CREATE INDEX revision_environment ON revision(environment, id);
+                CREATE TABLE revision_document (
+                    revision INTEGER NOT NULL REFERENCES revision(id),
+                    document TEXT NOT NULL REFERENCES document(hash),
+                    PRIMARY KEY (revision, document)) WITHOUT ROWID;
+                CREATE TABLE environment_state (
+                    environment TEXT PRIMARY KEY,
+                    desired_revision INTEGER NOT NULL REFERENCES revision(id));
+                CREATE TABLE cluster_state (
+                    cluster TEXT PRIMARY KEY, environment TEXT NOT NULL,
+                    applied_revision INTEGER REFERENCES revision(id), applied_hash TEXT,
+                    last_push_at REAL, last_result TEXT, last_error TEXT);
+                CREATE TABLE push (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    cluster TEXT NOT NULL, environment TEXT NOT NULL,
+                    revision INTEGER NOT NULL REFERENCES revision(id), desired_hash TEXT NOT NULL,
+                    started_at REAL NOT NULL, finished_at REAL NOT NULL,
+                    created INTEGER NOT NULL, updated INTEGER NOT NULL, deleted INTEGER NOT NULL, error TEXT);
+                CREATE TABLE audit (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
+                """)
+        }
+        return migrator
+    }
+
+    /// Opens (creating when needed) the state file at `path` and brings its schema up to date.
+    public init(path: String) throws(HubStoreError) {
+        self.path = path
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(30)
+        configuration.label = "policyhub-state"
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try SQLiteHubStore.migrator.migrate(pool)
+        } catch {
+            throw .cannotOpen(path: path, reason: SQLiteHubStore.reason(error))
+        }
+    }
+
+    /// The applied migrations, oldest first.
+    public func schemaVersions() throws(HubStoreError) -> [String] {
+        try read("read the schema version") { db in try SQLiteHubStore.migrator.appliedMigrations(db) }
+    }
+
+    /// `PRAGMA integrity_check`: "ok" for a sound file.
+    public func integrityCheck() throws(HubStoreError) -> String {
+        try read("check integrity") { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "" }
+    }
+
+    static func reason(_ error: any Error) -> String {
+        if let error = error as? DatabaseError { return error.message ?? "\(error.resultCode)" }
+        return "\(error)"
+    }
+
+    private func read<T>(_ operation: String, _ body: (Database) throws -> T) throws(HubStoreError) -> T {
+        do {
+            return try pool.read(body)
+        } catch {
+            throw .failed(path: path, operation: operation, reason: SQLiteHubStore.reason(error))
+        }
+    }
+
+    private func write<T>(_ operation: String, _ body: (Database) throws -> T) throws(HubStoreError) -> T {
+        do {
+            return try pool.write(body)
+        } catch let error as HubStoreError {
+            throw error
+        } catch {
+            throw .failed(path: path, operation: operation, reason: SQLiteHubStore.reason(error))
+        }
+    }
+
+    // MARK: - Revisions
+
+    /// The tree hash a revision of these documents gets.
+    public static func treeHash(_ documents: [StoredDocument]) -> String {
+        ContentHash.of(.list(documents.map(\.hash).sorted().map(Value.string)))
+    }
+
+    public func recordRevision(environment: String, documents: [StoredDocument], author: String, cause: String,
+                               at: Double) throws(HubStoreError) -> Revision {
+        try write("record a revision of \(environment)") { db in
+            let parent = try Int64.fetchOne(db, sql: "SELECT desired_revision FROM environment_state WHERE environment = ?",
+                                            arguments: [environment])
+            for document in documents {
+                try db.execute(sql: """
+                    INSERT OR IGNORE INTO document (hash, kind, namespace, name, source, body) VALUES (?, ?, ?, ?, ?, ?)
+                    """, arguments: [document.hash, document.identity.kind.rawValue, document.identity.namespace,
+                                     document.identity.name, document.source, document.body])
+            }
+            let treeHash = SQLiteHubStore.treeHash(documents)
+            try db.execute(sql: """
+                INSERT INTO revision (environment, parent, author, created_at, cause, tree_hash, document_count)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [environment, parent, author, at, cause, treeHash, documents.count])
+            let id = db.lastInsertedRowID
+            for hash in Set(documents.map(\.hash)) {
+                try db.execute(sql: "INSERT INTO revision_document (revision, document) VALUES (?, ?)", arguments: [id, hash])
+            }
+            try db.execute(sql: """
+                INSERT INTO environment_state (environment, desired_revision) VALUES (?, ?)
+                ON CONFLICT(environment) DO UPDATE SET desired_revision = excluded.desired_revision
+                """, arguments: [environment, id])
+            try db.execute(sql: "INSERT INTO audit (at, actor, action, detail) VALUES (?, ?, ?, ?)",
+                           arguments: [at, author, "revision",
+                                       "revision \(id) of \(environment) (\(cause), \(documents.count) documents)"])
+            return Revision(id: id, environment: environment, parent: parent, author: author, createdAt: at, cause: cause,
+                            treeHash: treeHash, documentCount: documents.count)
+        }
+    }
+
+    static func revision(_ row: Row) -> Revision {
+        Revision(id: row["id"], environment: row["environment"], parent: row["parent"], author: row["author"],
+                 createdAt: row["created_at"], cause: row["cause"], treeHash: row["tree_hash"],
+                 documentCount: row["document_count"])
+    }
+
+    public func desiredRevision(environment: String) throws(HubStoreError) -> Revision? {
+        try read("read the desired revision of \(environment)") { db in
+            try Row.fetchOne(db, sql: """
+                SELECT revision.* FROM environment_state JOIN revision ON revision.id = environment_state.desired_revision
+                WHERE environment_state.environment = ?
+                """, arguments: [environment]).map(SQLiteHubStore.revision)
+        }
+    }
+
+    public func revision(id: Int64) throws(HubStoreError) -> Revision {
+        let found = try read("read revision \(id)") { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM revision WHERE id = ?", arguments: [id]).map(SQLiteHubStore.revision)
+        }
+        guard let found else { throw .unknownRevision(id) }
+        return found
+    }
+
+    public func documents(revision: Int64) throws(HubStoreError) -> [StoredDocument] {
+        _ = try self.revision(id: revision)
+        return try read("read the documents of revision \(revision)") { db in
+            try Row.fetchAll(db, sql: """
+                SELECT document.* FROM revision_document JOIN document ON document.hash = revision_document.document
+                WHERE revision_document.revision = ? ORDER BY kind, namespace, name
+                """, arguments: [revision]).compactMap { row -> StoredDocument? in
+                guard let kind = ObjectKind(rawValue: row["kind"]) else { return nil }
+                return StoredDocument(hash: row["hash"], identity: ObjectIdentity(kind: kind, namespace: row["namespace"],
+                                                                                  name: row["name"]),
+                                      source: row["source"], body: row["body"])
+            }
+        }
+    }
+
+    public func revisions(environment: String?) throws(HubStoreError) -> [Revision] {
+        try read("list revisions") { db in
+            if let environment {
+                return try Row.fetchAll(db, sql: "SELECT * FROM revision WHERE environment = ? ORDER BY id DESC",
+                                        arguments: [environment]).map(SQLiteHubStore.revision)
+            }
+            return try Row.fetchAll(db, sql: "SELECT * FROM revision ORDER BY id DESC").map(SQLiteHubStore.revision)
+        }
+    }
+
+    // MARK: - Clusters and pushes
+
+    public func clusterStates() throws(HubStoreError) -> [ClusterState] {
+        try read("read cluster state") { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM cluster_state ORDER BY cluster").map { row in
+                ClusterState(cluster: row["cluster"], environment: row["environment"],
+                             appliedRevision: row["applied_revision"], appliedHash: row["applied_hash"],
+                             lastPushAt: row["last_push_at"], lastResult: row["last_result"], lastError: row["last_error"])
+            }
+        }
+    }
+
+    public func recordPush(_ push: PushRecord) throws(HubStoreError) {
+        try write("record the push of \(push.cluster)") { db in
+            try db.execute(sql: """
+                INSERT INTO push (cluster, environment, revision, desired_hash, started_at, finished_at, created, updated,
+                                  deleted, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [push.cluster, push.environment, push.revision, push.desiredHash, push.startedAt,
+                                 push.finishedAt, push.created, push.updated, push.deleted, push.error])
+            if push.error == nil {
+                try db.execute(sql: """
+                    INSERT INTO cluster_state (cluster, environment, applied_revision, applied_hash, last_push_at,
+                                               last_result, last_error) VALUES (?, ?, ?, ?, ?, 'ok', NULL)
+                    ON CONFLICT(cluster) DO UPDATE SET environment = excluded.environment,
+                        applied_revision = excluded.applied_revision, applied_hash = excluded.applied_hash,
+                        last_push_at = excluded.last_push_at, last_result = 'ok', last_error = NULL
+                    """, arguments: [push.cluster, push.environment, push.revision, push.desiredHash, push.finishedAt])
+            } else {
+                try db.execute(sql: """
+                    INSERT INTO cluster_state (cluster, environment, last_push_at, last_result, last_error)
+                    VALUES (?, ?, ?, 'failed', ?)
+                    ON CONFLICT(cluster) DO UPDATE SET environment = excluded.environment,
+                        last_push_at = excluded.last_push_at, last_result = 'failed', last_error = excluded.last_error
+                    """, arguments: [push.cluster, push.environment, push.finishedAt, push.error])
+            }
+        }
+    }
+
+    public func markApplied(cluster: String, environment: String, revision: Int64, hash: String) throws(HubStoreError) {
+        try write("mark \(cluster) applied") { db in
+            try db.execute(sql: """
+                INSERT INTO cluster_state (cluster, environment, applied_revision, applied_hash) VALUES (?, ?, ?, ?)
+                ON CONFLICT(cluster) DO UPDATE SET environment = excluded.environment,
+                    applied_revision = excluded.applied_revision, applied_hash = excluded.applied_hash
+                """, arguments: [cluster, environment, revision, hash])
+        }
+    }
+
+    // MARK: - Audit
+
+    public func audit(actor: String, action: String, detail: String, at: Double) throws(HubStoreError) {
+        try write("append to the audit log") { db in
+            try db.execute(sql: "INSERT INTO audit (at, actor, action, detail) VALUES (?, ?, ?, ?)",
+                           arguments: [at, actor, action, detail])
+        }
+    }
+
+    public func auditLog(limit: Int) throws(HubStoreError) -> [AuditEntry] {
+        try read("read the audit log") { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM audit ORDER BY id DESC LIMIT ?", arguments: [limit]).map { row in
+                AuditEntry(id: row["id"], at: row["at"], actor: row["actor"], action: row["action"], detail: row["detail"])
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+import ArgumentParser
+import Foundation
+import HubStore
+import Members
+import PolicyCore
+
+/// `policyhub apply`: record the root environment's revision from policies/ and push every cluster that
+/// does not hold its desired effective policy.
+struct ApplyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apply",
+        abstract: "Record policies/ as the root environment's revision and push clusters that differ.",
+        discussion: """
+            Validates first: an invalid tree records and pushes nothing. Then records a revision of the root
+            environment (when policies/ changed), renders each cluster's environment's desired revision, and
+            pushes every cluster whose desired hash differs from its applied hash, several at once. Clusters
+            already in step get no request at all; an environment other than the root one is left untouched
+            until its first promotion. A failed cluster never stops the others; rerun to retry what failed.
+
+            State: .policyhub/state.sqlite (or --state). Exit 0 when every cluster is in step, 1 when any failed.
+            """)
+
+    @OptionGroup var repository: RepositoryOptions
+
+    @Option(name: .long, help: ArgumentHelp("The state file.", valueName: "path"))
+    var state: String?
+
+    @Option(name: .long, help: ArgumentHelp("Push only this cluster (repeatable).", valueName: "name"))
+    var cluster: [String] = []
+
+    @Option(name: .long, help: "How many clusters are pushed at once.")
+    var concurrency: Int = 8
+
+    @Flag(name: .long, help: "Show what would be recorded and pushed; change nothing.")
+    var dryRun = false
+
+    @Option(name: .long, help: ArgumentHelp("Who is applying (default: $USER).", valueName: "name"))
+    var author: String?
+
+    @Option(name: .long, help: ArgumentHelp("Seconds to wait for another run holding the state file.", valueName: "seconds"))
+    var lockTimeout: Double = 300
+
+    func validate() throws {
+        if concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
+    }
+
+    func run() async throws {
+        let session = try HubSession.open(repository: repository, statePath: state)
+        let lock = try StateLock(statePath: session.store.path, timeout: lockTimeout)
+        defer { withExtendedLifetime(lock) {} }
+        let clusters = try session.clusters(named: cluster)
+        let actor = currentAuthor(author)
+
+        // 1. The root environment's revision from policies/.
+        guard let pending = try session.rootRevisionForWorkingTree(author: actor) else { throw ExitStatus.failure }
+        var rootRevision = pending.revision
+        if pending.isNew {
+            if dryRun {
+                print("would record revision \(rootRevision.id) of \(rootRevision.environment) from policies/ (\(rootRevision.documentCount) documents)")
+            } else {
+                rootRevision = try storeCall {
+                    try session.store.recordRevision(environment: rootRevision.environment, documents: session.workingDocuments,
+                                                     author: actor, cause: "apply", at: now())
+                }
+                printError("recorded revision \(rootRevision.id) of \(rootRevision.environment) (\(rootRevision.documentCount) documents)")
+            }
+        }
+
+        // 2. What each cluster must hold.
+        let plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)
+        for (name, reason) in plan.untouched { printError("\(name): \(reason)") }
+        for item in plan.inStep where !dryRun {
+            try storeCall {
+                try session.store.markApplied(cluster: item.cluster.name, environment: item.cluster.environment,
+                                              revision: item.revision.id, hash: item.desiredHash)
+            }
+        }
+        if dryRun {
+            for item in plan.toPush {
+                print("would push \(item.cluster.name) (\(item.cluster.environment), revision \(item.revision.id)): \(item.policy.objects.count) objects")
+            }
+            print("\(plan.toPush.count) to push, \(plan.inStep.count) in step, \(plan.untouched.count) untouched")
+            return
+        }
+
+        // 3. Push, several at once.
+        let progress = Progress(total: plan.toPush.count)
+        var failures: [String] = []
+        var totals = (pushed: 0, created: 0, updated: 0, deleted: 0)
+        await withTaskGroup(of: (PushPlan.Item, Result<PushOutcome, MemberError>, Double).self) { group in
+            var pending = plan.toPush[...]
+            func startNext() {
+                guard let item = pending.popFirst() else { return }
+                group.addTask {
+                    let started = now()
+                    switch session.member(for: item.cluster) {
+                    case .failure(let error): return (item, .failure(error), started)
+                    case .success(let member):
+                        do throws(MemberError) {
+                            return (item, .success(try await member.push(item.policy.objects)), started)
+                        } catch {
+                            return (item, .failure(error), started)
+                        }
+                    }
+                }
+            }
+            for _ in 0..<concurrency { startNext() }
+            while let (item, result, started) = await group.next() {
+                startNext()
+                var record = PushRecord(cluster: item.cluster.name, environment: item.cluster.environment,
+                                        revision: item.revision.id, desiredHash: item.desiredHash, startedAt: started,
+                                        finishedAt: now(), created: 0, updated: 0, deleted: 0, error: nil)
+                switch result {
+                case .success(let outcome):
+                    record.created = outcome.created.count
+                    record.updated = outcome.updated.count
+                    record.deleted = outcome.deleted.count
+                    totals.pushed += 1
+                    totals.created += record.created
+                    totals.updated += record.updated
+                    totals.deleted += record.deleted
+                    progress.step("\(item.cluster.name): \(record.created) created, \(record.updated) updated, \(record.deleted) deleted")
+                case .failure(let error):
+                    record.error = error.description
+                    failures.append(error.description)
+                    progress.step("\(item.cluster.name): FAILED: \(error.message)")
+                }
+                do {
+                    try session.store.recordPush(record)
+                } catch {
+                    failures.append("cluster \(item.cluster.name): pushed, but the state file could not record it: \(error)")
+                }
+            }
+        }
+        progress.finish()
+        printError("\(clusters.count) cluster\(clusters.count == 1 ? "" : "s"): \(totals.pushed) pushed (\(totals.created) created, \(totals.updated) updated, \(totals.deleted) deleted), \(plan.inStep.count) in step, \(plan.untouched.count) untouched, \(failures.count) failed")
+        if !failures.isEmpty {
+            for failure in failures { printError("policyhub: \(failure)") }
+            throw ExitStatus.failure
+        }
+    }
+}
+
+/// Turns a store error into a message and exit 1.
+func storeCall<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as HubStoreError {
+        printError("policyhub: \(error)")
+        throw ExitStatus.failure
+    }
+}
+
+/// Per-cluster decisions of a push: push, already in step, or leave alone.
+struct PushPlan {
+    struct Item {
+        var cluster: MemberCluster
+        var revision: Revision
+        var policy: EffectivePolicy
+        var desiredHash: String
+    }
+
+    var toPush: [Item] = []
+    var inStep: [Item] = []
+    var untouched: [(String, String)] = []
+
+    static func make(session: HubSession, clusters: [MemberCluster], rootRevision: Revision?) throws -> PushPlan {
+        var plan = PushPlan()
+        let states = Dictionary(try storeCall { try session.store.clusterStates() }.map { ($0.cluster, $0) },
+                                uniquingKeysWith: { a, _ in a })
+        var byRevision: [Int64: (Revision, [MemberCluster])] = [:]
+        for cluster in clusters {
+            let revision: Revision?
+            if cluster.environment == session.fleet.root?.name {
+                revision = rootRevision
+            } else {
+                revision = try storeCall { try session.store.desiredRevision(environment: cluster.environment) }
+            }
+            guard let revision else {
+                plan.untouched.append((cluster.name, "environment \(cluster.environment) has no desired revision until its first promotion; left untouched"))
+                continue
+            }
+            byRevision[revision.id, default: (revision, [])].1.append(cluster)
+        }
+        for (_, (revision, members)) in byRevision.sorted(by: { $0.key < $1.key }) {
+            let renderer = try session.renderer(for: revision)
+            for (cluster, policy) in renderer.render(clusters: members, parallel: .dispatch) {
+                let item = Item(cluster: cluster, revision: revision, policy: policy, desiredHash: policy.contentHash)
+                if states[cluster.name]?.appliedHash == item.desiredHash {
+                    plan.inStep.append(item)
+                } else {
+                    plan.toPush.append(item)
+                }
+            }
+        }
+        plan.toPush.sort { $0.cluster.name < $1.cluster.name }
+        return plan
+    }
+}
+
+/// Live progress on a terminal (one rewritten line), one line per step otherwise.
+final class Progress: @unchecked Sendable {
+    let total: Int
+    private var done = 0
+    private let terminal = isatty(2) == 1
+
+    init(total: Int) { self.total = total }
+
+    func step(_ message: String) {
+        done += 1
+        if terminal {
+            FileHandle.standardError.write(Data("\r\u{1B}[K[\(done)/\(total)] \(message)".utf8))
+        } else {
+            printError("[\(done)/\(total)] \(message)")
+        }
+    }
+
+    func finish() {
+        if terminal && done > 0 { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}

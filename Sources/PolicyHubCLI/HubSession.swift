@@ -1,0 +1,157 @@
+import Foundation
+import HubStore
+import Members
+import PolicyCore
+import PolicyYAML
+
+/// Where the hub keeps its state.
+enum StateOptions {
+    static let defaultPath = ".policyhub/state.sqlite"
+}
+
+/// A validated repository, the state store and the members: what `apply`, `plan` and `status` work with.
+struct HubSession {
+    let workspace: Workspace
+    let policy: ValidatedPolicySet
+    let fleet: ValidatedFleet
+    let store: SQLiteHubStore
+    let root: String
+
+    /// Opens the repository (exit 1 when invalid) and the state file.
+    static func open(repository: RepositoryOptions, statePath: String?) throws -> HubSession {
+        let workspace = Workspace.open(root: repository.root)
+        guard workspace.isValid, let policy = workspace.policy, let fleet = workspace.fleet else {
+            report(workspace.diagnostics)
+            printError("policyhub: the policy repository is invalid; nothing was recorded or pushed")
+            throw ExitStatus.failure
+        }
+        for diagnostic in workspace.diagnostics { printError(diagnostic.description) }
+        let path = resolve(statePath ?? StateOptions.defaultPath, root: repository.root)
+        do {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true)
+            let store = try SQLiteHubStore(path: path)
+            return HubSession(workspace: workspace, policy: policy, fleet: fleet, store: store, root: repository.root)
+        } catch let error as HubStoreError {
+            printError("policyhub: \(error)")
+            throw ExitStatus.failure
+        }
+    }
+
+    static func resolve(_ path: String, root: String) -> String {
+        path.hasPrefix("/") ? path : (root as NSString).appendingPathComponent(path)
+    }
+
+    /// The documents of the working tree, as a revision would hold them.
+    var workingDocuments: [StoredDocument] { policy.documents.map(StoredDocument.init) }
+
+    /// The root environment's revision for policies/ as it is now: the desired one when the tree is
+    /// unchanged (`isNew` false), otherwise the revision an apply would record (not stored).
+    func rootRevisionForWorkingTree(author: String) throws -> (revision: Revision, isNew: Bool)? {
+        guard let root = fleet.root else { return nil }
+        let documents = workingDocuments
+        let treeHash = SQLiteHubStore.treeHash(documents)
+        let current = try storeCall { try store.desiredRevision(environment: root.name) }
+        if let current, current.treeHash == treeHash { return (current, false) }
+        let next = try storeCall { try store.revisions(environment: nil).first?.id ?? 0 } + 1
+        return (Revision(id: next, environment: root.name, parent: current?.id, author: author, createdAt: now(),
+                         cause: "apply", treeHash: treeHash, documentCount: documents.count), true)
+    }
+
+    /// The member a cluster is pushed to.
+    func member(for cluster: MemberCluster) -> Result<any Member, MemberError> {
+        switch cluster.target {
+        case .directory(let path):
+            return .success(DirectoryMember(cluster: cluster.name, root: HubSession.resolve(path, root: root)))
+        case .kubernetes:
+            return .failure(MemberError(cluster: cluster.name,
+                                        message: "Kubernetes members are not supported by this build yet; use a directory target"))
+        }
+    }
+
+    /// A renderer for a stored revision: the working tree when the revision holds exactly it, otherwise the
+    /// revision's own documents, validated again.
+    func renderer(for revision: Revision) throws -> Renderer {
+        let id = "r\(revision.id)"
+        if revision.treeHash == SQLiteHubStore.treeHash(workingDocuments) {
+            return Renderer(policy: policy, fleet: fleet, revision: id)
+        }
+        let documents: [StoredDocument]
+        do {
+            documents = try store.documents(revision: revision.id)
+        } catch {
+            printError("policyhub: \(error)")
+            throw ExitStatus.failure
+        }
+        var objects: [PolicyObject] = []
+        for document in documents {
+            let decoded = PolicyDecoder.decodeFile(Array(document.body.utf8), file: document.source)
+            objects += decoded.objects
+        }
+        let validated = PolicyValidator.validate(PolicyTree(objects: objects))
+        guard let stored = validated.value else {
+            report(validated.diagnostics)
+            printError("policyhub: revision \(revision.id) of \(revision.environment) no longer validates")
+            throw ExitStatus.failure
+        }
+        return Renderer(policy: stored, fleet: fleet, revision: id)
+    }
+
+    /// Clusters by name, or all, with a clear error for an unknown one.
+    func clusters(named names: [String]) throws -> [MemberCluster] {
+        if names.isEmpty { return fleet.clusters }
+        for name in names where fleet.cluster(named: name) == nil {
+            printError("policyhub: unknown cluster '\(name)' (known: \(fleet.clusters.map(\.name).joined(separator: ", ")))")
+            throw ExitStatus.failure
+        }
+        return fleet.clusters.filter { names.contains($0.name) }
+    }
+}
+
+/// An exclusive lock beside the state file, so that two `apply` runs never push at once.
+final class StateLock {
+    private let fd: Int32
+    let path: String
+
+    /// Takes the lock, waiting up to `timeout` seconds for another holder, saying so once.
+    init(statePath: String, timeout: Double) throws {
+        path = statePath + ".lock"
+        fd = open(path, O_RDWR | O_CREAT, 0o600)
+        guard fd >= 0 else {
+            printError("policyhub: cannot open the lock file \(path): \(String(cString: strerror(errno)))")
+            throw ExitStatus.failure
+        }
+        var waited = 0.0
+        var announced = false
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            if !announced {
+                let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+                printError("policyhub: another policyhub run (pid \(holder)) holds \(path); waiting up to \(Int(timeout)) s")
+                announced = true
+            }
+            if waited >= timeout {
+                close(fd)
+                printError("policyhub: gave up waiting for \(path) after \(Int(timeout)) s")
+                throw ExitStatus.failure
+            }
+            usleep(200_000)
+            waited += 0.2
+        }
+        ftruncate(fd, 0)
+        let pid = "\(getpid())\n"
+        _ = pid.withCString { write(fd, $0, strlen($0)) }
+    }
+
+    deinit {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}
+
+/// Seconds since 1970, the clock the CLI gives the store.
+func now() -> Double { Date().timeIntervalSince1970 }
+
+/// Who is acting: `--author`, else the login name.
+func currentAuthor(_ explicit: String?) -> String {
+    explicit ?? ProcessInfo.processInfo.environment["USER"] ?? ProcessInfo.processInfo.environment["LOGNAME"] ?? "unknown"
+}

@@ -1,0 +1,151 @@
+import ArgumentParser
+import Foundation
+import HubStore
+import Members
+import PolicyCore
+
+/// `policyhub plan`: what `apply` would create, update and delete on each cluster.
+struct PlanCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Show, per cluster, the objects apply would create, update and delete, with the changed rules.",
+        discussion: """
+            Compares each cluster's desired effective policy (policies/ for the root environment, the desired
+            revision for the others) with what the state file says it holds, or with what the member really
+            holds (--live). Changes nothing. Exit 0 with no change, 2 when apply would change something, 1 on error.
+            """)
+
+    @OptionGroup var repository: RepositoryOptions
+
+    @Option(name: .long, help: ArgumentHelp("The state file.", valueName: "path"))
+    var state: String?
+
+    @Option(name: .long, help: ArgumentHelp("Plan only this cluster (repeatable).", valueName: "name"))
+    var cluster: [String] = []
+
+    @Flag(name: .long, help: "Compare with the objects the member holds now instead of the recorded state.")
+    var live = false
+
+    @Option(name: .long, help: "text or json.")
+    var output: OutputFormat = .text
+
+    struct ClusterPlan {
+        var cluster: MemberCluster
+        var note: String?
+        var create: [ObjectIdentity] = []
+        var update: [(ObjectIdentity, [ValueDiff.Change])] = []
+        var delete: [ObjectIdentity] = []
+        var error: String?
+
+        var changes: Int { create.count + update.count + delete.count }
+    }
+
+    func run() async throws {
+        let session = try HubSession.open(repository: repository, statePath: state)
+        let clusters = try session.clusters(named: cluster)
+        let rootRevision = try session.rootRevisionForWorkingTree(author: "plan")?.revision
+        let plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)
+        let states = Dictionary(try storeCall { try session.store.clusterStates() }.map { ($0.cluster, $0) },
+                                uniquingKeysWith: { a, _ in a })
+        var results: [ClusterPlan] = []
+        for (name, reason) in plan.untouched {
+            if let member = session.fleet.cluster(named: name) { results.append(ClusterPlan(cluster: member, note: reason)) }
+        }
+        for item in plan.toPush + plan.inStep {
+            var result = ClusterPlan(cluster: item.cluster)
+            var current: [ObjectIdentity: Value] = [:]
+            if live {
+                switch session.member(for: item.cluster) {
+                case .failure(let error): result.error = error.description
+                case .success(let member):
+                    do throws(MemberError) {
+                        current = try await member.managedObjects()
+                    } catch {
+                        result.error = error.description
+                    }
+                }
+            } else if let applied = states[item.cluster.name]?.appliedRevision {
+                let revision = try storeCall { try session.store.revision(id: applied) }
+                let renderer = try session.renderer(for: revision)
+                for object in renderer.render(cluster: item.cluster).objects { current[object.identity] = object.value }
+            }
+            if result.error == nil {
+                let desired = Dictionary(item.policy.objects.map { ($0.identity, $0.value) }, uniquingKeysWith: { a, _ in a })
+                for (identity, value) in desired.sorted(by: { $0.key < $1.key }) {
+                    guard let old = current[identity] else {
+                        result.create.append(identity)
+                        continue
+                    }
+                    let changes = ValueDiff.changes(from: PlanCommand.comparable(old), to: PlanCommand.comparable(value))
+                    if !changes.isEmpty { result.update.append((identity, changes)) }
+                }
+                result.delete = current.keys.filter { desired[$0] == nil }.sorted()
+            }
+            results.append(result)
+        }
+        results.sort { $0.cluster.name < $1.cluster.name }
+        switch output {
+        case .json: print(JSONWriter.pretty(.list(results.map(PlanCommand.value))), terminator: "")
+        case .text, .yaml: print(PlanCommand.text(results), terminator: "")
+        }
+        if results.contains(where: { $0.error != nil }) { throw ExitStatus.failure }
+        if results.contains(where: { $0.changes > 0 }) { throw ExitCode(2) }
+    }
+
+    /// The parts of an object a push sets, less the revision annotation and what the server adds.
+    static func comparable(_ value: Value) -> Value {
+        var map = ValueMapBuilder()
+        map.set("kind", value["kind"])
+        var meta = ValueMapBuilder()
+        meta.set("labels", value["metadata"]?["labels"])
+        if case .map(let annotations)? = value["metadata"]?["annotations"] {
+            // the revision changes with every revision and the hash with the spec, which is compared itself
+            meta.set("annotations", .map(annotations.filter { $0.key != HubAnnotation.revision && $0.key != HubAnnotation.hash }))
+        }
+        map.set("metadata", meta.value)
+        map.set("spec", value["spec"])
+        return map.value.canonical
+    }
+
+    static func value(_ plan: ClusterPlan) -> Value {
+        var map = ValueMapBuilder()
+        map.set("cluster", .string(plan.cluster.name))
+        map.set("environment", .string(plan.cluster.environment))
+        map.set("note", plan.note.map(Value.string))
+        map.set("error", plan.error.map(Value.string))
+        map.set("create", .list(plan.create.map { .string($0.description) }))
+        map.set("update", .list(plan.update.map { identity, changes in
+            .map([Value.MapEntry("object", .string(identity.description)),
+                  Value.MapEntry("changes", .list(changes.map { .string($0.description) }))])
+        }))
+        map.set("delete", .list(plan.delete.map { .string($0.description) }))
+        return map.value
+    }
+
+    static func text(_ plans: [ClusterPlan]) -> String {
+        var out = ""
+        for plan in plans {
+            out += "\(plan.cluster.name) (\(plan.cluster.environment)): "
+            if let note = plan.note {
+                out += note + "\n"
+                continue
+            }
+            if let error = plan.error {
+                out += "cannot plan: \(error)\n"
+                continue
+            }
+            if plan.changes == 0 {
+                out += "in step\n"
+                continue
+            }
+            out += "\(plan.create.count) to create, \(plan.update.count) to update, \(plan.delete.count) to delete\n"
+            for identity in plan.create { out += "  + \(identity)\n" }
+            for (identity, changes) in plan.update {
+                out += "  ~ \(identity)\n"
+                for change in changes { out += "      \(change)\n" }
+            }
+            for identity in plan.delete { out += "  - \(identity)\n" }
+        }
+        return out
+    }
+}

@@ -1,0 +1,62 @@
+import ArgumentParser
+import Foundation
+import HubStore
+import PolicyCore
+
+/// `policyhub status`: each cluster's environment, desired and applied revision, last push.
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show each cluster's environment, desired and applied revision, and last push time and result.",
+        discussion: "Exit 0 when every cluster holds its environment's desired revision, 2 when some do not, 1 on error.")
+
+    @OptionGroup var repository: RepositoryOptions
+
+    @Option(name: .long, help: ArgumentHelp("The state file.", valueName: "path"))
+    var state: String?
+
+    @Option(name: .long, help: "text or json.")
+    var output: OutputFormat = .text
+
+    func run() throws {
+        let workspace = Workspace.open(root: repository.root)
+        guard let fleet = workspace.fleet else {
+            report(workspace.diagnostics)
+            throw ExitStatus.failure
+        }
+        let path = HubSession.resolve(state ?? StateOptions.defaultPath, root: repository.root)
+        let store = try storeCall { try SQLiteHubStore(path: path) }
+        let states = Dictionary(try storeCall { try store.clusterStates() }.map { ($0.cluster, $0) },
+                                uniquingKeysWith: { a, _ in a })
+        var rows: [Value] = []
+        var lines: [String] = []
+        var behind = false
+        for cluster in fleet.clusters {
+            let desired = try storeCall { try store.desiredRevision(environment: cluster.environment) }
+            let state = states[cluster.name]
+            let inStep = desired != nil && state?.appliedRevision == desired?.id && state?.lastResult != "failed"
+            if desired != nil && !inStep { behind = true }
+            var map = ValueMapBuilder()
+            map.set("cluster", .string(cluster.name))
+            map.set("environment", .string(cluster.environment))
+            map.set("desiredRevision", desired.map { .int(Int($0.id)) } ?? .null)
+            map.set("appliedRevision", state?.appliedRevision.map { .int(Int($0)) } ?? .null)
+            map.set("lastPushAt", state?.lastPushAt.map { .string(timestamp($0)) } ?? .null)
+            map.set("lastResult", state?.lastResult.map(Value.string) ?? .null)
+            map.set("lastError", state?.lastError.map(Value.string) ?? .null)
+            map.set("inStep", .bool(inStep))
+            rows.append(map.value)
+            let desiredText = desired.map { "r\($0.id)" } ?? "none (no promotion yet)"
+            let appliedText = state?.appliedRevision.map { "r\($0)" } ?? "none"
+            let push = state?.lastPushAt.map { "\(state?.lastResult ?? "?") at \(timestamp($0))" } ?? "never pushed"
+            var line = "\(cluster.name)  \(cluster.environment)  desired \(desiredText)  applied \(appliedText)  \(push)"
+            if let error = state?.lastError { line += "\n    last error: \(error)" }
+            lines.append(line)
+        }
+        switch output {
+        case .json: print(JSONWriter.pretty(.list(rows)), terminator: "")
+        case .text, .yaml: for line in lines { print(line) }
+        }
+        if behind { throw ExitCode(2) }
+    }
+}

@@ -1,3 +1,0 @@
-import PolicyHubCLI
-
-PolicyHubCommand.main()
