@@ -13,6 +13,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // The system libyaml (apt: libyaml-dev). Named CYAML, not CYaml, to stay clear of Yams' vendored copy.
@@ -21,6 +23,11 @@ let package = Package(
         .target(name: "PolicyYAML", dependencies: ["PolicyCore", "CYAML"]),
         // Revisions, environments, cluster state, pushes and the audit log in the system SQLite.
         .target(name: "HubStore", dependencies: ["PolicyCore", .product(name: "GRDB", package: "GRDB.swift")]),
+        // The system libcurl (apt: libcurl4-openssl-dev) and a C shim for its variadic setopt/getinfo.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "CCurlShim", dependencies: ["CCurl"]),
+        // HTTP over libcurl: TLS from files or memory, timeouts, retries, many transfers at once.
+        .target(name: "HubTransport", dependencies: ["CCurl", "CCurlShim"]),
         // Where effective policy is pushed: GitOps folders (Kubernetes members come with the transport).
         .target(name: "Members", dependencies: ["PolicyCore", "PolicyYAML"]),
         .target(name: "PolicyHubCLI", dependencies: [
@@ -29,7 +36,11 @@ let package = Package(
         ]),
         .executableTarget(name: "policyhub", dependencies: ["PolicyHubCLI"]),
         // Generators and doubles for tests and benchmarks (`policyhub bench`).
-        .target(name: "PolicyHubTesting"),
+        .target(name: "PolicyHubTesting", dependencies: [
+            "PolicyCore", "PolicyYAML",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         .testTarget(name: "PolicyCoreTests", dependencies: ["PolicyCore"]),
         // Fixtures and case files are read from the source tree by path, not bundled.
         .testTarget(name: "PolicyYAMLTests", dependencies: ["PolicyCore", "PolicyYAML"], exclude: ["Fixtures"]),
@@ -37,6 +48,7 @@ let package = Package(
                     exclude: ["Cases"]),
         .testTarget(name: "HubStoreTests", dependencies: ["PolicyCore", "HubStore"]),
         .testTarget(name: "MembersTests", dependencies: ["PolicyCore", "PolicyYAML", "Members"]),
+        .testTarget(name: "HubTransportTests", dependencies: ["HubTransport", "PolicyHubTesting"]),
         .testTarget(name: "PolicyHubCLITests", dependencies: ["PolicyCore", "PolicyYAML", "PolicyHubCLI", "HubStore",
                                                              "PolicyHubTesting"],
                     exclude: ["Golden"]),

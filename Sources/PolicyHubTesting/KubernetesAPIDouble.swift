@@ -1,0 +1,530 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import PolicyCore
+import PolicyYAML
+
+/// A Kubernetes API server double for NeuVector's two security rule kinds, faithful to the captures in
+/// `shared/reference/kubernetes-wire*.md`: discovery, get, list (label selector, all namespaces),
+/// server-side apply (201 create, 200 update, unchanged keeps `resourceVersion`), delete, `metav1.Status`
+/// errors, bearer-token and client-certificate authentication over TLS, and many virtual clusters behind
+/// one port under `/clusters/<name>` (as proxies such as Rancher serve them). Real `kubectl` talks to it.
+public final class KubernetesAPIDouble: @unchecked Sendable {
+    /// A fault a virtual cluster can be told to show.
+    public enum Fault: Sendable, Equatable {
+        case none
+        /// Close the connection without answering.
+        case refuse
+        /// Never answer.
+        case hang
+        /// Answer the next `count` requests with `code` (429, 503...) and a `Retry-After`.
+        case status(code: Int, retryAfter: Int?, count: Int)
+        /// Answer every request 500.
+        case internalError
+        /// Send the head and half a body, then close.
+        case dropMidResponse
+        /// Serve no NeuVector CRDs: discovery and resource paths give the text/plain 404.
+        case crdMissing
+        /// Answer every write with 403 Forbidden.
+        case forbidden
+        /// Answer every apply with a 409 field-manager conflict.
+        case conflict
+    }
+
+    /// One stored object.
+    struct Stored {
+        var value: Value
+        var resourceVersion: Int
+    }
+
+    final class VirtualCluster {
+        var objects: [ObjectIdentity: Stored] = [:]
+        var fault: Fault = .none
+        var requests = 0
+        var uidCounter = 0
+    }
+
+    private let lock = NSLock()
+    private var clusters: [String: VirtualCluster] = [:]
+    private var resourceVersion = 1000
+    private let group: MultiThreadedEventLoopGroup
+    private var channel: Channel?
+    /// Accepted bearer tokens; empty accepts any request.
+    public let tokens: Set<String>
+    public private(set) var port = 0
+
+    /// TLS material for the double, PEM.
+    public struct TLS: Sendable {
+        public var certificateChain: [UInt8]
+        public var privateKey: [UInt8]
+        /// CA that client certificates must chain to; client certificates are optional.
+        public var clientCA: [UInt8]?
+
+        public init(certificateChain: [UInt8], privateKey: [UInt8], clientCA: [UInt8]?) {
+            self.certificateChain = certificateChain
+            self.privateKey = privateKey
+            self.clientCA = clientCA
+        }
+    }
+
+    public init(tokens: Set<String> = [], threads: Int = 2) {
+        self.tokens = tokens
+        group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+    }
+
+    /// Starts listening on 127.0.0.1 (port 0 picks a free one). Plain HTTP when `tls` is nil.
+    public func start(tls: TLS?, port: Int = 0) throws {
+        var sslContext: NIOSSLContext?
+        if let tls {
+            let chain = try NIOSSLCertificate.fromPEMBytes(tls.certificateChain).map { NIOSSLCertificateSource.certificate($0) }
+            let key = try NIOSSLPrivateKey(bytes: tls.privateKey, format: .pem)
+            var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+            if let ca = tls.clientCA {
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
+                configuration.certificateVerification = .optionalVerification
+            }
+            configuration.applicationProtocols = ["http/1.1"]
+            sslContext = try NIOSSLContext(configuration: configuration)
+        }
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 1024)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let sslContext {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+                    }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(DoubleHandler(double: self, tls: sslContext != nil))
+                }
+            }
+        let channel = try bootstrap.bind(host: "127.0.0.1", port: port).wait()
+        self.channel = channel
+        self.port = channel.localAddress?.port ?? 0
+    }
+
+    public func stop() {
+        try? channel?.close().wait()
+        try? group.syncShutdownGracefully()
+    }
+
+    /// The server URL of a virtual cluster, e.g. `https://127.0.0.1:PORT/clusters/c1`.
+    public func url(cluster: String, tls: Bool = true) -> String {
+        "\(tls ? "https" : "http")://127.0.0.1:\(port)/clusters/\(cluster)"
+    }
+
+    private func virtual(_ name: String) -> VirtualCluster {
+        if let existing = clusters[name] { return existing }
+        let created = VirtualCluster()
+        clusters[name] = created
+        return created
+    }
+
+    /// Sets a virtual cluster's fault.
+    public func setFault(_ fault: Fault, cluster: String) {
+        lock.lock()
+        virtual(cluster).fault = fault
+        lock.unlock()
+    }
+
+    /// Requests a virtual cluster has received.
+    public func requestCount(cluster: String) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return clusters[cluster]?.requests ?? 0
+    }
+
+    /// Total requests over all virtual clusters.
+    public var totalRequests: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return clusters.values.reduce(0) { $0 + $1.requests }
+    }
+
+    /// The objects a virtual cluster holds, as stored (with server fields).
+    public func objects(cluster: String) -> [ObjectIdentity: Value] {
+        lock.lock()
+        defer { lock.unlock() }
+        return clusters[cluster]?.objects.mapValues(\.value) ?? [:]
+    }
+
+    /// Puts an object in a virtual cluster directly, as someone else would (for drift tests).
+    public func put(_ value: Value, cluster: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let identity = KubernetesAPIDouble.identity(of: value) else { return }
+        resourceVersion += 1
+        virtual(cluster).objects[identity] = Stored(value: value, resourceVersion: resourceVersion)
+    }
+
+    static func identity(of value: Value) -> ObjectIdentity? {
+        guard let kindText = value["kind"]?.stringValue, let kind = ObjectKind(rawValue: kindText),
+              let name = value["metadata"]?["name"]?.stringValue else { return nil }
+        return ObjectIdentity(kind: kind, namespace: value["metadata"]?["namespace"]?.stringValue ?? "", name: name)
+    }
+
+    // MARK: - Answering
+
+    struct Request {
+        var method: HTTPMethod
+        var uri: String
+        var headers: HTTPHeaders
+        var body: [UInt8]
+        var clientCertificate: Bool
+    }
+
+    enum Answer {
+        case response(status: Int, contentType: String, body: [UInt8], headers: [(String, String)])
+        case close
+        case hang
+        case dropAfterHead(status: Int, body: [UInt8])
+    }
+
+    static func json(_ status: Int, _ value: Value, headers: [(String, String)] = []) -> Answer {
+        .response(status: status, contentType: "application/json", body: JSONWriter.compactBytes(value), headers: headers)
+    }
+
+    static func statusBody(_ code: Int, reason: String, message: String, details: Value? = nil) -> Value {
+        var map = ValueMapBuilder()
+        map.set("kind", .string("Status"))
+        map.set("apiVersion", .string("v1"))
+        map.set("metadata", .map([]))
+        map.set("status", .string(code < 400 ? "Success" : "Failure"))
+        map.set("message", .string(message))
+        map.set("reason", .string(reason))
+        map.set("details", details)
+        map.set("code", .int(code))
+        return map.value
+    }
+
+    static let notFoundText = Answer.response(status: 404, contentType: "text/plain; charset=utf-8",
+                                              body: Array("404 page not found\n".utf8), headers: [])
+
+    func answer(_ request: Request) -> Answer {
+        lock.lock()
+        defer { lock.unlock() }
+        var path = Substring(request.uri)
+        var query = ""
+        if let mark = path.firstIndex(of: "?") {
+            query = String(path[path.index(after: mark)...])
+            path = path[..<mark]
+        }
+        let parts = path.split(separator: "/").map(String.init)
+        guard parts.count >= 2, parts[0] == "clusters" else { return KubernetesAPIDouble.notFoundText }
+        let cluster = virtual(parts[1])
+        cluster.requests += 1
+        let rest = Array(parts.dropFirst(2))
+        switch cluster.fault {
+        case .refuse: return .close
+        case .hang: return .hang
+        case .internalError:
+            return KubernetesAPIDouble.json(500, KubernetesAPIDouble.statusBody(500, reason: "InternalError",
+                                                                                message: "Internal error occurred: injected"))
+        case .dropMidResponse: return .dropAfterHead(status: 200, body: Array("{\"kind\":\"Stat".utf8))
+        case .status(let code, let retryAfter, let count) where count > 0:
+            cluster.fault = count > 1 ? .status(code: code, retryAfter: retryAfter, count: count - 1) : .none
+            let reason = code == 429 ? "TooManyRequests" : "ServiceUnavailable"
+            return KubernetesAPIDouble.json(code, KubernetesAPIDouble.statusBody(code, reason: reason, message: "injected \(code)"),
+                                            headers: retryAfter.map { [("Retry-After", String($0))] } ?? [])
+        case .none, .crdMissing, .forbidden, .conflict, .status: break
+        }
+        // authentication: a listed bearer token, or a verified client certificate
+        if !tokens.isEmpty {
+            let bearer = request.headers.first(name: "Authorization").flatMap { header -> String? in
+                header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : nil
+            }
+            if !(bearer.map(tokens.contains) ?? false) && !request.clientCertificate {
+                return KubernetesAPIDouble.json(401, KubernetesAPIDouble.statusBody(401, reason: "Unauthorized", message: "Unauthorized"))
+            }
+        }
+        return route(request, rest, query: query, cluster: cluster)
+    }
+
+    func route(_ request: Request, _ parts: [String], query: String, cluster: VirtualCluster) -> Answer {
+        let crd = cluster.fault != .crdMissing
+        switch (request.method, parts) {
+        case (.GET, ["api"]):
+            return KubernetesAPIDouble.json(200, .map([Value.MapEntry("kind", .string("APIVersions")),
+                                                       Value.MapEntry("versions", .list([.string("v1")]))]))
+        case (.GET, ["apis"]):
+            var groups: [Value] = []
+            if crd { groups.append(KubernetesAPIDouble.apiGroup("neuvector.com")) }
+            groups.append(KubernetesAPIDouble.apiGroup("apiextensions.k8s.io"))
+            return KubernetesAPIDouble.json(200, .map([Value.MapEntry("kind", .string("APIGroupList")),
+                                                       Value.MapEntry("apiVersion", .string("v1")),
+                                                       Value.MapEntry("groups", .list(groups))]))
+        case (.GET, ["api", "v1"]):
+            return KubernetesAPIDouble.json(200, KubernetesAPIDouble.resourceList("v1", [
+                ("namespaces", "namespace", false, "Namespace"),
+            ]))
+        case (.GET, ["apis", "apiextensions.k8s.io", "v1"]):
+            return KubernetesAPIDouble.json(200, KubernetesAPIDouble.resourceList("apiextensions.k8s.io/v1", [
+                ("customresourcedefinitions", "customresourcedefinition", false, "CustomResourceDefinition"),
+            ]))
+        case (.GET, ["apis", "neuvector.com", "v1"]):
+            guard crd else { return KubernetesAPIDouble.notFoundText }
+            return KubernetesAPIDouble.json(200, KubernetesAPIDouble.resourceList("neuvector.com/v1", [
+                ("nvsecurityrules", "nvsecurityrule", true, "NvSecurityRule"),
+                ("nvclustersecurityrules", "nvclustersecurityrule", false, "NvClusterSecurityRule"),
+            ]))
+        default: break
+        }
+        guard parts.count >= 4, parts[0] == "apis", parts[1] == "neuvector.com", parts[2] == "v1", crd else {
+            return KubernetesAPIDouble.notFoundText
+        }
+        var rest = Array(parts.dropFirst(3))
+        var namespace: String?
+        if rest.first == "namespaces", rest.count >= 3 {
+            namespace = rest[1]
+            rest = Array(rest.dropFirst(2))
+        }
+        guard let plural = rest.first, let kind = ObjectKind.allCases.first(where: { $0.plural == plural }),
+              kind == .securityRule || kind == .clusterSecurityRule else {
+            return KubernetesAPIDouble.notFoundText
+        }
+        if kind == .clusterSecurityRule && namespace != nil { return KubernetesAPIDouble.notFoundText }
+        let name = rest.count >= 2 ? rest[1].removingPercentEncoding : nil
+        if kind == .securityRule && name != nil && namespace == nil { return KubernetesAPIDouble.notFoundText }
+        let parameters = KubernetesAPIDouble.query(query)
+        switch (request.method, name) {
+        case (.GET, nil):
+            return list(kind: kind, namespace: namespace, selector: parameters["labelSelector"], cluster: cluster,
+                        table: request.headers.first(name: "Accept")?.contains("as=Table") ?? false)
+        case (.GET, let name?):
+            let identity = ObjectIdentity(kind: kind, namespace: namespace ?? "", name: name)
+            guard let stored = cluster.objects[identity] else { return notFound(kind, name) }
+            return KubernetesAPIDouble.json(200, stored.value)
+        case (.PATCH, let name?):
+            if cluster.fault == .forbidden { return forbidden(kind, name, namespace: namespace, verb: "patch") }
+            return apply(request, kind: kind, namespace: namespace, name: name, parameters: parameters, cluster: cluster)
+        case (.DELETE, let name?):
+            if cluster.fault == .forbidden { return forbidden(kind, name, namespace: namespace, verb: "delete") }
+            let identity = ObjectIdentity(kind: kind, namespace: namespace ?? "", name: name)
+            guard let removed = cluster.objects.removeValue(forKey: identity) else { return notFound(kind, name) }
+            return KubernetesAPIDouble.json(200, KubernetesAPIDouble.statusBody(200, reason: "", message: "", details: .map([
+                Value.MapEntry("name", .string(name)), Value.MapEntry("group", .string("neuvector.com")),
+                Value.MapEntry("kind", .string(kind.plural)),
+                Value.MapEntry("uid", removed.value["metadata"]?["uid"] ?? .string("")),
+            ])))
+        default:
+            return KubernetesAPIDouble.json(405, KubernetesAPIDouble.statusBody(405, reason: "MethodNotAllowed",
+                                                                                message: "the server does not allow this method on the requested resource"))
+        }
+    }
+
+    func notFound(_ kind: ObjectKind, _ name: String) -> Answer {
+        KubernetesAPIDouble.json(404, KubernetesAPIDouble.statusBody(
+            404, reason: "NotFound", message: "\(kind.plural).neuvector.com \"\(name)\" not found",
+            details: .map([Value.MapEntry("name", .string(name)), Value.MapEntry("group", .string("neuvector.com")),
+                           Value.MapEntry("kind", .string(kind.plural))])))
+    }
+
+    func forbidden(_ kind: ObjectKind, _ name: String, namespace: String?, verb: String) -> Answer {
+        let scope = namespace.map { " in the namespace \"\($0)\"" } ?? " at the cluster scope"
+        return KubernetesAPIDouble.json(403, KubernetesAPIDouble.statusBody(
+            403, reason: "Forbidden",
+            message: "\(kind.plural).neuvector.com \"\(name)\" is forbidden: User \"system:serviceaccount:policyhub:hub\" cannot \(verb) resource \"\(kind.plural)\" in API group \"neuvector.com\"\(scope)",
+            details: .map([Value.MapEntry("name", .string(name)), Value.MapEntry("group", .string("neuvector.com")),
+                           Value.MapEntry("kind", .string(kind.plural))])))
+    }
+
+    func list(kind: ObjectKind, namespace: String?, selector: String?, cluster: VirtualCluster, table: Bool) -> Answer {
+        let wanted = selector.flatMap { try? LabelSelector.parse($0) } ?? .everything
+        let items = cluster.objects.filter { identity, stored in
+            guard identity.kind == kind, namespace == nil || identity.namespace == namespace else { return false }
+            var labels: [String: String] = [:]
+            if case .map(let entries)? = stored.value["metadata"]?["labels"] {
+                for entry in entries { labels[entry.key] = entry.value.stringValue }
+            }
+            return wanted.matches(labels)
+        }.sorted { $0.key < $1.key }.map(\.value.value)
+        let metadata = Value.map([Value.MapEntry("resourceVersion", .string(String(resourceVersion)))])
+        if table {
+            let rows: [Value] = items.map { item in
+                .map([Value.MapEntry("cells", .list([item["metadata"]?["name"] ?? .string(""), .string("1m")])),
+                      Value.MapEntry("object", .map([Value.MapEntry("kind", .string("PartialObjectMetadata")),
+                                                     Value.MapEntry("apiVersion", .string("meta.k8s.io/v1")),
+                                                     Value.MapEntry("metadata", item["metadata"] ?? .map([]))]))])
+            }
+            let columns: [Value] = ["Name", "Age"].map { name in
+                .map([Value.MapEntry("name", .string(name)), Value.MapEntry("type", .string(name == "Age" ? "date" : "string")),
+                      Value.MapEntry("format", .string(name == "Name" ? "name" : "")), Value.MapEntry("description", .string("")),
+                      Value.MapEntry("priority", .int(0))])
+            }
+            return KubernetesAPIDouble.json(200, .map([
+                Value.MapEntry("kind", .string("Table")), Value.MapEntry("apiVersion", .string("meta.k8s.io/v1")),
+                Value.MapEntry("metadata", metadata), Value.MapEntry("columnDefinitions", .list(columns)),
+                Value.MapEntry("rows", .list(rows)),
+            ]))
+        }
+        return KubernetesAPIDouble.json(200, .map([
+            Value.MapEntry("apiVersion", .string("neuvector.com/v1")), Value.MapEntry("kind", .string(kind.rawValue + "List")),
+            Value.MapEntry("metadata", metadata), Value.MapEntry("items", .list(items)),
+        ]))
+    }
+
+    func apply(_ request: Request, kind: ObjectKind, namespace: String?, name: String, parameters: [String: String],
+               cluster: VirtualCluster) -> Answer {
+        guard request.headers.first(name: "Content-Type")?.hasPrefix("application/apply-patch+yaml") == true else {
+            return KubernetesAPIDouble.json(415, KubernetesAPIDouble.statusBody(415, reason: "UnsupportedMediaType",
+                                                                                message: "the body of the request was in an unknown format"))
+        }
+        guard let manager = parameters["fieldManager"], !manager.isEmpty else {
+            return KubernetesAPIDouble.json(422, KubernetesAPIDouble.statusBody(
+                422, reason: "Invalid",
+                message: "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"))
+        }
+        if cluster.fault == .conflict {
+            return KubernetesAPIDouble.json(409, KubernetesAPIDouble.statusBody(
+                409, reason: "Conflict", message: "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using neuvector.com/v1: .spec.target.policymode"))
+        }
+        guard case .success(let nodes) = YAMLParser.parseDocuments(request.body, file: "body"), let body = nodes.first?.value,
+              case .map = body else {
+            return KubernetesAPIDouble.json(400, KubernetesAPIDouble.statusBody(400, reason: "BadRequest",
+                                                                                message: "error decoding patch: invalid JSON"))
+        }
+        let identity = ObjectIdentity(kind: kind, namespace: namespace ?? "", name: name)
+        guard KubernetesAPIDouble.identity(of: body) == identity else {
+            return KubernetesAPIDouble.json(400, KubernetesAPIDouble.statusBody(
+                400, reason: "BadRequest", message: "the name or namespace of the object does not match the request"))
+        }
+        let existing = cluster.objects[identity]
+        let applied = KubernetesAPIDouble.withoutServerFields(body)
+        if let existing, KubernetesAPIDouble.withoutServerFields(existing.value) == applied {
+            return KubernetesAPIDouble.json(200, existing.value)  // unchanged: same resourceVersion
+        }
+        resourceVersion += 1
+        cluster.uidCounter += 1
+        let uid = existing?.value["metadata"]?["uid"]?.stringValue ?? "00000000-0000-4000-8000-\(String(format: "%012d", cluster.uidCounter))"
+        let generation = (existing?.value["metadata"]?["generation"].flatMap { value -> Int? in
+            if case .int(let n) = value { return n }
+            return nil
+        } ?? 0) + (existing == nil || existing?.value["spec"] != body["spec"] ? 1 : 0)
+        var meta: [Value.MapEntry] = []
+        if case .map(let given)? = body["metadata"] { meta = given }
+        meta.append(Value.MapEntry("uid", .string(uid)))
+        meta.append(Value.MapEntry("resourceVersion", .string(String(resourceVersion))))
+        meta.append(Value.MapEntry("generation", .int(generation)))
+        meta.append(Value.MapEntry("creationTimestamp", existing?.value["metadata"]?["creationTimestamp"] ?? .string("2026-11-27T00:00:00Z")))
+        meta.append(Value.MapEntry("managedFields", .list([.map([
+            Value.MapEntry("manager", .string(manager)), Value.MapEntry("operation", .string("Apply")),
+            Value.MapEntry("apiVersion", .string("neuvector.com/v1")), Value.MapEntry("fieldsType", .string("FieldsV1")),
+        ])])))
+        var object = body
+        if case .map(var entries) = object {
+            entries.removeAll { $0.key == "metadata" }
+            entries.append(Value.MapEntry("metadata", .map(meta)))
+            object = Value.map(entries).canonical
+        }
+        cluster.objects[identity] = Stored(value: object, resourceVersion: resourceVersion)
+        return KubernetesAPIDouble.json(existing == nil ? 201 : 200, object)
+    }
+
+    /// An object less what the server adds, for "did this apply change anything".
+    static func withoutServerFields(_ value: Value) -> Value {
+        guard case .map(var entries) = value else { return value }
+        if let index = entries.firstIndex(where: { $0.key == "metadata" }), case .map(let meta) = entries[index].value {
+            let server: Set<String> = ["uid", "resourceVersion", "generation", "creationTimestamp", "managedFields"]
+            entries[index].value = .map(meta.filter { !server.contains($0.key) })
+        }
+        return Value.map(entries).canonical
+    }
+
+    static func apiGroup(_ name: String) -> Value {
+        let version = Value.map([Value.MapEntry("groupVersion", .string("\(name)/v1")), Value.MapEntry("version", .string("v1"))])
+        return .map([Value.MapEntry("name", .string(name)), Value.MapEntry("versions", .list([version])),
+                     Value.MapEntry("preferredVersion", version)])
+    }
+
+    static func resourceList(_ groupVersion: String, _ resources: [(String, String, Bool, String)]) -> Value {
+        .map([
+            Value.MapEntry("kind", .string("APIResourceList")), Value.MapEntry("apiVersion", .string("v1")),
+            Value.MapEntry("groupVersion", .string(groupVersion)),
+            Value.MapEntry("resources", .list(resources.map { name, singular, namespaced, kind in
+                .map([Value.MapEntry("name", .string(name)), Value.MapEntry("singularName", .string(singular)),
+                      Value.MapEntry("namespaced", .bool(namespaced)), Value.MapEntry("kind", .string(kind)),
+                      Value.MapEntry("verbs", .list(["delete", "deletecollection", "get", "list", "patch", "create", "update",
+                                                     "watch"].map(Value.string))),
+                      Value.MapEntry("storageVersionHash", .string("double00000="))])
+            })),
+        ])
+    }
+
+    static func query(_ text: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for pair in text.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            let key = parts[0].removingPercentEncoding ?? parts[0]
+            let value = parts.count > 1 ? (parts[1].replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? parts[1]) : ""
+            out[key] = value
+        }
+        return out
+    }
+}
+
+/// One connection's HTTP/1.1 exchange with the double.
+final class DoubleHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let double: KubernetesAPIDouble
+    let tls: Bool
+    var head: HTTPRequestHead?
+    var body: [UInt8] = []
+
+    init(double: KubernetesAPIDouble, tls: Bool) {
+        self.double = double
+        self.tls = tls
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let requestHead):
+            head = requestHead
+            body = []
+        case .body(var buffer):
+            body += buffer.readBytes(length: buffer.readableBytes) ?? []
+        case .end:
+            guard let head else { return }
+            var clientCertificate = false
+            if tls, let handler = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self) {
+                clientCertificate = handler.peerCertificate != nil
+            }
+            let answer = double.answer(KubernetesAPIDouble.Request(method: head.method, uri: head.uri, headers: head.headers,
+                                                                   body: body, clientCertificate: clientCertificate))
+            respond(context: context, answer, keepAlive: head.isKeepAlive)
+        }
+    }
+
+    func respond(context: ChannelHandlerContext, _ answer: KubernetesAPIDouble.Answer, keepAlive: Bool) {
+        switch answer {
+        case .close:
+            context.close(promise: nil)
+        case .hang:
+            return
+        case .dropAfterHead(let status, let bytes):
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "application/json")
+            headers.add(name: "Content-Length", value: "1000")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status),
+                                                                 headers: headers))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))))
+                .whenComplete { _ in context.close(promise: nil) }
+        case .response(let status, let contentType, let bytes, let extra):
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: contentType)
+            headers.add(name: "Content-Length", value: String(bytes.count))
+            headers.add(name: "Audit-Id", value: UUID().uuidString.lowercased())
+            for (name, value) in extra { headers.add(name: name, value: value) }
+            if !keepAlive { headers.add(name: "Connection", value: "close") }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status),
+                                                                 headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+                if !keepAlive { context.close(promise: nil) }
+            }
+        }
+    }
+}
