@@ -29,9 +29,9 @@ let package = Package(
         // HTTP over libcurl: TLS from files or memory, timeouts, retries, many transfers at once.
         .target(name: "HubTransport", dependencies: ["CCurl", "CCurlShim"]),
         // Where effective policy is pushed: GitOps folders (Kubernetes members come with the transport).
-        .target(name: "Members", dependencies: ["PolicyCore", "PolicyYAML"]),
+        .target(name: "Members", dependencies: ["PolicyCore", "PolicyYAML", "HubTransport"]),
         .target(name: "PolicyHubCLI", dependencies: [
-            "PolicyCore", "PolicyYAML", "PolicyHubTesting", "HubStore", "Members",
+            "PolicyCore", "PolicyYAML", "PolicyHubTesting", "HubStore", "Members", "HubTransport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "policyhub", dependencies: ["PolicyHubCLI"]),
@@ -47,7 +47,8 @@ let package = Package(
         .testTarget(name: "PolicyEngineTests", dependencies: ["PolicyCore", "PolicyYAML", "PolicyHubTesting"],
                     exclude: ["Cases"]),
         .testTarget(name: "HubStoreTests", dependencies: ["PolicyCore", "HubStore"]),
-        .testTarget(name: "MembersTests", dependencies: ["PolicyCore", "PolicyYAML", "Members"]),
+        .testTarget(name: "MembersTests", dependencies: ["PolicyCore", "PolicyYAML", "Members", "HubTransport",
+                                                         "PolicyHubTesting"]),
         .testTarget(name: "HubTransportTests", dependencies: ["HubTransport", "PolicyHubTesting"]),
         .testTarget(name: "PolicyHubCLITests", dependencies: ["PolicyCore", "PolicyYAML", "PolicyHubCLI", "HubStore",
                                                              "PolicyHubTesting"],

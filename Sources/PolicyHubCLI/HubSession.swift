@@ -1,5 +1,6 @@
 import Foundation
 import HubStore
+import HubTransport
 import Members
 import PolicyCore
 import PolicyYAML
@@ -16,6 +17,8 @@ struct HubSession {
     let fleet: ValidatedFleet
     let store: SQLiteHubStore
     let root: String
+    /// One libcurl transport for every Kubernetes member of this run.
+    let transport: CurlTransport
 
     /// Opens the repository (exit 1 when invalid) and the state file.
     static func open(repository: RepositoryOptions, statePath: String?) throws -> HubSession {
@@ -31,7 +34,8 @@ struct HubSession {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
                                                     withIntermediateDirectories: true)
             let store = try SQLiteHubStore(path: path)
-            return HubSession(workspace: workspace, policy: policy, fleet: fleet, store: store, root: repository.root)
+            return HubSession(workspace: workspace, policy: policy, fleet: fleet, store: store, root: repository.root,
+                              transport: CurlTransport())
         } catch let error as HubStoreError {
             printError("policyhub: \(error)")
             throw ExitStatus.failure
@@ -63,9 +67,13 @@ struct HubSession {
         switch cluster.target {
         case .directory(let path):
             return .success(DirectoryMember(cluster: cluster.name, root: HubSession.resolve(path, root: root)))
-        case .kubernetes:
-            return .failure(MemberError(cluster: cluster.name,
-                                        message: "Kubernetes members are not supported by this build yet; use a directory target"))
+        case .kubernetes(let kubeconfig, let context):
+            do throws(KubeconfigError) {
+                let endpoint = try Kubeconfig.endpoint(path: KubeconfigCheck.resolve(kubeconfig, root: root), context: context)
+                return .success(KubernetesMember(cluster: cluster.name, endpoint: endpoint, transport: transport))
+            } catch {
+                return .failure(MemberError(cluster: cluster.name, message: error.description))
+            }
         }
     }
 

@@ -1,0 +1,141 @@
+import Foundation
+import HubTransport
+import PolicyCore
+import PolicyYAML
+
+/// A Kubernetes cluster running NeuVector: one server-side apply per object (`fieldManager=policyhub`,
+/// `force=true`), then managed objects no longer desired are deleted. Errors name the cluster, the
+/// object and carry the server's own `metav1.Status` message.
+public struct KubernetesMember: Member {
+    public let cluster: String
+    public let endpoint: KubernetesEndpoint
+    public let transport: any HTTPTransport
+
+    public static let fieldManager = "policyhub"
+    static let selector = "app.kubernetes.io%2Fmanaged-by%3Dpolicyhub"
+
+    public init(cluster: String, endpoint: KubernetesEndpoint, transport: any HTTPTransport) {
+        self.cluster = cluster
+        self.endpoint = endpoint
+        self.transport = transport
+    }
+
+    func request(_ method: String, _ path: String, body: [UInt8]? = nil, contentType: String? = nil) -> HTTPRequest {
+        var headers = [HTTPHeader("Accept", "application/json")]
+        if let token = endpoint.token { headers.append(HTTPHeader("Authorization", "Bearer \(token)")) }
+        if let contentType { headers.append(HTTPHeader("Content-Type", contentType)) }
+        return HTTPRequest(method: method, url: endpoint.server + path, headers: headers, body: body)
+    }
+
+    /// The error for a response that is not a success: the server's Status message when it sent one.
+    func failure(_ response: HTTPResponse, object: ObjectIdentity?, doing what: String) -> MemberError {
+        var message = "HTTP \(response.status)"
+        if case .success(let nodes) = YAMLParser.parseDocuments(response.body, file: "response"),
+           let status = nodes.first?.value, status["kind"]?.stringValue == "Status" {
+            if let reason = status["reason"]?.stringValue, !reason.isEmpty { message += " \(reason)" }
+            if let text = status["message"]?.stringValue { message += ": \(text)" }
+        } else if !response.body.isEmpty {
+            message += ": \(response.bodyText.trimmingCharacters(in: .whitespacesAndNewlines).prefix(200))"
+        }
+        return MemberError(cluster: cluster, object: object, message: "\(what): \(message)")
+    }
+
+    func send(_ request: HTTPRequest, object: ObjectIdentity? = nil, doing what: String) async throws(MemberError) -> HTTPResponse {
+        switch await transport.send(request, tls: endpoint.tls) {
+        case .success(let response): return response
+        case .failure(let error): throw MemberError(cluster: cluster, object: object, message: "\(what): \(error)")
+        }
+    }
+
+    /// Checks once that NeuVector's CRDs are served, with the patch verb.
+    public func checkCRDs() async throws(MemberError) {
+        let response = try await send(request("GET", "/apis/neuvector.com/v1"), doing: "discovery")
+        if response.status == 404 {
+            throw MemberError(cluster: cluster, message: "the NeuVector CRDs are not served (GET /apis/neuvector.com/v1 answered 404 \(response.bodyText.trimmingCharacters(in: .whitespacesAndNewlines))); install NeuVector or its CRD chart first")
+        }
+        guard response.status == 200 else { throw failure(response, object: nil, doing: "discovery") }
+        for kind in [ObjectKind.securityRule, .clusterSecurityRule] where !response.bodyText.contains("\"\(kind.plural)\"") {
+            throw MemberError(cluster: cluster, message: "the server does not serve \(kind.plural).neuvector.com")
+        }
+    }
+
+    static func path(_ identity: ObjectIdentity) -> String {
+        let name = identity.name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? identity.name
+        if identity.kind.isNamespaced {
+            return "/apis/neuvector.com/v1/namespaces/\(identity.namespace)/\(identity.kind.plural)/\(name)"
+        }
+        return "/apis/neuvector.com/v1/\(identity.kind.plural)/\(name)"
+    }
+
+    public func push(_ objects: [RenderedObject]) async throws(MemberError) -> PushOutcome {
+        try await checkCRDs()
+        var outcome = PushOutcome()
+        let results = await withTaskGroup(of: (ObjectIdentity, Result<Int, MemberError>).self) { group in
+            for object in objects {
+                group.addTask {
+                    let query = "?fieldManager=\(KubernetesMember.fieldManager)&force=true&fieldValidation=Strict"
+                    let request = self.request("PATCH", KubernetesMember.path(object.identity) + query,
+                                               body: JSONWriter.compactBytes(object.value),
+                                               contentType: "application/apply-patch+yaml")
+                    do throws(MemberError) {
+                        let response = try await self.send(request, object: object.identity, doing: "server-side apply")
+                        guard response.status == 200 || response.status == 201 else {
+                            return (object.identity, .failure(self.failure(response, object: object.identity, doing: "server-side apply")))
+                        }
+                        return (object.identity, .success(response.status))
+                    } catch {
+                        return (object.identity, .failure(error))
+                    }
+                }
+            }
+            var out: [(ObjectIdentity, Result<Int, MemberError>)] = []
+            for await result in group { out.append(result) }
+            return out.sorted { $0.0 < $1.0 }
+        }
+        for (identity, result) in results {
+            switch result {
+            case .success(201): outcome.created.append(identity)
+            case .success: outcome.updated.append(identity)
+            case .failure(let error): throw error
+            }
+        }
+        let desired = Set(objects.map(\.identity))
+        for identity in try await managedIdentities() where !desired.contains(identity) {
+            let response = try await send(request("DELETE", KubernetesMember.path(identity),
+                                                  body: Array("{\"propagationPolicy\":\"Background\"}\n".utf8),
+                                                  contentType: "application/json"), object: identity, doing: "delete")
+            guard response.status == 200 || response.status == 202 || response.status == 404 else {
+                throw failure(response, object: identity, doing: "delete")
+            }
+            outcome.deleted.append(identity)
+        }
+        return outcome
+    }
+
+    func list(_ kind: ObjectKind) async throws(MemberError) -> [Value] {
+        let response = try await send(request("GET", "/apis/neuvector.com/v1/\(kind.plural)?labelSelector=\(KubernetesMember.selector)"),
+                                      doing: "list \(kind.plural)")
+        guard response.status == 200 else { throw failure(response, object: nil, doing: "list \(kind.plural)") }
+        guard case .success(let nodes) = YAMLParser.parseDocuments(response.body, file: "list"),
+              case .list(let items)? = nodes.first?.value["items"] else {
+            throw MemberError(cluster: cluster, message: "list \(kind.plural): the answer is not a list")
+        }
+        return items
+    }
+
+    func managedIdentities() async throws(MemberError) -> [ObjectIdentity] {
+        try await managedObjects().keys.sorted()
+    }
+
+    public func managedObjects() async throws(MemberError) -> [ObjectIdentity: Value] {
+        var out: [ObjectIdentity: Value] = [:]
+        for kind in [ObjectKind.clusterSecurityRule, .securityRule] {
+            for item in try await list(kind) {
+                guard let name = item["metadata"]?["name"]?.stringValue else { continue }
+                let identity = ObjectIdentity(kind: kind, namespace: item["metadata"]?["namespace"]?.stringValue ?? "", name: name)
+                out[identity] = item.canonical
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import PolicyHubTesting
+import Testing
+
+/// `policyhub apply` to a Kubernetes member (the API double over TLS), checked with real `kubectl`.
+@Suite(.serialized) struct KubernetesApplyTests {
+    typealias CLI = CommandLineTests
+
+    static func kubectl(_ arguments: [String], kubeconfig: String, home: String) throws -> CommandLineTests.Run {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["kubectl", "--kubeconfig", kubeconfig] + arguments
+        process.environment = ["HOME": home, "KUBECACHEDIR": home + "/kube-cache", "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin"]
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return CommandLineTests.Run(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                                    stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    static func names(_ json: String) throws -> [String] {
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let items = try #require(list["items"] as? [[String: Any]])
+        return items.compactMap { ($0["metadata"] as? [String: Any])?["name"] as? String }.sorted()
+    }
+
+    @Test func applyThenKubectlSeesExactlyThePushedObjects() throws {
+        try Repo.withTemporaryFolder { folder in
+            try Repo.copyExample(to: folder)
+            let pki = try TestPKI.make(in: folder + "/pki")
+            let double = KubernetesAPIDouble(tokens: ["hub-token"])
+            try double.start(tls: KubernetesAPIDouble.TLS(certificateChain: pki.serverCertificate, privateKey: pki.serverKey,
+                                                          clientCA: pki.caCertificate))
+            defer { double.stop() }
+            try FileManager.default.createDirectory(atPath: folder + "/kube", withIntermediateDirectories: true)
+            try """
+                apiVersion: v1
+                kind: Config
+                current-context: staging-k8s
+                clusters:
+                - name: staging-k8s
+                  cluster:
+                    server: \(double.url(cluster: "staging-k8s"))
+                    certificate-authority-data: \(Data(pki.caCertificate).base64EncodedString())
+                users:
+                - name: hub
+                  user: {token: hub-token}
+                contexts:
+                - name: staging-k8s
+                  context: {cluster: staging-k8s, user: hub}
+                """.write(toFile: folder + "/kube/config", atomically: true, encoding: .utf8)
+            try """
+                apiVersion: policyhub.dev/v1alpha1
+                kind: MemberCluster
+                metadata: {name: staging-k8s, labels: {region: eu}}
+                spec:
+                  environment: staging
+                  target: {kubernetes: {kubeconfig: kube/config}}
+                """.write(toFile: folder + "/clusters/staging-k8s.yaml", atomically: true, encoding: .utf8)
+
+            let apply = try CLI.run(["apply", "--repo", folder])
+            #expect(apply.status == 0, "\(apply.stderr)")
+            #expect(apply.stderr.contains("staging-k8s: 8 created, 0 updated, 0 deleted"), "\(apply.stderr)")
+
+            let rules = try Self.kubectl(["get", "nvsecurityrules", "-A", "-o", "json"], kubeconfig: folder + "/kube/config", home: folder)
+            #expect(rules.status == 0, "\(rules.stderr)")
+            #expect(try Self.names(rules.stdout) == ["nv.api.payments", "nv.ledger.payments", "nv.nginx-pod.demo",
+                                                    "nv.node-pod.demo", "nv.redis-pod.demo"])
+            let global = try Self.kubectl(["get", "nvclustersecurityrules", "-o", "json"], kubeconfig: folder + "/kube/config", home: folder)
+            #expect(try Self.names(global.stdout) == ["baseline-defaults", "deny-ssh-to-external", "forbidden-processes"])
+
+            // nothing changed: the next apply sends the member no request at all
+            let before = double.requestCount(cluster: "staging-k8s")
+            let again = try CLI.run(["apply", "--repo", folder])
+            #expect(again.status == 0)
+            #expect(again.stderr.contains("0 pushed"))
+            #expect(double.requestCount(cluster: "staging-k8s") == before)
+
+            // a document removed from policies/ is deleted from the cluster, and kubectl sees it gone
+            try FileManager.default.removeItem(atPath: folder + "/policies/namespaces/payments/ledger.yaml")
+            let third = try CLI.run(["apply", "--repo", folder])
+            #expect(third.stderr.contains("staging-k8s: 0 created, 7 updated, 1 deleted"), "\(third.stderr)")
+            let after = try Self.kubectl(["get", "nvsecurityrules", "-n", "payments", "-o", "json"],
+                                         kubeconfig: folder + "/kube/config", home: folder)
+            #expect(try Self.names(after.stdout) == ["nv.api.payments"])
+        }
+    }
+
+    @Test func aMemberWithoutTheCRDsFailsByNameAndTheOthersConverge() throws {
+        try Repo.withTemporaryFolder { folder in
+            try Repo.copyExample(to: folder)
+            let pki = try TestPKI.make(in: folder + "/pki")
+            let double = KubernetesAPIDouble(tokens: ["hub-token"])
+            try double.start(tls: KubernetesAPIDouble.TLS(certificateChain: pki.serverCertificate, privateKey: pki.serverKey,
+                                                          clientCA: nil))
+            defer { double.stop() }
+            double.setFault(.crdMissing, cluster: "no-nv")
+            try """
+                apiVersion: v1
+                kind: Config
+                current-context: x
+                clusters: [{name: x, cluster: {server: '\(double.url(cluster: "no-nv"))', certificate-authority-data: \(Data(pki.caCertificate).base64EncodedString())}}]
+                users: [{name: u, user: {token: hub-token}}]
+                contexts: [{name: x, context: {cluster: x, user: u}}]
+                """.write(toFile: folder + "/kubeconfig.yaml", atomically: true, encoding: .utf8)
+            try """
+                apiVersion: policyhub.dev/v1alpha1
+                kind: MemberCluster
+                metadata: {name: no-nv}
+                spec: {environment: staging, target: {kubernetes: {kubeconfig: kubeconfig.yaml}}}
+                """.write(toFile: folder + "/clusters/no-nv.yaml", atomically: true, encoding: .utf8)
+            let apply = try CLI.run(["apply", "--repo", folder])
+            #expect(apply.status == 1)
+            #expect(apply.stderr.contains("policyhub: cluster no-nv: the NeuVector CRDs are not served"))
+            #expect(apply.stderr.contains("1 pushed"))
+            #expect(!apply.stderr.contains("hub-token"))
+        }
+    }
+}
