@@ -59,7 +59,8 @@ public struct KubernetesMember: Member {
         }
     }
 
-    static func path(_ identity: ObjectIdentity) -> String {
+    /// The API path of one object.
+    public static func path(_ identity: ObjectIdentity) -> String {
         let name = identity.name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? identity.name
         if identity.kind.isNamespaced {
             return "/apis/neuvector.com/v1/namespaces/\(identity.namespace)/\(identity.kind.plural)/\(name)"
@@ -67,9 +68,25 @@ public struct KubernetesMember: Member {
         return "/apis/neuvector.com/v1/\(identity.kind.plural)/\(name)"
     }
 
+    /// One round trip's worth of work at once: the CRD check, the applies and the labelled lists run
+    /// concurrently; the CRD check's verdict is reported before any apply error, and deletions (which
+    /// need the list) come last.
     public func push(_ objects: [RenderedObject]) async throws(MemberError) -> PushOutcome {
-        try await checkCRDs()
-        var outcome = PushOutcome()
+        async let discovery: Result<Void, MemberError> = { () async -> Result<Void, MemberError> in
+            do throws(MemberError) {
+                try await checkCRDs()
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
+        }()
+        async let listed: Result<[ObjectIdentity], MemberError> = { () async -> Result<[ObjectIdentity], MemberError> in
+            do throws(MemberError) {
+                return .success(try await managedIdentities())
+            } catch {
+                return .failure(error)
+            }
+        }()
         let results = await withTaskGroup(of: (ObjectIdentity, Result<Int, MemberError>).self) { group in
             for object in objects {
                 group.addTask {
@@ -92,6 +109,8 @@ public struct KubernetesMember: Member {
             for await result in group { out.append(result) }
             return out.sorted { $0.0 < $1.0 }
         }
+        if case .failure(let error) = await discovery { throw error }
+        var outcome = PushOutcome()
         for (identity, result) in results {
             switch result {
             case .success(201): outcome.created.append(identity)
@@ -99,8 +118,13 @@ public struct KubernetesMember: Member {
             case .failure(let error): throw error
             }
         }
+        let held: [ObjectIdentity]
+        switch await listed {
+        case .success(let identities): held = identities
+        case .failure(let error): throw error
+        }
         let desired = Set(objects.map(\.identity))
-        for identity in try await managedIdentities() where !desired.contains(identity) {
+        for identity in held where !desired.contains(identity) {
             let response = try await send(request("DELETE", KubernetesMember.path(identity),
                                                   body: Array("{\"propagationPolicy\":\"Background\"}\n".utf8),
                                                   contentType: "application/json"), object: identity, doing: "delete")

@@ -5,7 +5,7 @@ import PolicyHubTesting
 import PolicyYAML
 
 /// `policyhub bench`: measured speed, each number against a reference measured in the same run.
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure parse overhead and fleet-scale rendering on generated trees (use a release build).",
@@ -17,7 +17,7 @@ struct BenchCommand: ParsableCommand {
                     peak memory <= 1 GiB.
             Each measurement is the median of --runs runs. Build with: swift build -c release
             """,
-        subcommands: [Parse.self, Fleet.self])
+        subcommands: [Parse.self, Fleet.self, BenchPushCommand.self])
 
     struct Parse: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Parse and validation overhead over libyaml.")

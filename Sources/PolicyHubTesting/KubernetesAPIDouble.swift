@@ -49,6 +49,8 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
     private let lock = NSLock()
     private var clusters: [String: VirtualCluster] = [:]
     private var resourceVersion = 1000
+    private var firstRequest: Double?
+    private var lastRequest: Double?
     private let group: MultiThreadedEventLoopGroup
     private var channel: Channel?
     /// Accepted bearer tokens; empty accepts any request.
@@ -127,6 +129,27 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         lock.lock()
         virtual(cluster).fault = fault
         lock.unlock()
+    }
+
+    /// Forgets every object and request count (the faults stay).
+    public func reset() {
+        lock.lock()
+        defer { lock.unlock() }
+        for cluster in clusters.values {
+            cluster.objects = [:]
+            cluster.requests = 0
+        }
+        firstRequest = nil
+        lastRequest = nil
+    }
+
+    /// Seconds from the first request answered to the last since the last reset: what a load tool's run
+    /// took as the server saw it.
+    public var activeSeconds: Double {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let firstRequest, let lastRequest else { return 0 }
+        return lastRequest - firstRequest
     }
 
     /// Requests a virtual cluster has received.
@@ -215,6 +238,9 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         guard parts.count >= 2, parts[0] == "clusters" else { return KubernetesAPIDouble.notFoundText }
         let cluster = virtual(parts[1])
         cluster.requests += 1
+        let now = Date().timeIntervalSince1970
+        if firstRequest == nil { firstRequest = now }
+        lastRequest = now
         let rest = Array(parts.dropFirst(2))
         switch cluster.fault {
         case .refuse: return .close

@@ -102,6 +102,39 @@ import Testing
         #expect(await message(f.member("down")).hasPrefix("cluster down: discovery: cannot connect to"))
     }
 
+    @Test func aHangingMemberTimesOutAndABadCertificateIsATLSFailure() async throws {
+        let f = try Fixture()
+        var settings = TransportSettings()
+        settings.totalTimeout = 1
+        settings.maxAttempts = 1
+        let impatient = CurlTransport(settings: settings)
+        defer { impatient.shutdown() }
+        f.double.setFault(.hang, cluster: "stuck")
+        var tls = TLSSettings()
+        tls.caPEM = f.pki.caCertificate
+        let stuck = KubernetesMember(cluster: "stuck", endpoint: KubernetesEndpoint(server: f.double.url(cluster: "stuck"), tls: tls,
+                                                                                    token: "hub-token"), transport: impatient)
+        do {
+            _ = try await stuck.push([Self.object(.securityRule, "demo", "nv.web.demo")])
+            Issue.record("a hanging member succeeded")
+        } catch {
+            #expect(error.description.hasPrefix("cluster stuck: discovery: timed out talking to"))
+        }
+        // a kubeconfig whose CA is not the server's: verification fails, nothing is sent
+        var wrongCA = TLSSettings()
+        wrongCA.caPEM = f.pki.strangerCertificate
+        let wrong = KubernetesMember(cluster: "wrong-ca", endpoint: KubernetesEndpoint(server: f.double.url(cluster: "wrong-ca"),
+                                                                                       tls: wrongCA, token: "hub-token"),
+                                     transport: f.transport)
+        do {
+            _ = try await wrong.push([Self.object(.securityRule, "demo", "nv.web.demo")])
+            Issue.record("an unverified server was trusted")
+        } catch {
+            #expect(error.description.hasPrefix("cluster wrong-ca: discovery: TLS failure with"))
+        }
+        #expect(f.double.requestCount(cluster: "wrong-ca") == 0)
+    }
+
     @Test func kubeconfigFieldsAndRefusals() throws {
         let folder = KubernetesMemberTests.folder + "/kc-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)

@@ -1,0 +1,310 @@
+import ArgumentParser
+import Foundation
+import HubTransport
+import Members
+import PolicyCore
+import PolicyHubTesting
+import PolicyYAML
+
+/// `policyhub bench push`: pushing a fleet to the Kubernetes API double over loopback TLS, against wrk,
+/// curl --parallel and kubectl sending the same requests to the same server.
+struct BenchPushCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "push",
+        abstract: "Fan-out, no-op and kubectl comparisons of policyhub apply on the Kubernetes API double.",
+        discussion: """
+            fan-out: policyhub apply of --clusters virtual clusters x ~20 objects (TLS, bearer token), divided by
+                     wrk sending the same requests (Lua script) to the same double over the same number of
+                     connections; curl --parallel beside it. Target <= 3.
+            no-op:   a second apply with nothing changed: its requests (target 0) and time (target <= 5% of the full push).
+            kubectl: 200 objects to one cluster, divided by kubectl apply --server-side of the same files. Target <= 0.2.
+            Needs wrk (apt-get install wrk) and kubectl; a missing tool's row is skipped and says so.
+            """)
+
+    @Option(help: "Virtual clusters in the fleet.")
+    var clusters: Int = 1000
+
+    @Option(help: "Connections (the hub's transfers in flight, wrk's -c, curl's --parallel-max).")
+    var connections: Int = 64
+
+    func run() async throws {
+        try await BenchSupport.withScratchAsync { root in
+            let pki = try TestPKI.make(in: root + "/pki")
+            let double = KubernetesAPIDouble(tokens: ["bench-token"], threads: 2)
+            try double.start(tls: KubernetesAPIDouble.TLS(certificateChain: pki.serverCertificate, privateKey: pki.serverKey,
+                                                          clientCA: nil))
+            defer { double.stop() }
+            let repo = root + "/repo"
+            // 20 objects for a cluster without labels: 4 placed global documents and 16 namespace documents
+            try TreeGenerator(globalDocuments: 8, namespaces: 4, rulesPerNamespace: 16, clusters: 0).write(to: repo)
+            try FileManager.default.createDirectory(atPath: repo + "/kube", withIntermediateDirectories: true)
+            let ca = Data(pki.caCertificate).base64EncodedString()
+            for index in 0..<clusters {
+                let name = "c\(index)"
+                try """
+                    apiVersion: v1
+                    kind: Config
+                    current-context: \(name)
+                    clusters: [{name: \(name), cluster: {server: '\(double.url(cluster: name))', certificate-authority-data: \(ca)}}]
+                    users: [{name: hub, user: {token: bench-token}}]
+                    contexts: [{name: \(name), context: {cluster: \(name), user: hub}}]
+                    """.write(toFile: repo + "/kube/\(name).yaml", atomically: false, encoding: .utf8)
+                try """
+                    apiVersion: policyhub.dev/v1alpha1
+                    kind: MemberCluster
+                    metadata: {name: \(name)}
+                    spec: {environment: staging, target: {kubernetes: {kubeconfig: kube/\(name).yaml}}}
+                    """.write(toFile: repo + "/clusters/\(name).yaml", atomically: false, encoding: .utf8)
+            }
+            let workspace = Workspace.open(root: repo)
+            guard let renderer = workspace.renderer(revision: "r1"), let fleet = workspace.fleet else {
+                throw ValidationError("generated bench repository is invalid: \(workspace.diagnostics.prefix(3))")
+            }
+            let objects = renderer.render(cluster: fleet.clusters[0]).objects
+            let perCluster = 1 + objects.count + 2  // discovery, one apply per object, two labelled lists
+            print("fleet: \(clusters) virtual clusters x \(objects.count) objects over TLS on one double (127.0.0.1:\(double.port)); \(perCluster) requests per cluster, \(connections) connections")
+
+            // The requests a full push sends, for wrk and curl.
+            let requests = try BenchRequests(root: root, clusters: clusters, objects: objects)
+
+            // wrk first, then the hub, each on an empty double: both create every object.
+            // wrk's process runs for its whole -d; the double's first-to-last request window is its real time.
+            let wrk = try requests.runWrk(port: double.port, connections: connections).map { _ in double.activeSeconds }
+            let wrkRequests = double.totalRequests
+            double.reset()
+            let curl = try requests.runCurl(port: double.port, connections: connections)
+            let curlRequests = double.totalRequests
+            double.reset()
+            let arguments = ["--repo", repo, "--concurrency", String(connections), "--author", "bench"]
+            let full = try await BenchSupport.timeAsync { try await BenchPushCommand.apply(arguments) }
+            let fullRequests = double.totalRequests
+            double.reset()
+            let noop = try await BenchSupport.timeAsync { try await BenchPushCommand.apply(arguments) }
+            let noopRequests = double.totalRequests
+
+            print("  policyhub apply, full push          \(BenchSupport.ms(full)) ms   \(fullRequests) requests")
+            if let wrk {
+                print("  wrk, same requests                  \(BenchSupport.ms(wrk)) ms   \(wrkRequests) requests")
+                print(String(format: "fan-out: %.2fx wrk (target <= 3)", full / wrk))
+            } else {
+                print("  wrk: not installed (apt-get install wrk); fan-out ratio not measured")
+            }
+            if let curl {
+                print("  curl --parallel, same requests      \(BenchSupport.ms(curl)) ms   \(curlRequests) requests (hub: \(String(format: "%.2fx", full / curl)) of it)")
+            }
+            print("  policyhub apply, nothing changed    \(BenchSupport.ms(noop)) ms   \(noopRequests) requests")
+            print(String(format: "no-op: %d requests, %.1f%% of the full push (target 0 and <= 5%%)", noopRequests, noop / full * 100))
+
+            try await BenchPushCommand.versusKubectl(root: root, pki: pki, double: double)
+        }
+    }
+
+    static func apply(_ arguments: [String]) async throws {
+        var command = try ApplyCommand.parseAsRoot(arguments)
+        if var async = command as? AsyncParsableCommand {
+            try await async.run()
+        } else {
+            try command.run()
+        }
+    }
+
+    /// 200 objects to one cluster: the hub's push against kubectl apply --server-side of the same files.
+    static func versusKubectl(root: String, pki: TestPKI, double: KubernetesAPIDouble) async throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/kubectl") else {
+            print("  kubectl: not installed; comparison skipped")
+            return
+        }
+        let generator = TreeGenerator(globalDocuments: 40, namespaces: 40, rulesPerNamespace: 16, clusters: 1)
+        let repo = root + "/kubectl-repo"
+        try generator.write(to: repo)
+        let workspace = Workspace.open(root: repo)
+        guard let renderer = workspace.renderer(revision: "r1"), let cluster = workspace.fleet?.clusters.first else { return }
+        let objects = Array(renderer.render(cluster: cluster).objects.prefix(200))
+        let files = root + "/kubectl-files"
+        try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
+        for (index, object) in objects.enumerated() {
+            try Data(YAMLWriter.document(object.value).utf8).write(to: URL(fileURLWithPath: files + "/\(index).yaml"))
+        }
+        let kubeconfig = root + "/kubectl-config.yaml"
+        try """
+            apiVersion: v1
+            kind: Config
+            current-context: one
+            clusters: [{name: one, cluster: {server: '\(double.url(cluster: "one"))', certificate-authority-data: \(Data(pki.caCertificate).base64EncodedString())}}]
+            users: [{name: hub, user: {token: bench-token}}]
+            contexts: [{name: one, context: {cluster: one, user: hub}}]
+            """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        let endpoint = try Kubeconfig.endpoint(path: kubeconfig, context: nil)
+        let transport = CurlTransport()
+        defer { transport.shutdown() }
+        let member = KubernetesMember(cluster: "one", endpoint: endpoint, transport: transport)
+        func kubectl() throws {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/kubectl")
+            process.arguments = ["--kubeconfig", kubeconfig, "apply", "--server-side", "--force-conflicts", "--validate=false",
+                                 "--field-manager", "policyhub", "-f", files]
+            process.environment = ["HOME": root, "KUBECACHEDIR": root + "/kube-cache"]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else { throw ValidationError("kubectl apply failed") }
+        }
+        var hub: [Double] = []
+        var kube: [Double] = []
+        try kubectl()  // warm kubectl's discovery cache, as an operator's would be
+        for _ in 0..<5 {
+            double.reset()
+            hub.append(try await BenchSupport.timeAsync { _ = try await member.push(objects) })
+            double.reset()
+            kube.append(try BenchSupport.timeSync { try kubectl() })
+        }
+        let hubMedian = hub.sorted()[2]
+        let kubeMedian = kube.sorted()[2]
+        print("  policyhub push, 200 objects, one cluster   \(BenchSupport.ms(hubMedian)) ms (median of 5)")
+        print("  kubectl apply --server-side, same files    \(BenchSupport.ms(kubeMedian)) ms (median of 5)")
+        print(String(format: "versus kubectl: %.3fx (target <= 0.2)", hubMedian / kubeMedian))
+    }
+}
+
+/// The requests of a full push, written for wrk (a Lua script) and curl (a config file).
+struct BenchRequests {
+    let root: String
+    let count: Int
+    let luaPath: String
+    let curlConfig: String
+
+    init(root: String, clusters: Int, objects: [RenderedObject]) throws {
+        self.root = root
+        var lua = "local requests = {\n"
+        var curl = ""
+        let bodyDir = root + "/bodies"
+        try FileManager.default.createDirectory(atPath: bodyDir, withIntermediateDirectories: true)
+        for (index, object) in objects.enumerated() {
+            try Data(JSONWriter.compactBytes(object.value)).write(to: URL(fileURLWithPath: bodyDir + "/\(index).json"))
+        }
+        func luaString(_ text: String) -> String {
+            "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }
+        var total = 0
+        let auth = "Authorization: Bearer bench-token"
+        for index in 0..<clusters {
+            let prefix = "/clusters/c\(index)"
+            lua += "{\"GET\", \(luaString(prefix + "/apis/neuvector.com/v1")), nil},\n"
+            curl += "url = \"https://127.0.0.1:PORT\(prefix)/apis/neuvector.com/v1\"\ninsecure\nheader = \"\(auth)\"\noutput = \"/dev/null\"\nnext\n"
+            for (objectIndex, object) in objects.enumerated() {
+                let path = prefix + KubernetesMember.path(object.identity) + "?fieldManager=policyhub&force=true&fieldValidation=Strict"
+                lua += "{\"PATCH\", \(luaString(path)), \(objectIndex + 1)},\n"
+                curl += "url = \"https://127.0.0.1:PORT\(path)\"\ninsecure\nrequest = \"PATCH\"\nheader = \"\(auth)\"\nheader = \"Content-Type: application/apply-patch+yaml\"\ndata-binary = \"@\(bodyDir)/\(objectIndex).json\"\noutput = \"/dev/null\"\nnext\n"
+            }
+            for plural in ["nvclustersecurityrules", "nvsecurityrules"] {
+                let path = prefix + "/apis/neuvector.com/v1/\(plural)?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dpolicyhub"
+                lua += "{\"GET\", \(luaString(path)), nil},\n"
+                curl += "url = \"https://127.0.0.1:PORT\(path)\"\ninsecure\nheader = \"\(auth)\"\noutput = \"/dev/null\"\nnext\n"
+            }
+            total += 1 + objects.count + 2
+        }
+        lua += "}\nlocal bodies = {\n"
+        for object in objects {
+            lua += luaString(String(decoding: JSONWriter.compactBytes(object.value), as: UTF8.self)) + ",\n"
+        }
+        lua += """
+            }
+            local total = #requests
+            local counter = 0
+            local done = 0
+            function setup(thread)
+              thread:set("offset", counter)
+              counter = counter + 1
+            end
+            function init(args)
+              next_index = offset
+              threads_count = tonumber(args[1])
+              my_done = 0
+            end
+            function request()
+              local r = requests[(next_index % total) + 1]
+              next_index = next_index + threads_count
+              local headers = {["Authorization"] = "Bearer bench-token", ["Accept"] = "application/json"}
+              if r[1] == "PATCH" then
+                headers["Content-Type"] = "application/apply-patch+yaml"
+                return wrk.format("PATCH", r[2], headers, bodies[r[3]])
+              end
+              return wrk.format("GET", r[2], headers, nil)
+            end
+            function response(status, headers, body)
+              my_done = my_done + 1
+              if my_done >= math.floor(total / threads_count) then wrk.thread:stop() end
+            end
+
+            """
+        try lua.write(toFile: root + "/push.lua", atomically: true, encoding: .utf8)
+        if curl.hasSuffix("next\n") { curl.removeLast("next\n".count) }  // `next` separates; a trailing one is an error
+        try curl.write(toFile: root + "/curl.conf", atomically: true, encoding: .utf8)
+        count = total
+        luaPath = root + "/push.lua"
+        curlConfig = root + "/curl.conf"
+    }
+
+    static func which(_ tool: String) -> String? {
+        ["/usr/bin/", "/usr/local/bin/"].map { $0 + tool }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// Seconds wrk takes to send every request once over `connections` connections, or nil without wrk.
+    func runWrk(port: Int, connections: Int) throws -> Double? {
+        guard let wrk = BenchRequests.which("wrk") else { return nil }
+        let threads = 2
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: wrk)
+        let seconds = count / 500 + 10  // wrk waits out -d even when the script stopped every thread
+        process.arguments = ["-t\(threads)", "-c\(connections)", "-d\(seconds)s", "-s", luaPath, "https://127.0.0.1:\(port)", "--",
+                             String(threads)]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        return try BenchSupport.timeSync {
+            try process.run()
+            process.waitUntilExit()
+        }
+    }
+
+    /// Seconds `curl --parallel` takes for the same requests, or nil without curl.
+    func runCurl(port: Int, connections: Int) throws -> Double? {
+        guard let curl = BenchRequests.which("curl") else { return nil }
+        let config = try String(contentsOfFile: curlConfig, encoding: .utf8).replacingOccurrences(of: "PORT", with: String(port))
+        try config.write(toFile: curlConfig, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: curl)
+        process.arguments = ["--silent", "--insecure", "--parallel", "--parallel-max", String(connections), "--config", curlConfig]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        return try BenchSupport.timeSync {
+            try process.run()
+            process.waitUntilExit()
+        }
+    }
+}
+
+extension BenchSupport {
+    static func timeSync(_ body: () throws -> Void) throws -> Double {
+        let start = ContinuousClock.now
+        try body()
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+
+    static func timeAsync(_ body: () async throws -> Void) async throws -> Double {
+        let start = ContinuousClock.now
+        try await body()
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+
+    static func ms(_ seconds: Double) -> String { String(format: "%9.1f", seconds * 1000) }
+
+    static func withScratchAsync<T>(_ body: (String) async throws -> T) async throws -> T {
+        let path = NSTemporaryDirectory() + "policyhub-bench-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try await body(path)
+    }
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Every benchmark, on a release build, each against its reference measured in the same run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+command -v wrk >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q wrk; }
+swift build -c release --product policyhub
+bin=.build/release/policyhub
+$bin bench parse --runs 9
+$bin bench fleet --runs 5
+$bin bench push --clusters 1000 2>&1 | grep -v '^\['
