@@ -69,7 +69,8 @@ struct ApplyCommand: AsyncParsableCommand {
         // 2. What each cluster must hold.
         let plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)
         for (name, reason) in plan.untouched { printError("\(name): \(reason)") }
-        for item in plan.inStep where !dryRun {
+        // in step but recorded under an older revision: same objects, so only the record moves
+        for item in plan.inStep where !dryRun && item.appliedRevision != item.revision.id {
             try storeCall {
                 try session.store.markApplied(cluster: item.cluster.name, environment: item.cluster.environment,
                                               revision: item.revision.id, hash: item.desiredHash)
@@ -158,6 +159,8 @@ struct PushPlan {
         var revision: Revision
         var policy: EffectivePolicy
         var desiredHash: String
+        /// The revision the store says the cluster holds.
+        var appliedRevision: Int64?
     }
 
     var toPush: [Item] = []
@@ -185,7 +188,8 @@ struct PushPlan {
         for (_, (revision, members)) in byRevision.sorted(by: { $0.key < $1.key }) {
             let renderer = try session.renderer(for: revision)
             for (cluster, policy) in renderer.render(clusters: members, parallel: .dispatch) {
-                let item = Item(cluster: cluster, revision: revision, policy: policy, desiredHash: policy.contentHash)
+                let item = Item(cluster: cluster, revision: revision, policy: policy, desiredHash: policy.contentHash,
+                                appliedRevision: states[cluster.name]?.appliedRevision)
                 if states[cluster.name]?.appliedHash == item.desiredHash {
                     plan.inStep.append(item)
                 } else {
