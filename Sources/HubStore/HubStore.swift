@@ -60,17 +60,20 @@ public struct ClusterState: Sendable, Hashable {
     public var appliedRevision: Int64?
     /// The hash of the effective policy last applied (see `EffectivePolicy.contentHash`).
     public var appliedHash: String?
+    /// When the cluster first held its applied revision.
+    public var appliedAt: Double?
     public var lastPushAt: Double?
     /// `ok` or `failed`.
     public var lastResult: String?
     public var lastError: String?
 
     public init(cluster: String, environment: String, appliedRevision: Int64? = nil, appliedHash: String? = nil,
-                lastPushAt: Double? = nil, lastResult: String? = nil, lastError: String? = nil) {
+                appliedAt: Double? = nil, lastPushAt: Double? = nil, lastResult: String? = nil, lastError: String? = nil) {
         self.cluster = cluster
         self.environment = environment
         self.appliedRevision = appliedRevision
         self.appliedHash = appliedHash
+        self.appliedAt = appliedAt
         self.lastPushAt = lastPushAt
         self.lastResult = lastResult
         self.lastError = lastError
@@ -120,21 +123,32 @@ public enum HubStoreError: Error, Sendable, CustomStringConvertible {
     case cannotOpen(path: String, reason: String)
     case failed(path: String, operation: String, reason: String)
     case unknownRevision(Int64)
+    /// Another writer changed the environment's desired revision first.
+    case conflict(environment: String, expected: Int64?, current: Int64?)
 
     public var description: String {
         switch self {
         case .cannotOpen(let path, let reason): return "cannot open the state file \(path): \(reason)"
         case .failed(let path, let operation, let reason): return "state file \(path): \(operation) failed: \(reason)"
         case .unknownRevision(let id): return "revision \(id) does not exist"
+        case .conflict(let environment, let expected, let current):
+            return "\(environment) changed while this was prepared: its desired revision is now \(current.map { "r\($0)" } ?? "none"), not \(expected.map { "r\($0)" } ?? "none"); nothing was recorded, try again"
         }
     }
+}
+
+/// What a revision's parent must be for it to be recorded (optimistic concurrency).
+public enum ExpectedParent: Sendable, Hashable {
+    case any
+    /// The environment's desired revision must still be this one (nil: it must have none).
+    case mustBe(Int64?)
 }
 
 /// The hub's durable state (the seam the CLI and the daemon write through).
 public protocol HubStore: Sendable {
     /// Records a revision of `environment` with these documents, as its new desired revision, and audits it.
     func recordRevision(environment: String, documents: [StoredDocument], author: String, cause: String,
-                        at: Double) throws(HubStoreError) -> Revision
+                        at: Double, expectedParent: ExpectedParent) throws(HubStoreError) -> Revision
     /// The environment's desired revision, or nil before its first.
     func desiredRevision(environment: String) throws(HubStoreError) -> Revision?
     func revision(id: Int64) throws(HubStoreError) -> Revision
@@ -146,7 +160,10 @@ public protocol HubStore: Sendable {
     /// Records a push; a successful one also sets the cluster's applied revision and hash.
     func recordPush(_ push: PushRecord) throws(HubStoreError)
     /// Marks a cluster as holding `revision` without a push (its effective policy did not change).
-    func markApplied(cluster: String, environment: String, revision: Int64, hash: String) throws(HubStoreError)
+    func markApplied(cluster: String, environment: String, revision: Int64, hash: String, at: Double) throws(HubStoreError)
+    /// Records the outcome of a drift check of an environment (how many findings).
+    func recordDriftCheck(environment: String, findings: Int, at: Double) throws(HubStoreError)
+    func latestDriftCheck(environment: String) throws(HubStoreError) -> (at: Double, findings: Int)?
     func audit(actor: String, action: String, detail: String, at: Double) throws(HubStoreError)
     func auditLog(limit: Int) throws(HubStoreError) -> [AuditEntry]
 }

@@ -45,6 +45,14 @@ public final class SQLiteHubStore: HubStore {
                     at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
                 """)
         }
+        migrator.registerMigration("v2-applied-at-drift-checks") { db in
+            try db.execute(sql: """
+                ALTER TABLE cluster_state ADD COLUMN applied_at REAL;
+                CREATE TABLE drift_check (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    environment TEXT NOT NULL, at REAL NOT NULL, findings INTEGER NOT NULL);
+                """)
+        }
         return migrator
     }
 
@@ -104,10 +112,13 @@ public final class SQLiteHubStore: HubStore {
     }
 
     public func recordRevision(environment: String, documents: [StoredDocument], author: String, cause: String,
-                               at: Double) throws(HubStoreError) -> Revision {
+                               at: Double, expectedParent: ExpectedParent = .any) throws(HubStoreError) -> Revision {
         try write("record a revision of \(environment)") { db in
             let parent = try Int64.fetchOne(db, sql: "SELECT desired_revision FROM environment_state WHERE environment = ?",
                                             arguments: [environment])
+            if case .mustBe(let expected) = expectedParent, expected != parent {
+                throw HubStoreError.conflict(environment: environment, expected: expected, current: parent)
+            }
             for document in documents {
                 try db.execute(sql: """
                     INSERT OR IGNORE INTO document (hash, kind, namespace, name, source, body) VALUES (?, ?, ?, ?, ?, ?)
@@ -190,6 +201,7 @@ public final class SQLiteHubStore: HubStore {
             try Row.fetchAll(db, sql: "SELECT * FROM cluster_state ORDER BY cluster").map { row in
                 ClusterState(cluster: row["cluster"], environment: row["environment"],
                              appliedRevision: row["applied_revision"], appliedHash: row["applied_hash"],
+                             appliedAt: row["applied_at"],
                              lastPushAt: row["last_push_at"], lastResult: row["last_result"], lastError: row["last_error"])
             }
         }
@@ -204,12 +216,15 @@ public final class SQLiteHubStore: HubStore {
                                  push.finishedAt, push.created, push.updated, push.deleted, push.error])
             if push.error == nil {
                 try db.execute(sql: """
-                    INSERT INTO cluster_state (cluster, environment, applied_revision, applied_hash, last_push_at,
-                                               last_result, last_error) VALUES (?, ?, ?, ?, ?, 'ok', NULL)
+                    INSERT INTO cluster_state (cluster, environment, applied_revision, applied_hash, applied_at, last_push_at,
+                                               last_result, last_error) VALUES (?, ?, ?, ?, ?, ?, 'ok', NULL)
                     ON CONFLICT(cluster) DO UPDATE SET environment = excluded.environment,
+                        applied_at = CASE WHEN cluster_state.applied_revision IS excluded.applied_revision
+                                          THEN cluster_state.applied_at ELSE excluded.applied_at END,
                         applied_revision = excluded.applied_revision, applied_hash = excluded.applied_hash,
                         last_push_at = excluded.last_push_at, last_result = 'ok', last_error = NULL
-                    """, arguments: [push.cluster, push.environment, push.revision, push.desiredHash, push.finishedAt])
+                    """, arguments: [push.cluster, push.environment, push.revision, push.desiredHash, push.finishedAt,
+                                     push.finishedAt])
             } else {
                 try db.execute(sql: """
                     INSERT INTO cluster_state (cluster, environment, last_push_at, last_result, last_error)
@@ -221,13 +236,30 @@ public final class SQLiteHubStore: HubStore {
         }
     }
 
-    public func markApplied(cluster: String, environment: String, revision: Int64, hash: String) throws(HubStoreError) {
+    public func markApplied(cluster: String, environment: String, revision: Int64, hash: String,
+                            at: Double) throws(HubStoreError) {
         try write("mark \(cluster) applied") { db in
             try db.execute(sql: """
-                INSERT INTO cluster_state (cluster, environment, applied_revision, applied_hash) VALUES (?, ?, ?, ?)
+                INSERT INTO cluster_state (cluster, environment, applied_revision, applied_hash, applied_at) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT(cluster) DO UPDATE SET environment = excluded.environment,
+                    applied_at = CASE WHEN cluster_state.applied_revision IS excluded.applied_revision
+                                      THEN cluster_state.applied_at ELSE excluded.applied_at END,
                     applied_revision = excluded.applied_revision, applied_hash = excluded.applied_hash
-                """, arguments: [cluster, environment, revision, hash])
+                """, arguments: [cluster, environment, revision, hash, at])
+        }
+    }
+
+    public func recordDriftCheck(environment: String, findings: Int, at: Double) throws(HubStoreError) {
+        try write("record a drift check") { db in
+            try db.execute(sql: "INSERT INTO drift_check (environment, at, findings) VALUES (?, ?, ?)",
+                           arguments: [environment, at, findings])
+        }
+    }
+
+    public func latestDriftCheck(environment: String) throws(HubStoreError) -> (at: Double, findings: Int)? {
+        try read("read the latest drift check") { db in
+            try Row.fetchOne(db, sql: "SELECT at, findings FROM drift_check WHERE environment = ? ORDER BY id DESC LIMIT 1",
+                             arguments: [environment]).map { (at: $0["at"], findings: $0["findings"]) }
         }
     }
 

@@ -69,13 +69,6 @@ struct ApplyCommand: AsyncParsableCommand {
         // 2. What each cluster must hold.
         let plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)
         for (name, reason) in plan.untouched { printError("\(name): \(reason)") }
-        // in step but recorded under an older revision: same objects, so only the record moves
-        for item in plan.inStep where !dryRun && item.appliedRevision != item.revision.id {
-            try storeCall {
-                try session.store.markApplied(cluster: item.cluster.name, environment: item.cluster.environment,
-                                              revision: item.revision.id, hash: item.desiredHash)
-            }
-        }
         if dryRun {
             for item in plan.toPush {
                 print("would push \(item.cluster.name) (\(item.cluster.environment), revision \(item.revision.id)): \(item.policy.objects.count) objects")
@@ -85,6 +78,21 @@ struct ApplyCommand: AsyncParsableCommand {
         }
 
         // 3. Push, several at once.
+        try await PushRun.run(session: session, plan: plan, concurrency: concurrency, clusterCount: clusters.count)
+    }
+}
+
+/// Pushes the clusters of a plan, several at once, records each outcome, prints progress and a summary,
+/// and exits 1 naming every cluster that failed.
+enum PushRun {
+    static func run(session: HubSession, plan: PushPlan, concurrency: Int, clusterCount: Int) async throws {
+        // in step but recorded under an older revision: same objects, so only the record moves
+        for item in plan.inStep where item.appliedRevision != item.revision.id {
+            try storeCall {
+                try session.store.markApplied(cluster: item.cluster.name, environment: item.cluster.environment,
+                                              revision: item.revision.id, hash: item.desiredHash, at: now())
+            }
+        }
         let progress = Progress(total: plan.toPush.count)
         var failures: [String] = []
         var totals = (pushed: 0, created: 0, updated: 0, deleted: 0)
@@ -134,7 +142,7 @@ struct ApplyCommand: AsyncParsableCommand {
             }
         }
         progress.finish()
-        printError("\(clusters.count) cluster\(clusters.count == 1 ? "" : "s"): \(totals.pushed) pushed (\(totals.created) created, \(totals.updated) updated, \(totals.deleted) deleted), \(plan.inStep.count) in step, \(plan.untouched.count) untouched, \(failures.count) failed")
+        printError("\(clusterCount) cluster\(clusterCount == 1 ? "" : "s"): \(totals.pushed) pushed (\(totals.created) created, \(totals.updated) updated, \(totals.deleted) deleted), \(plan.inStep.count) in step, \(plan.untouched.count) untouched, \(failures.count) failed")
         if !failures.isEmpty {
             for failure in failures { printError("policyhub: \(failure)") }
             throw ExitStatus.failure

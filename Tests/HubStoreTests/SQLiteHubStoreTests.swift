@@ -20,7 +20,7 @@ import Testing
 
     @Test func freshFileHasTheSchemaInWALMode() throws {
         try Self.withStore { store, path in
-            #expect(try store.schemaVersions() == ["v1-revisions-pushes-audit"])
+            #expect(try store.schemaVersions() == ["v1-revisions-pushes-audit", "v2-applied-at-drift-checks"])
             #expect(try store.integrityCheck() == "ok")
             #expect(FileManager.default.fileExists(atPath: path + "-wal"))
             // opening again migrates nothing and keeps the data
@@ -53,6 +53,21 @@ import Testing
         }
     }
 
+    @Test func aStaleParentIsAConflictAndRecordsNothing() throws {
+        try Self.withStore { (store: SQLiteHubStore, _: String) throws in
+            let r1 = try store.recordRevision(environment: "production", documents: [Self.document("a")], author: "a",
+                                              cause: "promote", at: 1, expectedParent: .mustBe(nil))
+            do throws(HubStoreError) {
+                _ = try store.recordRevision(environment: "production", documents: [Self.document("b")], author: "b",
+                                             cause: "promote", at: 2, expectedParent: .mustBe(nil))
+                Issue.record("a promotion from a stale base was recorded")
+            } catch {
+                #expect(error.description.hasPrefix("production changed while this was prepared: its desired revision is now r\(r1.id), not none"))
+            }
+            #expect(try store.revisions(environment: "production").count == 1)
+        }
+    }
+
     @Test func unknownRevisionIsAClearError() throws {
         try Self.withStore { (store: SQLiteHubStore, _: String) throws in
             #expect((try? store.documents(revision: 42)) == nil)
@@ -81,7 +96,7 @@ import Testing
             // a failed push keeps what was applied and says why
             #expect(state.appliedRevision == r1.id && state.appliedHash == "h1")
             #expect(state.lastResult == "failed" && state.lastError == "cluster c1: connection refused")
-            try store.markApplied(cluster: "c1", environment: "staging", revision: r2.id, hash: "h2")
+            try store.markApplied(cluster: "c1", environment: "staging", revision: r2.id, hash: "h2", at: 7)
             state = try #require(try store.clusterStates().first)
             #expect(state.appliedRevision == r2.id)
         }

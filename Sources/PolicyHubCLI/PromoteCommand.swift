@@ -1,0 +1,220 @@
+import ArgumentParser
+import Foundation
+import HubStore
+import PolicyCore
+import PolicyYAML
+
+/// `policyhub promote`: carry a chosen subset of policy from an environment to the one that promotes from it.
+struct PromoteCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "promote",
+        abstract: "Promote selected documents from the source environment to --to, behind its gates.",
+        discussion: """
+            Builds a new revision of the target environment from its current one (empty before the first), with
+            each selected identity replaced by the source environment's version: added when new there, changed
+            when different, removed when deleted there. Everything not selected stays as it was.
+
+            Select with --namespace NS, --global NAME, --document KIND/NAMESPACE/NAME (each repeatable) or --all.
+            Before recording, the target's gates in clusters/environments.yaml are checked (requireInSync,
+            requireNoDrift, minimumSoak) and each failure is named; --force overrides them and is recorded.
+            --dry-run prints each target cluster's change of effective policy and records nothing; --push pushes
+            the target's clusters right after. Exit 0 promoted (or nothing to change), 1 refused or failed.
+            """)
+
+    @OptionGroup var repository: RepositoryOptions
+
+    @Option(name: .long, help: ArgumentHelp("The state file.", valueName: "path"))
+    var state: String?
+
+    @Option(name: .long, help: ArgumentHelp("The environment to promote into.", valueName: "env"))
+    var to: String
+
+    @Option(name: .long, help: ArgumentHelp("Promote this namespace's documents (repeatable).", valueName: "ns"))
+    var namespace: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Promote this global document (repeatable).", valueName: "name"))
+    var global: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Promote KIND/NAMESPACE/NAME (repeatable).", valueName: "identity"))
+    var document: [String] = []
+
+    @Flag(name: .long, help: "Promote everything.")
+    var all = false
+
+    @Flag(name: .long, help: "Promote even when gates fail; the override is recorded.")
+    var force = false
+
+    @Flag(name: .long, help: "Print the change of effective policy per target cluster; record nothing.")
+    var dryRun = false
+
+    @Flag(name: .long, help: "Push the target environment's clusters right after.")
+    var push = false
+
+    @Option(name: .long, help: "Clusters pushed at once with --push.")
+    var concurrency: Int = 8
+
+    @Option(name: .long, help: ArgumentHelp("Who is promoting (default: $USER).", valueName: "name"))
+    var author: String?
+
+    @Option(name: .long, help: ArgumentHelp("Seconds to wait for another run holding the state file.", valueName: "seconds"))
+    var lockTimeout: Double = 300
+
+    var selectors: [PromotionSelector] {
+        var out: [PromotionSelector] = namespace.map(PromotionSelector.namespace) + global.map(PromotionSelector.global)
+        out += document.compactMap(PromotionSelector.document)
+        if all { out.append(.all) }
+        return out
+    }
+
+    func validate() throws {
+        for text in document where PromotionSelector.document(text) == nil {
+            throw ValidationError("--document '\(text)' is not KIND/NAMESPACE/NAME (e.g. NvSecurityRule/demo/nv.web.demo or NvClusterSecurityRule//containers)")
+        }
+        if selectors.isEmpty { throw ValidationError("select what to promote: --namespace, --global, --document or --all") }
+    }
+
+    func run() async throws {
+        let session = try HubSession.open(repository: repository, statePath: state)
+        let lock = try StateLock(statePath: session.store.path, timeout: lockTimeout)
+        defer { withExtendedLifetime(lock) {} }
+        guard let target = session.fleet.environment(named: to) else {
+            printError("policyhub: unknown environment '\(to)' (known: \(session.fleet.environments.map(\.name).joined(separator: ", ")))")
+            throw ExitStatus.failure
+        }
+        guard let sourceName = target.promotesFrom, let source = session.fleet.environment(named: sourceName) else {
+            printError("policyhub: \(to) is the root environment; it changes by policyhub apply, not by promotion")
+            throw ExitStatus.failure
+        }
+        guard let sourceRevision = try storeCall({ try session.store.desiredRevision(environment: source.name) }) else {
+            printError("policyhub: \(source.name) has no revision yet; run policyhub apply (or promote into it) first")
+            throw ExitStatus.failure
+        }
+        let current = try storeCall { try session.store.desiredRevision(environment: target.name) }
+        let sourceDocuments = try storeCall { try session.store.documents(revision: sourceRevision.id) }
+        let targetDocuments = try current.map { revision in try storeCall { try session.store.documents(revision: revision.id) } } ?? []
+        let result = Promotion.apply(selectors, source: sourceDocuments, target: targetDocuments, identity: \.identity,
+                                     path: \.source, hash: \.hash)
+        let selection = selectors.map(\.description).joined(separator: " ")
+        guard !result.matched.isEmpty else {
+            printError("policyhub: \(selection) matches no document of \(source.name) (r\(sourceRevision.id)) or \(target.name); nothing to promote")
+            throw ExitStatus.failure
+        }
+        for id in result.added { print("+ \(id)") }
+        for id in result.changed { print("~ \(id)") }
+        for id in result.removed { print("- \(id)") }
+        if result.added.isEmpty && result.changed.isEmpty && result.removed.isEmpty {
+            print("\(target.name) already holds \(source.name)'s versions of \(selection); nothing to promote")
+            return
+        }
+        // the new tree must still be valid on its own
+        var objects: [PolicyObject] = []
+        for document in result.documents {
+            objects += PolicyDecoder.decodeFile(Array(document.body.utf8), file: document.source).objects
+        }
+        let validated = PolicyValidator.validate(PolicyTree(objects: objects))
+        guard validated.value != nil else {
+            report(validated.diagnostics)
+            printError("policyhub: the promoted tree of \(target.name) would be invalid; nothing was recorded")
+            throw ExitStatus.failure
+        }
+        let failures = try gateFailures(session: session, target: target, source: source, sourceRevision: sourceRevision)
+        for failure in failures { printError("gate \(failure)") }
+        if !failures.isEmpty && !force && !dryRun {
+            printError("policyhub: \(failures.count) gate\(failures.count == 1 ? "" : "s") of \(target.name) failed; nothing was recorded (--force overrides and is recorded)")
+            throw ExitStatus.failure
+        }
+        let pending = Revision(id: 0, environment: target.name, parent: current?.id, author: currentAuthor(author), createdAt: now(),
+                               cause: "promote", treeHash: SQLiteHubStore.treeHash(result.documents),
+                               documentCount: result.documents.count)
+        if dryRun {
+            try printDifference(session: session, target: target, current: current, documents: result.documents)
+            print("dry run: nothing recorded\(failures.isEmpty ? "" : "; \(failures.count) gate(s) would refuse without --force")")
+            return
+        }
+        var cause = "promote from \(source.name) r\(sourceRevision.id): \(selection)"
+        if !failures.isEmpty { cause += " (forced past: \(failures.map { $0.components(separatedBy: ":").first ?? $0 }.joined(separator: ", ")))" }
+        let revision = try storeCall {
+            try session.store.recordRevision(environment: target.name, documents: result.documents, author: pending.author,
+                                             cause: cause, at: now(), expectedParent: .mustBe(current?.id))
+        }
+        printError("recorded revision \(revision.id) of \(target.name) (\(cause))")
+        if push {
+            let clusters = session.fleet.clusters.filter { $0.environment == target.name }
+            let plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: nil)
+            try await PushRun.run(session: session, plan: plan, concurrency: concurrency, clusterCount: clusters.count)
+        }
+    }
+
+    /// The gates of `target` that fail, each in words.
+    func gateFailures(session: HubSession, target: Environment, source: Environment, sourceRevision: Revision) throws -> [String] {
+        var failures: [String] = []
+        let sourceClusters = session.fleet.clusters.filter { $0.environment == source.name }
+        let states = Dictionary(try storeCall { try session.store.clusterStates() }.map { ($0.cluster, $0) },
+                                uniquingKeysWith: { a, _ in a })
+        if target.gates.requireInSync {
+            let behind = sourceClusters.filter { states[$0.name]?.appliedRevision != sourceRevision.id }.map(\.name)
+            if !behind.isEmpty {
+                failures.append("requireInSync: \(behind.joined(separator: ", ")) of \(source.name) do not hold r\(sourceRevision.id); run policyhub apply")
+            }
+        }
+        if target.gates.requireNoDrift {
+            switch try storeCall({ try session.store.latestDriftCheck(environment: source.name) }) {
+            case nil:
+                failures.append("requireNoDrift: no drift check of \(source.name) is recorded yet")
+            case let check? where check.findings > 0:
+                failures.append("requireNoDrift: the latest drift check of \(source.name) (\(timestamp(check.at))) found \(check.findings) finding\(check.findings == 1 ? "" : "s")")
+            case .some:
+                break
+            }
+        }
+        if let soak = target.gates.minimumSoakSeconds {
+            let appliedTimes = sourceClusters.compactMap { cluster -> Double? in
+                guard let state = states[cluster.name], state.appliedRevision == sourceRevision.id else { return nil }
+                return state.appliedAt
+            }
+            if appliedTimes.count < sourceClusters.count || sourceClusters.isEmpty {
+                failures.append("minimumSoak: r\(sourceRevision.id) is not applied on every cluster of \(source.name) yet")
+            } else if let since = appliedTimes.max(), now() - since < Double(soak) {
+                let left = Int(Double(soak) - (now() - since))
+                failures.append("minimumSoak: r\(sourceRevision.id) has soaked \(Int(now() - since)) s of \(soak) s on \(source.name) (\(left) s to go)")
+            }
+        }
+        return failures
+    }
+
+    /// Per target cluster, the objects the promotion would create, change and delete.
+    func printDifference(session: HubSession, target: Environment, current: Revision?, documents: [StoredDocument]) throws {
+        var objects: [PolicyObject] = []
+        for document in documents {
+            objects += PolicyDecoder.decodeFile(Array(document.body.utf8), file: document.source).objects
+        }
+        guard let after = PolicyValidator.validate(PolicyTree(objects: objects)).value else { return }
+        let afterRenderer = Renderer(policy: after, fleet: session.fleet, revision: "promoted")
+        let beforeRenderer = try current.map { try session.renderer(for: $0) }
+        for cluster in session.fleet.clusters where cluster.environment == target.name {
+            let new = Dictionary(afterRenderer.render(cluster: cluster).objects.map { ($0.identity, $0.value) }, uniquingKeysWith: { a, _ in a })
+            let old = Dictionary((beforeRenderer?.render(cluster: cluster).objects ?? []).map { ($0.identity, $0.value) },
+                                 uniquingKeysWith: { a, _ in a })
+            print("\(cluster.name) (\(target.name)):")
+            var any = false
+            for (identity, value) in new.sorted(by: { $0.key < $1.key }) {
+                guard let before = old[identity] else {
+                    print("  + \(identity)")
+                    any = true
+                    continue
+                }
+                let changes = ValueDiff.changes(from: PlanCommand.comparable(before), to: PlanCommand.comparable(value))
+                if !changes.isEmpty {
+                    any = true
+                    print("  ~ \(identity)")
+                    for change in changes { print("      \(change)") }
+                }
+            }
+            for identity in old.keys.sorted() where new[identity] == nil {
+                any = true
+                print("  - \(identity)")
+            }
+            if !any { print("  no change") }
+        }
+    }
+}
