@@ -86,6 +86,7 @@ struct ApplyCommand: AsyncParsableCommand {
 /// and exits 1 naming every cluster that failed.
 enum PushRun {
     static func run(session: HubSession, plan: PushPlan, concurrency: Int, clusterCount: Int) async throws {
+        defer { session.transports.shutdown() }
         // in step but recorded under an older revision: same objects, so only the record moves
         for item in plan.inStep where item.appliedRevision != item.revision.id {
             try storeCall {

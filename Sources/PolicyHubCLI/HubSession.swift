@@ -17,8 +17,8 @@ struct HubSession {
     let fleet: ValidatedFleet
     let store: SQLiteHubStore
     let root: String
-    /// One libcurl transport for every Kubernetes member of this run.
-    let transport: CurlTransport
+    /// One libcurl transport for every Kubernetes member of this run, started on first use.
+    let transports = TransportHolder()
 
     /// Opens the repository (exit 1 when invalid) and the state file.
     static func open(repository: RepositoryOptions, statePath: String?) throws -> HubSession {
@@ -34,8 +34,7 @@ struct HubSession {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
                                                     withIntermediateDirectories: true)
             let store = try SQLiteHubStore(path: path)
-            return HubSession(workspace: workspace, policy: policy, fleet: fleet, store: store, root: repository.root,
-                              transport: CurlTransport())
+            return HubSession(workspace: workspace, policy: policy, fleet: fleet, store: store, root: repository.root)
         } catch let error as HubStoreError {
             printError("policyhub: \(error)")
             throw ExitStatus.failure
@@ -70,7 +69,7 @@ struct HubSession {
         case .kubernetes(let kubeconfig, let context):
             do throws(KubeconfigError) {
                 let endpoint = try Kubeconfig.endpoint(path: KubeconfigCheck.resolve(kubeconfig, root: root), context: context)
-                return .success(KubernetesMember(cluster: cluster.name, endpoint: endpoint, transport: transport))
+                return .success(KubernetesMember(cluster: cluster.name, endpoint: endpoint, transport: transports.transport))
             } catch {
                 return .failure(MemberError(cluster: cluster.name, message: error.description))
             }
@@ -113,6 +112,30 @@ struct HubSession {
             throw ExitStatus.failure
         }
         return fleet.clusters.filter { names.contains($0.name) }
+    }
+}
+
+/// Starts the libcurl transport (and its thread) only when a Kubernetes member needs it, and stops it
+/// before the process exits, so that no transfer thread outlives the command.
+final class TransportHolder: @unchecked Sendable {
+    private let lock = NSLock()
+    private var started: CurlTransport?
+
+    var transport: CurlTransport {
+        lock.lock()
+        defer { lock.unlock() }
+        if let started { return started }
+        let made = CurlTransport()
+        started = made
+        return made
+    }
+
+    func shutdown() {
+        lock.lock()
+        let running = started
+        started = nil
+        lock.unlock()
+        running?.shutdown()
     }
 }
 

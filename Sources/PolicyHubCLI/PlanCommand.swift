@@ -83,6 +83,7 @@ struct PlanCommand: AsyncParsableCommand {
             }
             results.append(result)
         }
+        session.transports.shutdown()
         results.sort { $0.cluster.name < $1.cluster.name }
         switch output {
         case .json: print(JSONWriter.pretty(.list(results.map(PlanCommand.value))), terminator: "")
