@@ -53,6 +53,13 @@ public final class SQLiteHubStore: HubStore {
                     environment TEXT NOT NULL, at REAL NOT NULL, findings INTEGER NOT NULL);
                 """)
         }
+        migrator.registerMigration("v3-drift-reports") { db in
+            try db.execute(sql: """
+                CREATE TABLE drift_report (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    at REAL NOT NULL, findings INTEGER NOT NULL, report TEXT NOT NULL);
+                """)
+        }
         return migrator
     }
 
@@ -246,6 +253,28 @@ public final class SQLiteHubStore: HubStore {
                                       THEN cluster_state.applied_at ELSE excluded.applied_at END,
                     applied_revision = excluded.applied_revision, applied_hash = excluded.applied_hash
                 """, arguments: [cluster, environment, revision, hash, at])
+        }
+    }
+
+    /// Stores a drift report (its JSON) and one drift check per environment, in one transaction.
+    public func recordDriftReport(json: String, findings: Int, byEnvironment: [String: Int], at: Double) throws(HubStoreError) -> Int64 {
+        try write("record a drift report") { db in
+            try db.execute(sql: "INSERT INTO drift_report (at, findings, report) VALUES (?, ?, ?)", arguments: [at, findings, json])
+            let id = db.lastInsertedRowID
+            for (environment, count) in byEnvironment.sorted(by: { $0.key < $1.key }) {
+                try db.execute(sql: "INSERT INTO drift_check (environment, at, findings) VALUES (?, ?, ?)",
+                               arguments: [environment, at, count])
+            }
+            return id
+        }
+    }
+
+    /// Drift reports, newest first: id, time, findings and the report's JSON.
+    public func driftReports(limit: Int) throws(HubStoreError) -> [(id: Int64, at: Double, findings: Int, json: String)] {
+        try read("read drift reports") { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM drift_report ORDER BY id DESC LIMIT ?", arguments: [limit]).map {
+                (id: $0["id"], at: $0["at"], findings: $0["findings"], json: $0["report"])
+            }
         }
     }
 

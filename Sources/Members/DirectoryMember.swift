@@ -60,6 +60,66 @@ public struct DirectoryMember: Member {
         return out
     }
 
+    public func heldObjects() async throws(MemberError) -> HeldObjects {
+        var held = HeldObjects(managed: [:], unmanaged: [])
+        for (relative, entry) in try scan() {
+            switch entry {
+            case .managed(let identity, let value): held.managed[identity] = value
+            case .unmanaged(let identity): held.unmanaged.append(identity)
+            case .unreadable(let identity, let reason): held.unreadable.append((identity, "\(relative): \(reason)"))
+            }
+        }
+        return held
+    }
+
+    enum Entry {
+        case managed(ObjectIdentity, Value)
+        case unmanaged(ObjectIdentity)
+        case unreadable(ObjectIdentity, String)
+    }
+
+    /// The identity a file's place in the layout gives it.
+    static func identity(ofPath relative: String) -> ObjectIdentity? {
+        let parts = relative.split(separator: "/").map(String.init)
+        func kind(_ plural: String) -> ObjectKind? { ObjectKind.allCases.first { $0.plural == plural } }
+        if parts.count == 3, parts[0] == "cluster", let k = kind(parts[1]), parts[2].hasSuffix(".yaml") {
+            return ObjectIdentity(kind: k, namespace: "", name: String(parts[2].dropLast(5)))
+        }
+        if parts.count == 4, parts[0] == "namespaces", let k = kind(parts[2]), parts[3].hasSuffix(".yaml") {
+            return ObjectIdentity(kind: k, namespace: parts[1], name: String(parts[3].dropLast(5)))
+        }
+        return nil
+    }
+
+    /// Every YAML file below the folder that holds (or, by its place, should hold) a NeuVector object.
+    func scan() throws(MemberError) -> [(String, Entry)] {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: root, isDirectory: &isDirectory) else { return [] }
+        guard isDirectory.boolValue, let enumerator = fm.enumerator(atPath: root) else {
+            throw MemberError(cluster: cluster, message: "\(root) is not a readable folder")
+        }
+        var out: [(String, Entry)] = []
+        while let relative = enumerator.nextObject() as? String {
+            guard relative.hasSuffix(".yaml"), let data = fm.contents(atPath: root + "/" + relative) else { continue }
+            let decoded = PolicyDecoder.decodeFile([UInt8](data), file: relative)
+            guard let object = decoded.objects.first, !decoded.diagnostics.hasErrors else {
+                if let identity = DirectoryMember.identity(ofPath: relative) {
+                    let reason = decoded.diagnostics.first { $0.isError }?.description ?? "no object"
+                    out.append((relative, .unreadable(identity, reason)))
+                }
+                continue
+            }
+            guard object.kind.isSecurityRule else { continue }
+            if object.metadata.labels[HubAnnotation.managedByKey] == HubAnnotation.managedByValue {
+                out.append((relative, .managed(object.identity, object.wireValue.canonical)))
+            } else {
+                out.append((relative, .unmanaged(object.identity)))
+            }
+        }
+        return out.sorted { $0.0 < $1.0 }
+    }
+
     /// Files below the folder whose object carries the hub's label, by relative path.
     func managedFiles() throws(MemberError) -> [(String, ObjectIdentity)] {
         let fm = FileManager.default

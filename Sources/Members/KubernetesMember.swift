@@ -136,8 +136,25 @@ public struct KubernetesMember: Member {
         return outcome
     }
 
-    func list(_ kind: ObjectKind) async throws(MemberError) -> [Value] {
-        let response = try await send(request("GET", "/apis/neuvector.com/v1/\(kind.plural)?labelSelector=\(KubernetesMember.selector)"),
+    public func heldObjects() async throws(MemberError) -> HeldObjects {
+        var held = HeldObjects(managed: [:], unmanaged: [])
+        for kind in [ObjectKind.clusterSecurityRule, .securityRule] {
+            for item in try await list(kind, selector: nil) {
+                guard let name = item["metadata"]?["name"]?.stringValue else { continue }
+                let identity = ObjectIdentity(kind: kind, namespace: item["metadata"]?["namespace"]?.stringValue ?? "", name: name)
+                if item["metadata"]?["labels"]?[HubAnnotation.managedByKey] == .string(HubAnnotation.managedByValue) {
+                    held.managed[identity] = item.canonical
+                } else {
+                    held.unmanaged.append(identity)
+                }
+            }
+        }
+        return held
+    }
+
+    func list(_ kind: ObjectKind, selector: String? = KubernetesMember.selector) async throws(MemberError) -> [Value] {
+        let query = selector.map { "?labelSelector=\($0)" } ?? ""
+        let response = try await send(request("GET", "/apis/neuvector.com/v1/\(kind.plural)\(query)"),
                                       doing: "list \(kind.plural)")
         guard response.status == 200 else { throw failure(response, object: nil, doing: "list \(kind.plural)") }
         guard case .success(let nodes) = YAMLParser.parseDocuments(response.body, file: "list"),

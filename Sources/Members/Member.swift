@@ -39,4 +39,7 @@ public protocol Member: Sendable {
 
     /// The objects labelled as managed by the hub that the member holds now, by identity.
     func managedObjects() async throws(MemberError) -> [ObjectIdentity: Value]
+
+    /// Every NeuVector rule object the member holds, split by whether the hub manages it (for drift).
+    func heldObjects() async throws(MemberError) -> HeldObjects
 }

@@ -1,0 +1,104 @@
+/// The drift classes of SEMANTICS §6.
+public enum DriftClass: String, Sendable, Hashable, CaseIterable {
+    case missing, modified, extra, unmanaged, pending, unreachable
+}
+
+/// One difference between what a cluster must hold and what it holds.
+public struct DriftFinding: Sendable, Hashable, Comparable {
+    public var cluster: String
+    public var kind: DriftClass
+    public var object: ObjectIdentity?
+    /// For `modified`: the paths of the fields that differ.
+    public var fields: [String]
+    public var message: String
+
+    public init(cluster: String, kind: DriftClass, object: ObjectIdentity?, fields: [String] = [], message: String) {
+        self.cluster = cluster
+        self.kind = kind
+        self.object = object
+        self.fields = fields
+        self.message = message
+    }
+
+    /// What identifies a finding from one report to the next (new / resolved).
+    public var key: String { "\(cluster)|\(kind.rawValue)|\(object?.description ?? "")" }
+
+    public static func < (a: DriftFinding, b: DriftFinding) -> Bool {
+        (a.cluster, a.kind.rawValue, a.object?.description ?? "") < (b.cluster, b.kind.rawValue, b.object?.description ?? "")
+    }
+}
+
+/// What a member holds, as read for a drift check.
+public struct HeldObjects: Sendable {
+    /// Objects labelled as managed by the hub, canonical.
+    public var managed: [ObjectIdentity: Value]
+    /// NeuVector objects without the hub's label.
+    public var unmanaged: [ObjectIdentity]
+    /// Objects that could not be read as NeuVector objects, with the reason.
+    public var unreadable: [(ObjectIdentity, String)]
+
+    public init(managed: [ObjectIdentity: Value], unmanaged: [ObjectIdentity], unreadable: [(ObjectIdentity, String)] = []) {
+        self.managed = managed
+        self.unmanaged = unmanaged
+        self.unreadable = unreadable
+    }
+}
+
+public enum DriftComparison {
+    /// The parts of an object a push sets, less what changes with every revision (the revision and hash
+    /// annotations) and what the server adds.
+    public static func comparable(_ value: Value) -> Value {
+        var map = ValueMapBuilder()
+        map.set("kind", value["kind"])
+        var meta = ValueMapBuilder()
+        meta.set("labels", value["metadata"]?["labels"])
+        if case .map(let annotations)? = value["metadata"]?["annotations"] {
+            meta.set("annotations", .map(annotations.filter { $0.key != HubAnnotation.revision && $0.key != HubAnnotation.hash }))
+        }
+        map.set("metadata", meta.value)
+        map.set("spec", value["spec"])
+        return map.value.canonical
+    }
+
+    /// Missing, modified, extra and unmanaged findings of one cluster.
+    public static func compare(cluster: String, desired: [RenderedObject], held: HeldObjects) -> [DriftFinding] {
+        var findings: [DriftFinding] = []
+        let unreadable = Dictionary(held.unreadable, uniquingKeysWith: { a, _ in a })
+        for object in desired {
+            if let reason = unreadable[object.identity] {
+                findings.append(DriftFinding(cluster: cluster, kind: .modified, object: object.identity, fields: ["(whole object)"],
+                                             message: "the live object is not valid NeuVector YAML: \(reason)"))
+                continue
+            }
+            guard let live = held.managed[object.identity] else {
+                findings.append(DriftFinding(cluster: cluster, kind: .missing, object: object.identity,
+                                             message: "desired but not on the member"))
+                continue
+            }
+            let changes = ValueDiff.changes(from: comparable(object.value), to: comparable(live))
+            if !changes.isEmpty {
+                findings.append(DriftFinding(cluster: cluster, kind: .modified, object: object.identity,
+                                             fields: changes.map(\.path),
+                                             message: changes.map { "\($0.path): hub \(ValueDiff.shortText($0.old)), member \(ValueDiff.shortText($0.new))" }
+                                                 .joined(separator: "; ")))
+            }
+        }
+        let desiredIdentities = Set(desired.map(\.identity))
+        for identity in held.managed.keys.sorted() where !desiredIdentities.contains(identity) {
+            findings.append(DriftFinding(cluster: cluster, kind: .extra, object: identity,
+                                         message: "labelled as managed by the hub but not desired"))
+        }
+        for identity in held.unmanaged.sorted() {
+            findings.append(DriftFinding(cluster: cluster, kind: .unmanaged, object: identity,
+                                         message: "a NeuVector object the hub does not manage (reported, never touched)"))
+        }
+        return findings.sorted()
+    }
+}
+
+extension ValueDiff {
+    /// A value in a finding's message, or `absent`.
+    public static func shortText(_ value: Value?) -> String {
+        value.map(short) ?? "absent"
+    }
+}
