@@ -34,6 +34,9 @@ struct ApplyCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Show what would be recorded and pushed; change nothing.")
     var dryRun = false
 
+    @Flag(name: .long, help: "Push even clusters the state file says are in step (after drift found hand-made changes).")
+    var repair = false
+
     @Option(name: .long, help: ArgumentHelp("Who is applying (default: $USER).", valueName: "name"))
     var author: String?
 
@@ -67,7 +70,12 @@ struct ApplyCommand: AsyncParsableCommand {
         }
 
         // 2. What each cluster must hold.
-        let plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)
+        var plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)
+        if repair {
+            plan.toPush += plan.inStep
+            plan.inStep = []
+            plan.toPush.sort { $0.cluster.name < $1.cluster.name }
+        }
         for (name, reason) in plan.untouched { printError("\(name): \(reason)") }
         if dryRun {
             for item in plan.toPush {
