@@ -95,17 +95,50 @@ struct BenchPushCommand: AsyncParsableCommand {
             print("  policyhub apply, nothing changed    \(BenchSupport.ms(noop)) ms   \(noopRequests) requests")
             print(String(format: "no-op: %d requests, %.1f%% of the full push (target 0 and <= 5%%)", noopRequests, noop / full * 100))
 
+            // drift at fleet scale: the report's list requests against wrk sending the same lists
+            let lists = (0..<clusters).flatMap { index in
+                ["nvclustersecurityrules", "nvsecurityrules"].map { "/clusters/c\(index)/apis/neuvector.com/v1/\($0)" }
+            }
+            let listScript = try BenchRequests.listScript(root: root, paths: lists)
+            double.reset()
+            let wrkLists = try BenchRequests.wrk(script: listScript, count: lists.count, port: double.port,
+                                                 connections: connections).map { _ in double.activeSeconds }
+            double.reset()
+            try await BenchPushCommand.apply(arguments + ["--repair"])  // the double was reset: fill it again
+            double.reset()
+            fflush(nil)
+            let stdout = dup(1)
+            let devnull = open("/dev/null", O_WRONLY)
+            dup2(devnull, 1)
+            let drift = try await BenchSupport.timeAsync {
+                do {
+                    try await BenchPushCommand.run(DriftCommand.self, ["--repo", repo])
+                } catch let exit as ExitCode where exit.rawValue == 2 {
+                    // drift found is a result, not a failure of the benchmark
+                }
+            }
+            fflush(nil)
+            dup2(stdout, 1)
+            close(devnull)
+            let driftRequests = double.totalRequests
+            print("  policyhub drift, whole fleet        \(BenchSupport.ms(drift)) ms   \(driftRequests) requests")
+            if let wrkLists {
+                print("  wrk, same list requests             \(BenchSupport.ms(wrkLists)) ms   \(lists.count) requests")
+                print(String(format: "drift: %.2fx wrk (target <= 3)", drift / wrkLists))
+            }
+
             try await BenchPushCommand.versusKubectl(root: root, pki: pki, double: double)
         }
     }
 
     static func apply(_ arguments: [String]) async throws {
-        var command = try ApplyCommand.parseAsRoot(arguments)
-        if var async = command as? AsyncParsableCommand {
-            try await async.run()
-        } else {
-            try command.run()
-        }
+        try await run(ApplyCommand.self, arguments)
+    }
+
+    /// Runs a subcommand in this process, as the command line would.
+    static func run<C: AsyncParsableCommand>(_ type: C.Type, _ arguments: [String]) async throws {
+        var command = try type.parse(arguments)
+        try await command.run()
     }
 
     /// 200 objects to one cluster: the hub's push against kubectl apply --server-side of the same files.
@@ -252,12 +285,49 @@ struct BenchRequests {
 
     /// Seconds wrk takes to send every request once over `connections` connections, or nil without wrk.
     func runWrk(port: Int, connections: Int) throws -> Double? {
+        try BenchRequests.wrk(script: luaPath, count: count, port: port, connections: connections)
+    }
+
+    /// A Lua script for wrk that sends each of `paths` (GETs) once, spread over the threads.
+    static func listScript(root: String, paths: [String]) throws -> String {
+        var lua = "local requests = {\n"
+        for path in paths { lua += "\"\(path)\",\n" }
+        lua += """
+            }
+            local total = #requests
+            local counter = 0
+            function setup(thread)
+              thread:set("offset", counter)
+              counter = counter + 1
+            end
+            function init(args)
+              next_index = offset
+              threads_count = tonumber(args[1])
+              my_done = 0
+            end
+            function request()
+              local path = requests[(next_index % total) + 1]
+              next_index = next_index + threads_count
+              return wrk.format("GET", path, {["Authorization"] = "Bearer bench-token", ["Accept"] = "application/json"}, nil)
+            end
+            function response(status, headers, body)
+              my_done = my_done + 1
+              if my_done >= math.floor(total / threads_count) then wrk.thread:stop() end
+            end
+
+            """
+        let path = root + "/lists.lua"
+        try lua.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static func wrk(script: String, count: Int, port: Int, connections: Int) throws -> Double? {
         guard let wrk = BenchRequests.which("wrk") else { return nil }
         let threads = 2
         let process = Process()
         process.executableURL = URL(fileURLWithPath: wrk)
         let seconds = count / 500 + 10  // wrk waits out -d even when the script stopped every thread
-        process.arguments = ["-t\(threads)", "-c\(connections)", "-d\(seconds)s", "-s", luaPath, "https://127.0.0.1:\(port)", "--",
+        process.arguments = ["-t\(threads)", "-c\(connections)", "-d\(seconds)s", "-s", script, "https://127.0.0.1:\(port)", "--",
                              String(threads)]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice

@@ -191,9 +191,13 @@ struct PromoteCommand: AsyncParsableCommand {
         guard let after = PolicyValidator.validate(PolicyTree(objects: objects)).value else { return }
         let afterRenderer = Renderer(policy: after, fleet: session.fleet, revision: "promoted")
         let beforeRenderer = try current.map { try session.renderer(for: $0) }
-        for cluster in session.fleet.clusters where cluster.environment == target.name {
-            let new = Dictionary(afterRenderer.render(cluster: cluster).objects.map { ($0.identity, $0.value) }, uniquingKeysWith: { a, _ in a })
-            let old = Dictionary((beforeRenderer?.render(cluster: cluster).objects ?? []).map { ($0.identity, $0.value) },
+        let clusters = session.fleet.clusters.filter { $0.environment == target.name }
+        // each placement class renders once, before and after
+        let afterPolicies = afterRenderer.render(clusters: clusters, parallel: .dispatch)
+        let beforePolicies = beforeRenderer?.render(clusters: clusters, parallel: .dispatch)
+        for (index, cluster) in clusters.enumerated() {
+            let new = Dictionary(afterPolicies[index].policy.objects.map { ($0.identity, $0.value) }, uniquingKeysWith: { a, _ in a })
+            let old = Dictionary((beforePolicies?[index].policy.objects ?? []).map { ($0.identity, $0.value) },
                                  uniquingKeysWith: { a, _ in a })
             print("\(cluster.name) (\(target.name)):")
             var any = false
