@@ -5,11 +5,14 @@ import Synchronization
 /// A document's output depends only on the document, the environment's policy modes (for targets that
 /// have one) and, for namespace documents, which global documents cover its target; classes that agree
 /// on those share one emitted object instead of building and hashing it again.
-final class DocumentCache: Sendable {
+public final class DocumentCache: Sendable {
+    /// Documents are compared whole (not only by identity), so one cache can serve renders of different
+    /// trees, e.g. the before and after of a promotion; the revision is part of the key.
     struct Key: Hashable, Sendable {
-        var document: ObjectIdentity
+        var document: PlacedDocument
         var environment: String
-        var covering: [ObjectIdentity]
+        var covering: [PlacedDocument]
+        var revision: String
     }
 
     struct Entry: Sendable {
@@ -21,6 +24,8 @@ final class DocumentCache: Sendable {
     }
 
     private let entries = Mutex<[Key: Entry]>([:])
+
+    public init() {}
 
     /// The cached entry for `key`, made with `make` the first time.
     func entry(_ key: Key, _ make: () -> Entry) -> Entry {

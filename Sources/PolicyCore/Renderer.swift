@@ -34,7 +34,7 @@ public struct Renderer: Sendable {
     /// The effective policy of each cluster, in the order given, rendering each placement class once
     /// (classes spread over cores through `parallel`). Documents whose output is the same in several
     /// classes (same environment modes, same covering global documents) are emitted once and shared.
-    public func render(clusters: [MemberCluster], parallel: ParallelFor = .serial)
+    public func render(clusters: [MemberCluster], parallel: ParallelFor = .serial, cache: DocumentCache = DocumentCache())
         -> [(cluster: MemberCluster, policy: EffectivePolicy)]
     {
         var classes: [PlacementClass] = []
@@ -46,7 +46,7 @@ public struct Renderer: Sendable {
             classes.append(key)
             return classes.count - 1
         }
-        let documents = DocumentCache()
+        let documents = cache
         let slots = ResultSlots<EffectivePolicy>(count: classes.count)
         let distinct = classes
         parallel.run(distinct.count) { index in slots.set(index, render(distinct[index], documents: documents)) }
@@ -106,7 +106,7 @@ struct RenderState {
         var objects: [RenderedObject] = []
         for document in placed {
             guard let spec = document.object.securityRule else {
-                let key = DocumentCache.Key(document: document.object.identity, environment: "", covering: [])
+                let key = DocumentCache.Key(document: document, environment: "", covering: [], revision: revision)
                 objects.append(cache.entry(key) {
                     DocumentCache.Entry(object: emitOpaque(document), effective: nil, rules: [], conflicts: [])
                 }.object)
@@ -121,7 +121,7 @@ struct RenderState {
         var documents: [EffectiveDocument] = []
         let globalTargets = globals.map { selectors.intern(resolved($0.1.target.selector)) }
         for (document, spec) in globals {
-            let key = DocumentCache.Key(document: document.object.identity, environment: modeKey(spec), covering: [])
+            let key = DocumentCache.Key(document: document, environment: modeKey(spec), covering: [], revision: revision)
             let entry = cache.entry(key) {
                 let processes = spec.process.map { EffectiveEntry(rule: $0, source: source(document, $0.origin, rule: "\($0.name) \($0.path)")) }
                 let files = spec.file.map { EffectiveEntry(rule: $0, source: source(document, $0.origin, rule: $0.filter)) }
@@ -137,8 +137,8 @@ struct RenderState {
             for (index, global) in globals.enumerated() where selectors.covers(globalTargets[index], target) {
                 covering.append(global)
             }
-            let key = DocumentCache.Key(document: document.object.identity, environment: modeKey(spec),
-                                        covering: covering.map { $0.0.object.identity })
+            let key = DocumentCache.Key(document: document, environment: modeKey(spec), covering: covering.map(\.0),
+                                        revision: revision)
             let entry = cache.entry(key) {
                 var merge = RenderState(policy: policy, environment: environment, revision: revision, cache: cache)
                 let processes = merge.mergeProcesses(document, spec, covering: covering)

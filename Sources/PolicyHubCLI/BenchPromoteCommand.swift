@@ -35,6 +35,11 @@ struct BenchPromoteCommand: AsyncParsableCommand {
             }
             try await BenchPushCommand.run(ApplyCommand.self, ["--repo", root, "--author", "bench"])
             try await BenchPushCommand.run(PromoteCommand.self, ["--repo", root, "--to", "production", "--all", "--force", "--author", "bench"])
+            // staging moves on in namespace ns0: that is what the dry run will carry to production
+            let rules = root + "/policies/namespaces/ns0/rules.yaml"
+            try String(contentsOfFile: rules, encoding: .utf8).replacingOccurrences(of: "tcp/8000", with: "tcp/9000")
+                .write(toFile: rules, atomically: true, encoding: .utf8)
+            try await BenchPushCommand.run(ApplyCommand.self, ["--repo", root, "--author", "bench"])
             let workspace = Workspace.open(root: root)
             guard let renderer = workspace.renderer(revision: "r"), let fleet = workspace.fleet else {
                 throw ValidationError("generated tree is invalid")

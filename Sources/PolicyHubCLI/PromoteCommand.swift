@@ -189,36 +189,54 @@ struct PromoteCommand: AsyncParsableCommand {
             objects += PolicyDecoder.decodeFile(Array(document.body.utf8), file: document.source).objects
         }
         guard let after = PolicyValidator.validate(PolicyTree(objects: objects)).value else { return }
-        let afterRenderer = Renderer(policy: after, fleet: session.fleet, revision: "promoted")
-        let beforeRenderer = try current.map { try session.renderer(for: $0) }
-        let clusters = session.fleet.clusters.filter { $0.environment == target.name }
-        // each placement class renders once, before and after
-        let afterPolicies = afterRenderer.render(clusters: clusters, parallel: .dispatch)
-        let beforePolicies = beforeRenderer?.render(clusters: clusters, parallel: .dispatch)
-        for (index, cluster) in clusters.enumerated() {
-            let new = Dictionary(afterPolicies[index].policy.objects.map { ($0.identity, $0.value) }, uniquingKeysWith: { a, _ in a })
-            let old = Dictionary((beforePolicies?[index].policy.objects ?? []).map { ($0.identity, $0.value) },
-                                 uniquingKeysWith: { a, _ in a })
-            print("\(cluster.name) (\(target.name)):")
-            var any = false
-            for (identity, value) in new.sorted(by: { $0.key < $1.key }) {
-                guard let before = old[identity] else {
-                    print("  + \(identity)")
-                    any = true
-                    continue
-                }
-                let changes = ValueDiff.changes(from: PlanCommand.comparable(before), to: PlanCommand.comparable(value))
-                if !changes.isEmpty {
-                    any = true
-                    print("  ~ \(identity)")
-                    for change in changes { print("      \(change)") }
-                }
-            }
-            for identity in old.keys.sorted() where new[identity] == nil {
-                any = true
-                print("  - \(identity)")
-            }
-            if !any { print("  no change") }
+        // one revision label and one cache for both renders: documents the promotion leaves alone are
+        // emitted once, and each placement class renders once before and once after
+        let afterRenderer = Renderer(policy: after, fleet: session.fleet, revision: "dry-run")
+        let beforeRenderer = try current.map { revision in
+            let stored = try session.renderer(for: revision)
+            return Renderer(policy: stored.policy, fleet: session.fleet, revision: "dry-run")
         }
+        let clusters = session.fleet.clusters.filter { $0.environment == target.name }
+        let cache = DocumentCache()
+        let beforePolicies = beforeRenderer?.render(clusters: clusters, parallel: .dispatch, cache: cache)
+        let afterPolicies = afterRenderer.render(clusters: clusters, parallel: .dispatch, cache: cache)
+        var byClass: [Renderer.PlacementClass: String] = [:]
+        for (index, cluster) in clusters.enumerated() {
+            let key = Renderer.PlacementClass(environment: cluster.environment, labels: cluster.placementLabels)
+            if let known = byClass[key] {
+                print("\(cluster.name) (\(target.name)):\n" + known, terminator: "")
+                continue
+            }
+            let after = afterPolicies[index].policy.objects
+            let before = beforePolicies?[index].policy.objects ?? []
+            let text = PromoteCommand.difference(before: before, after: after)
+            byClass[key] = text
+            print("\(cluster.name) (\(target.name)):\n" + text, terminator: "")
+        }
+    }
+
+    /// The readable difference between two renders of a cluster; objects with the same spec hash and
+    /// metadata are not compared field by field.
+    static func difference(before: [RenderedObject], after: [RenderedObject]) -> String {
+        let old = Dictionary(before.map { ($0.identity, $0) }, uniquingKeysWith: { a, _ in a })
+        let new = Dictionary(after.map { ($0.identity, $0) }, uniquingKeysWith: { a, _ in a })
+        var out = ""
+        for (identity, object) in new.sorted(by: { $0.key < $1.key }) {
+            guard let previous = old[identity] else {
+                out += "  + \(identity)\n"
+                continue
+            }
+            if previous.hash == object.hash && previous.value["metadata"]?["labels"] == object.value["metadata"]?["labels"]
+                && previous.source == object.source {
+                continue
+            }
+            let changes = ValueDiff.changes(from: PlanCommand.comparable(previous.value), to: PlanCommand.comparable(object.value))
+            if !changes.isEmpty {
+                out += "  ~ \(identity)\n"
+                for change in changes { out += "      \(change)\n" }
+            }
+        }
+        for identity in old.keys.sorted() where new[identity] == nil { out += "  - \(identity)\n" }
+        return out.isEmpty ? "  no change\n" : out
     }
 }
