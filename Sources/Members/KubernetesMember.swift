@@ -30,8 +30,7 @@ public struct KubernetesMember: Member {
     /// The error for a response that is not a success: the server's Status message when it sent one.
     func failure(_ response: HTTPResponse, object: ObjectIdentity?, doing what: String) -> MemberError {
         var message = "HTTP \(response.status)"
-        if case .success(let nodes) = YAMLParser.parseDocuments(response.body, file: "response"),
-           let status = nodes.first?.value, status["kind"]?.stringValue == "Status" {
+        if let status = try? JSONReader.parse(response.body), status["kind"]?.stringValue == "Status" {
             if let reason = status["reason"]?.stringValue, !reason.isEmpty { message += " \(reason)" }
             if let text = status["message"]?.stringValue { message += ": \(text)" }
         } else if !response.body.isEmpty {
@@ -157,8 +156,7 @@ public struct KubernetesMember: Member {
         let response = try await send(request("GET", "/apis/neuvector.com/v1/\(kind.plural)\(query)"),
                                       doing: "list \(kind.plural)")
         guard response.status == 200 else { throw failure(response, object: nil, doing: "list \(kind.plural)") }
-        guard case .success(let nodes) = YAMLParser.parseDocuments(response.body, file: "list"),
-              case .list(let items)? = nodes.first?.value["items"] else {
+        guard let list = try? JSONReader.parse(response.body), case .list(let items)? = list["items"] else {
             throw MemberError(cluster: cluster, message: "list \(kind.plural): the answer is not a list")
         }
         return items

@@ -406,8 +406,11 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
             return KubernetesAPIDouble.json(409, KubernetesAPIDouble.statusBody(
                 409, reason: "Conflict", message: "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using neuvector.com/v1: .spec.target.policymode"))
         }
-        guard case .success(let nodes) = YAMLParser.parseDocuments(request.body, file: "body"), let body = nodes.first?.value,
-              case .map = body else {
+        // JSON (what kubectl and the hub send) read fast; YAML, which apply also accepts, otherwise
+        let parsed = (try? JSONReader.parse(request.body))
+            ?? { if case .success(let nodes) = YAMLParser.parseDocuments(request.body, file: "body") { return nodes.first?.value }
+                 return nil }()
+        guard let body = parsed, case .map = body else {
             return KubernetesAPIDouble.json(400, KubernetesAPIDouble.statusBody(400, reason: "BadRequest",
                                                                                 message: "error decoding patch: invalid JSON"))
         }
