@@ -204,8 +204,12 @@ struct PushPlan {
         }
         for (_, (revision, members)) in byRevision.sorted(by: { $0.key < $1.key }) {
             let renderer = try session.renderer(for: revision)
+            var hashes: [Renderer.PlacementClass: String] = [:]  // clusters of one class share a hash
             for (cluster, policy) in renderer.render(clusters: members, parallel: .dispatch) {
-                let item = Item(cluster: cluster, revision: revision, policy: policy, desiredHash: policy.contentHash,
+                let key = Renderer.PlacementClass(environment: cluster.environment, labels: cluster.placementLabels)
+                let hash = hashes[key] ?? policy.contentHash
+                hashes[key] = hash
+                let item = Item(cluster: cluster, revision: revision, policy: policy, desiredHash: hash,
                                 appliedRevision: states[cluster.name]?.appliedRevision)
                 if states[cluster.name]?.appliedHash == item.desiredHash {
                     plan.inStep.append(item)
