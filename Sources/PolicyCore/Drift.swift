@@ -60,6 +60,16 @@ public enum DriftComparison {
         return map.value.canonical
     }
 
+    /// Whether a live object carries exactly the spec, labels and annotations (but the revision) the hub pushed.
+    static func sameAsPushed(_ desired: Value, _ live: Value) -> Bool {
+        guard desired["spec"] == live["spec"], desired["metadata"]?["labels"] == live["metadata"]?["labels"] else { return false }
+        guard case .map(let wanted)? = desired["metadata"]?["annotations"],
+              case .map(let held)? = live["metadata"]?["annotations"] else {
+            return desired["metadata"]?["annotations"] == live["metadata"]?["annotations"]
+        }
+        return wanted.filter { $0.key != HubAnnotation.revision } == held.filter { $0.key != HubAnnotation.revision }
+    }
+
     /// Missing, modified, extra and unmanaged findings of one cluster.
     public static func compare(cluster: String, desired: [RenderedObject], held: HeldObjects) -> [DriftFinding] {
         var findings: [DriftFinding] = []
@@ -75,6 +85,7 @@ public enum DriftComparison {
                                              message: "desired but not on the member"))
                 continue
             }
+            if sameAsPushed(object.value, live) { continue }  // the common case, without building comparable forms
             let changes = ValueDiff.changes(from: comparable(object.value), to: comparable(live))
             if !changes.isEmpty {
                 findings.append(DriftFinding(cluster: cluster, kind: .modified, object: object.identity,

@@ -38,17 +38,10 @@ struct BenchPushCommand: AsyncParsableCommand {
             // 20 objects for a cluster without labels: 4 placed global documents and 16 namespace documents
             try TreeGenerator(globalDocuments: 8, namespaces: 4, rulesPerNamespace: 16, clusters: 0).write(to: repo)
             try FileManager.default.createDirectory(atPath: repo + "/kube", withIntermediateDirectories: true)
-            let ca = Data(pki.caCertificate).base64EncodedString()
             for index in 0..<clusters {
                 let name = "c\(index)"
-                try """
-                    apiVersion: v1
-                    kind: Config
-                    current-context: \(name)
-                    clusters: [{name: \(name), cluster: {server: '\(double.url(cluster: name))', certificate-authority-data: \(ca)}}]
-                    users: [{name: hub, user: {token: bench-token}}]
-                    contexts: [{name: \(name), context: {cluster: \(name), user: hub}}]
-                    """.write(toFile: repo + "/kube/\(name).yaml", atomically: false, encoding: .utf8)
+                try double.kubeconfig(cluster: name, caPEM: pki.caCertificate, token: "bench-token")
+                    .write(toFile: repo + "/kube/\(name).yaml", atomically: false, encoding: .utf8)
                 try """
                     apiVersion: policyhub.dev/v1alpha1
                     kind: MemberCluster
@@ -159,14 +152,8 @@ struct BenchPushCommand: AsyncParsableCommand {
             try Data(YAMLWriter.document(object.value).utf8).write(to: URL(fileURLWithPath: files + "/\(index).yaml"))
         }
         let kubeconfig = root + "/kubectl-config.yaml"
-        try """
-            apiVersion: v1
-            kind: Config
-            current-context: one
-            clusters: [{name: one, cluster: {server: '\(double.url(cluster: "one"))', certificate-authority-data: \(Data(pki.caCertificate).base64EncodedString())}}]
-            users: [{name: hub, user: {token: bench-token}}]
-            contexts: [{name: one, context: {cluster: one, user: hub}}]
-            """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        try double.kubeconfig(cluster: "one", caPEM: pki.caCertificate, token: "bench-token")
+            .write(toFile: kubeconfig, atomically: true, encoding: .utf8)
         let endpoint = try Kubeconfig.endpoint(path: kubeconfig, context: nil)
         let transport = CurlTransport()
         defer { transport.shutdown() }

@@ -76,7 +76,7 @@ struct PlanCommand: AsyncParsableCommand {
                         result.create.append(identity)
                         continue
                     }
-                    let changes = ValueDiff.changes(from: PlanCommand.comparable(old), to: PlanCommand.comparable(value))
+                    let changes = ValueDiff.changes(from: DriftComparison.comparable(old), to: DriftComparison.comparable(value))
                     if !changes.isEmpty { result.update.append((identity, changes)) }
                 }
                 result.delete = current.keys.filter { desired[$0] == nil }.sorted()
@@ -91,21 +91,6 @@ struct PlanCommand: AsyncParsableCommand {
         }
         if results.contains(where: { $0.error != nil }) { throw ExitStatus.failure }
         if results.contains(where: { $0.changes > 0 }) { throw ExitCode(2) }
-    }
-
-    /// The parts of an object a push sets, less the revision annotation and what the server adds.
-    static func comparable(_ value: Value) -> Value {
-        var map = ValueMapBuilder()
-        map.set("kind", value["kind"])
-        var meta = ValueMapBuilder()
-        meta.set("labels", value["metadata"]?["labels"])
-        if case .map(let annotations)? = value["metadata"]?["annotations"] {
-            // the revision changes with every revision and the hash with the spec, which is compared itself
-            meta.set("annotations", .map(annotations.filter { $0.key != HubAnnotation.revision && $0.key != HubAnnotation.hash }))
-        }
-        map.set("metadata", meta.value)
-        map.set("spec", value["spec"])
-        return map.value.canonical
     }
 
     static func value(_ plan: ClusterPlan) -> Value {

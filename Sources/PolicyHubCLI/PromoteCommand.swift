@@ -230,7 +230,7 @@ struct PromoteCommand: AsyncParsableCommand {
                 && previous.source == object.source {
                 continue
             }
-            let changes = ValueDiff.changes(from: PlanCommand.comparable(previous.value), to: PlanCommand.comparable(object.value))
+            let changes = ValueDiff.changes(from: DriftComparison.comparable(previous.value), to: DriftComparison.comparable(object.value))
             if !changes.isEmpty {
                 out += "  ~ \(identity)\n"
                 for change in changes { out += "      \(change)\n" }

@@ -112,6 +112,19 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         try? group.syncShutdownGracefully()
     }
 
+    /// A kubeconfig for one virtual cluster: its URL, the CA that signed the double's certificate, a token.
+    public func kubeconfig(cluster: String, caPEM: [UInt8], token: String) -> String {
+        """
+        apiVersion: v1
+        kind: Config
+        current-context: \(cluster)
+        clusters: [{name: \(cluster), cluster: {server: '\(url(cluster: cluster))', certificate-authority-data: \(Data(caPEM).base64EncodedString())}}]
+        users: [{name: hub, user: {token: \(token)}}]
+        contexts: [{name: \(cluster), context: {cluster: \(cluster), user: hub}}]
+
+        """
+    }
+
     /// The server URL of a virtual cluster, e.g. `https://127.0.0.1:PORT/clusters/c1`.
     public func url(cluster: String, tls: Bool = true) -> String {
         "\(tls ? "https" : "http")://127.0.0.1:\(port)/clusters/\(cluster)"

@@ -103,14 +103,8 @@ import Testing
                                                           clientCA: nil))
             defer { double.stop() }
             let kubeconfig = folder + "/kubeconfig.yaml"
-            try """
-                apiVersion: v1
-                kind: Config
-                current-context: k
-                clusters: [{name: k, cluster: {server: '\(double.url(cluster: "k"))', certificate-authority-data: \(Data(pki.caCertificate).base64EncodedString())}}]
-                users: [{name: u, user: {token: hub-token}}]
-                contexts: [{name: k, context: {cluster: k, user: u}}]
-                """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+            try double.kubeconfig(cluster: "k", caPEM: pki.caCertificate, token: "hub-token")
+                .write(toFile: kubeconfig, atomically: true, encoding: .utf8)
             try """
                 apiVersion: policyhub.dev/v1alpha1
                 kind: MemberCluster

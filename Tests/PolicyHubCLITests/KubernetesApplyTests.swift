@@ -100,14 +100,8 @@ import Testing
                                                           clientCA: nil))
             defer { double.stop() }
             double.setFault(.crdMissing, cluster: "no-nv")
-            try """
-                apiVersion: v1
-                kind: Config
-                current-context: x
-                clusters: [{name: x, cluster: {server: '\(double.url(cluster: "no-nv"))', certificate-authority-data: \(Data(pki.caCertificate).base64EncodedString())}}]
-                users: [{name: u, user: {token: hub-token}}]
-                contexts: [{name: x, context: {cluster: x, user: u}}]
-                """.write(toFile: folder + "/kubeconfig.yaml", atomically: true, encoding: .utf8)
+            try double.kubeconfig(cluster: "no-nv", caPEM: pki.caCertificate, token: "hub-token")
+                .write(toFile: folder + "/kubeconfig.yaml", atomically: true, encoding: .utf8)
             try """
                 apiVersion: policyhub.dev/v1alpha1
                 kind: MemberCluster
