@@ -54,8 +54,11 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     }
 
     public func send(_ request: HTTPRequest, tls: TLSSettings) async -> Result<HTTPResponse, TransportError> {
-        await withCheckedContinuation { continuation in
-            let transfer = Transfer(request: request, tls: tls, settings: settings, continuation: continuation)
+        guard let easy = curl_easy_init() else {
+            return .failure(.other(url: request.url, message: "libcurl could not make a transfer (out of memory)"))
+        }
+        return await withCheckedContinuation { continuation in
+            let transfer = Transfer(handle: easy, request: request, tls: tls, settings: settings, continuation: continuation)
             lock.lock()
             if stopping {
                 lock.unlock()
@@ -158,14 +161,14 @@ final class Transfer {
     var headerLines: [String] = []
     var attempts = 0
 
-    init(request: HTTPRequest, tls: TLSSettings, settings: TransportSettings,
+    /// Takes ownership of `handle` (a fresh easy handle) and cleans it up when done.
+    init(handle: UnsafeMutableRawPointer, request: HTTPRequest, tls: TLSSettings, settings: TransportSettings,
          continuation: CheckedContinuation<Result<HTTPResponse, TransportError>, Never>) {
         self.request = request
         self.tls = tls
         self.settings = settings
         self.continuation = continuation
-        guard let easy = curl_easy_init() else { fatalError("curl_easy_init failed: out of memory") }
-        handle = easy
+        self.handle = handle
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
     }
 
