@@ -24,6 +24,8 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         guard let handle = curl_multi_init() else { fatalError("curl_multi_init failed: out of memory") }
         multi = handle
         ccurl_multi_setopt_long(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, settings.maxInFlight)
+        // keep that many idle connections (and their TLS sessions) for the next requests
+        ccurl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, settings.maxInFlight)
         let thread = Thread { [unowned self] in self.loop() }
         thread.name = "policyhub-curl"
         self.thread = thread
