@@ -224,15 +224,45 @@ struct BenchRequests {
             }
             total += 1 + objects.count + 2
         }
-        lua += "}\nlocal bodies = {\n"
-        for object in objects {
-            lua += luaString(String(decoding: JSONWriter.compactBytes(object.value), as: UTF8.self)) + ",\n"
+        let bodies = objects.map { String(decoding: JSONWriter.compactBytes($0.value), as: UTF8.self) }
+        try BenchRequests.writeScript(lua + "}\n", bodies: bodies, to: root + "/push.lua")
+        if curl.hasSuffix("next\n") { curl.removeLast("next\n".count) }  // `next` separates; a trailing one is an error
+        try curl.write(toFile: root + "/curl.conf", atomically: true, encoding: .utf8)
+        count = total
+        luaPath = root + "/push.lua"
+        curlConfig = root + "/curl.conf"
+    }
+
+    static func which(_ tool: String) -> String? {
+        ["/usr/bin/", "/usr/local/bin/"].map { $0 + tool }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// Seconds wrk takes to send every request once over `connections` connections, or nil without wrk.
+    func runWrk(port: Int, connections: Int) throws -> Double? {
+        try BenchRequests.wrk(script: luaPath, count: count, port: port, connections: connections)
+    }
+
+    /// A Lua script for wrk that sends each of `paths` (GETs) once, spread over the threads.
+    static func listScript(root: String, paths: [String]) throws -> String {
+        var table = "local requests = {\n"
+        for path in paths { table += "{\"GET\", \"\(path)\", nil},\n" }
+        let path = root + "/lists.lua"
+        try writeScript(table + "}\n", bodies: [], to: path)
+        return path
+    }
+
+    /// Writes a wrk script around a `requests` table of `{method, path, body index}`: each thread sends its
+    /// share once (offset by thread, stepping by the thread count) and stops.
+    static func writeScript(_ requestsTable: String, bodies: [String], to path: String) throws {
+        func luaString(_ text: String) -> String {
+            "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
         }
+        var lua = requestsTable + "local bodies = {\n"
+        for body in bodies { lua += luaString(body) + ",\n" }
         lua += """
             }
             local total = #requests
             local counter = 0
-            local done = 0
             function setup(thread)
               thread:set("offset", counter)
               counter = counter + 1
@@ -258,54 +288,7 @@ struct BenchRequests {
             end
 
             """
-        try lua.write(toFile: root + "/push.lua", atomically: true, encoding: .utf8)
-        if curl.hasSuffix("next\n") { curl.removeLast("next\n".count) }  // `next` separates; a trailing one is an error
-        try curl.write(toFile: root + "/curl.conf", atomically: true, encoding: .utf8)
-        count = total
-        luaPath = root + "/push.lua"
-        curlConfig = root + "/curl.conf"
-    }
-
-    static func which(_ tool: String) -> String? {
-        ["/usr/bin/", "/usr/local/bin/"].map { $0 + tool }.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
-
-    /// Seconds wrk takes to send every request once over `connections` connections, or nil without wrk.
-    func runWrk(port: Int, connections: Int) throws -> Double? {
-        try BenchRequests.wrk(script: luaPath, count: count, port: port, connections: connections)
-    }
-
-    /// A Lua script for wrk that sends each of `paths` (GETs) once, spread over the threads.
-    static func listScript(root: String, paths: [String]) throws -> String {
-        var lua = "local requests = {\n"
-        for path in paths { lua += "\"\(path)\",\n" }
-        lua += """
-            }
-            local total = #requests
-            local counter = 0
-            function setup(thread)
-              thread:set("offset", counter)
-              counter = counter + 1
-            end
-            function init(args)
-              next_index = offset
-              threads_count = tonumber(args[1])
-              my_done = 0
-            end
-            function request()
-              local path = requests[(next_index % total) + 1]
-              next_index = next_index + threads_count
-              return wrk.format("GET", path, {["Authorization"] = "Bearer bench-token", ["Accept"] = "application/json"}, nil)
-            end
-            function response(status, headers, body)
-              my_done = my_done + 1
-              if my_done >= math.floor(total / threads_count) then wrk.thread:stop() end
-            end
-
-            """
-        let path = root + "/lists.lua"
         try lua.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
     }
 
     static func wrk(script: String, count: Int, port: Int, connections: Int) throws -> Double? {

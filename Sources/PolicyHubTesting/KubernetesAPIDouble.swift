@@ -76,6 +76,15 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
     }
 
+    /// A double already listening over TLS with `pki`'s server certificate; client certificates signed by
+    /// `pki`'s CA are accepted when `clientCertificates` is set.
+    public static func started(pki: TestPKI, tokens: Set<String>, clientCertificates: Bool = true) throws -> KubernetesAPIDouble {
+        let double = KubernetesAPIDouble(tokens: tokens)
+        try double.start(tls: TLS(certificateChain: pki.serverCertificate, privateKey: pki.serverKey,
+                                  clientCA: clientCertificates ? pki.caCertificate : nil))
+        return double
+    }
+
     /// Starts listening on 127.0.0.1 (port 0 picks a free one). Plain HTTP when `tls` is nil.
     public func start(tls: TLS?, port: Int = 0) throws {
         var sslContext: NIOSSLContext?

@@ -16,10 +16,17 @@ import Testing
 
     static func run(_ arguments: [String], in folder: String = Repo.root) throws -> Run {
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build the policyhub product first (swift build)")
+        return try runProcess(binary, arguments, in: folder)
+    }
+
+    /// Runs a program to its end and captures what it printed and how it exited.
+    static func runProcess(_ executable: String, _ arguments: [String], in folder: String? = nil,
+                           environment: [String: String]? = nil) throws -> Run {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: folder)
+        if let folder { process.currentDirectoryURL = URL(fileURLWithPath: folder) }
+        if let environment { process.environment = environment }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out

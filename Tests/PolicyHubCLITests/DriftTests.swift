@@ -98,9 +98,7 @@ import Testing
         try Repo.withTemporaryFolder { folder in
             try Repo.copyExample(to: folder)
             let pki = try TestPKI.make(in: folder + "/pki")
-            let double = KubernetesAPIDouble(tokens: ["hub-token"])
-            try double.start(tls: KubernetesAPIDouble.TLS(certificateChain: pki.serverCertificate, privateKey: pki.serverKey,
-                                                          clientCA: nil))
+            let double = try KubernetesAPIDouble.started(pki: pki, tokens: ["hub-token"], clientCertificates: false)
             defer { double.stop() }
             let kubeconfig = folder + "/kubeconfig.yaml"
             try double.kubeconfig(cluster: "k", caPEM: pki.caCertificate, token: "hub-token")

@@ -7,20 +7,9 @@ import Testing
     typealias CLI = CommandLineTests
 
     static func kubectl(_ arguments: [String], kubeconfig: String, home: String) throws -> CommandLineTests.Run {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["kubectl", "--kubeconfig", kubeconfig] + arguments
-        process.environment = ["HOME": home, "KUBECACHEDIR": home + "/kube-cache", "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin"]
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return CommandLineTests.Run(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                                    stderr: String(decoding: errData, as: UTF8.self))
+        try CommandLineTests.runProcess("/usr/bin/env", ["kubectl", "--kubeconfig", kubeconfig] + arguments, environment: [
+            "HOME": home, "KUBECACHEDIR": home + "/kube-cache", "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin",
+        ])
     }
 
     static func names(_ json: String) throws -> [String] {
@@ -33,9 +22,7 @@ import Testing
         try Repo.withTemporaryFolder { folder in
             try Repo.copyExample(to: folder)
             let pki = try TestPKI.make(in: folder + "/pki")
-            let double = KubernetesAPIDouble(tokens: ["hub-token"])
-            try double.start(tls: KubernetesAPIDouble.TLS(certificateChain: pki.serverCertificate, privateKey: pki.serverKey,
-                                                          clientCA: pki.caCertificate))
+            let double = try KubernetesAPIDouble.started(pki: pki, tokens: ["hub-token"])
             defer { double.stop() }
             try FileManager.default.createDirectory(atPath: folder + "/kube", withIntermediateDirectories: true)
             try """
@@ -95,9 +82,7 @@ import Testing
         try Repo.withTemporaryFolder { folder in
             try Repo.copyExample(to: folder)
             let pki = try TestPKI.make(in: folder + "/pki")
-            let double = KubernetesAPIDouble(tokens: ["hub-token"])
-            try double.start(tls: KubernetesAPIDouble.TLS(certificateChain: pki.serverCertificate, privateKey: pki.serverKey,
-                                                          clientCA: nil))
+            let double = try KubernetesAPIDouble.started(pki: pki, tokens: ["hub-token"], clientCertificates: false)
             defer { double.stop() }
             double.setFault(.crdMissing, cluster: "no-nv")
             try double.kubeconfig(cluster: "no-nv", caPEM: pki.caCertificate, token: "hub-token")
