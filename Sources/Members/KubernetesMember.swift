@@ -142,7 +142,7 @@ public struct KubernetesMember: Member {
                 guard let name = item["metadata"]?["name"]?.stringValue else { continue }
                 let identity = ObjectIdentity(kind: kind, namespace: item["metadata"]?["namespace"]?.stringValue ?? "", name: name)
                 if item["metadata"]?["labels"]?[HubAnnotation.managedByKey] == .string(HubAnnotation.managedByValue) {
-                    held.managed[identity] = item.canonical
+                    held.managed[identity] = item  // read canonical
                 } else {
                     held.unmanaged.append(identity)
                 }
@@ -156,7 +156,7 @@ public struct KubernetesMember: Member {
         let response = try await send(request("GET", "/apis/neuvector.com/v1/\(kind.plural)\(query)"),
                                       doing: "list \(kind.plural)")
         guard response.status == 200 else { throw failure(response, object: nil, doing: "list \(kind.plural)") }
-        guard let list = try? JSONReader.parse(response.body), case .list(let items)? = list["items"] else {
+        guard let list = try? JSONReader.parse(response.body, sortingKeys: true), case .list(let items)? = list["items"] else {
             throw MemberError(cluster: cluster, message: "list \(kind.plural): the answer is not a list")
         }
         return items
@@ -172,7 +172,7 @@ public struct KubernetesMember: Member {
             for item in try await list(kind) {
                 guard let name = item["metadata"]?["name"]?.stringValue else { continue }
                 let identity = ObjectIdentity(kind: kind, namespace: item["metadata"]?["namespace"]?.stringValue ?? "", name: name)
-                out[identity] = item.canonical
+                out[identity] = item  // read canonical
             }
         }
         return out

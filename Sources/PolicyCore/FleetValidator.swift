@@ -30,10 +30,16 @@ public struct ValidatedFleet: Sendable, Hashable {
 /// Validates `clusters/` (SEMANTICS §1.1, §1.2, §2).
 public enum FleetValidator {
     /// Checks environments and clusters. `checkTarget` looks at what lies outside the repository (a
-    /// kubeconfig file and its context) and returns a problem in words, or nil.
-    public static func validate(_ fleet: FleetConfig, checkTarget: (MemberCluster) -> String? = { _ in nil })
+    /// kubeconfig file and its context) and returns a problem in words, or nil; `parallel` spreads those
+    /// checks (file reads) over cores.
+    public static func validate(_ fleet: FleetConfig, parallel: ParallelFor = .serial,
+                                checkTarget: @escaping @Sendable (MemberCluster) -> String? = { _ in nil })
         -> Validation<ValidatedFleet>
     {
+        let clusters = fleet.clusters
+        let problems = ResultSlots<String?>(count: clusters.count)
+        parallel.run(clusters.count) { index in problems.set(index, checkTarget(clusters[index])) }
+        let targetProblems = problems.values
         var diagnostics: [Diagnostic] = []
         func error(_ message: String, _ at: SourceLocation) { diagnostics.append(.error(message, at: at)) }
         let fileStart = SourceLocation.start(of: fleet.environmentsFile)
@@ -79,7 +85,7 @@ public enum FleetValidator {
         }
 
         var clusterNames: [String: SourceLocation] = [:]
-        for cluster in fleet.clusters {
+        for (index, cluster) in fleet.clusters.enumerated() {
             let nameAt = cluster.origin.at("name")
             if !NeuVectorNames.isDNS1123Label(cluster.name) {
                 error("cluster name '\(cluster.name)' must be a DNS-1123 label (lower-case letters, digits, '-', at most 63)",
@@ -102,7 +108,7 @@ public enum FleetValidator {
                     error("label '\(key)=\(value)' is not a valid Kubernetes label", cluster.origin.at("labels"))
                 }
             }
-            if let problem = checkTarget(cluster) {
+            if let problem = targetProblems[index] {
                 error(problem, cluster.origin.at("target"))
             }
         }

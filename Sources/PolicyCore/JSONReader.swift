@@ -7,9 +7,11 @@ public enum JSONReader {
         public var message: String
     }
 
-    public static func parse(_ bytes: [UInt8]) throws(Failure) -> Value {
+    /// With `sortingKeys`, every mapping comes out with its keys sorted: the value is already `canonical`,
+    /// without a second pass that rebuilds it (mappings that arrive sorted, as most do, are not re-sorted).
+    public static func parse(_ bytes: [UInt8], sortingKeys: Bool = false) throws(Failure) -> Value {
         try bytes.withUnsafeBufferPointer { buffer throws(Failure) -> Value in
-            var reader = Cursor(bytes: buffer)
+            var reader = Cursor(bytes: buffer, sortingKeys: sortingKeys)
             reader.skipSpace()
             let value = try reader.value(depth: 0)
             reader.skipSpace()
@@ -20,9 +22,21 @@ public enum JSONReader {
 
     struct Cursor {
         let bytes: UnsafeBufferPointer<UInt8>
+        let sortingKeys: Bool
         var index = 0
 
-        init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+        init(bytes: UnsafeBufferPointer<UInt8>, sortingKeys: Bool = false) {
+            self.bytes = bytes
+            self.sortingKeys = sortingKeys
+        }
+
+        func finished(_ entries: [Value.MapEntry]) -> Value {
+            guard sortingKeys, entries.count > 1 else { return .map(entries) }
+            for index in 1..<entries.count where entries[index].key < entries[index - 1].key {
+                return .map(entries.sorted { $0.key < $1.key })
+            }
+            return .map(entries)
+        }
 
         mutating func skipSpace() {
             while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x0a || bytes[index] == 0x0d || bytes[index] == 0x09 {
@@ -69,7 +83,7 @@ public enum JSONReader {
                     }
                     guard bytes[index] == UInt8(ascii: "}") else { throw fail("expected ',' or '}'") }
                     index += 1
-                    return .map(entries)
+                    return finished(entries)
                 }
             case UInt8(ascii: "["):
                 index += 1

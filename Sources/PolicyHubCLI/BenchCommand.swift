@@ -169,6 +169,10 @@ enum BenchSupport {
                                      sample.wall / reference.wall))
     }
 
+    static func median(_ values: [Double]) -> Double {
+        values.isEmpty ? 0 : values.sorted()[values.count / 2]
+    }
+
     static func mb(_ bytes: Int) -> String { String(format: "%.1f", Double(bytes) / 1_000_000) }
 
     static func withScratch<T>(_ body: (String) throws -> T) throws -> T {

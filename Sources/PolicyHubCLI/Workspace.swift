@@ -18,7 +18,9 @@ public struct Workspace: Sendable {
     public static func open(root: String, limits: YAMLLimits = .default) -> Workspace {
         let repository = RepositoryLoader.load(root: root, limits: limits)
         let policy = PolicyValidator.validate(repository.tree, parallel: .dispatch)
-        let fleet = FleetValidator.validate(repository.fleet) { KubeconfigCheck.problem($0, root: root) }
+        let fleet = FleetValidator.validate(repository.fleet, parallel: .dispatch) {
+            KubeconfigCheck.problem($0, root: root)
+        }
         let all = (repository.diagnostics + policy.diagnostics + fleet.diagnostics).sorted()
         let decodeOK = !repository.diagnostics.hasErrors
         return Workspace(repository: repository, diagnostics: all, policy: decodeOK ? policy.value : nil,

@@ -33,10 +33,17 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         case conflict
     }
 
-    /// One stored object.
+    /// One stored object and its JSON, encoded once when stored (gets, lists and applies answer with it).
     struct Stored {
         var value: Value
         var resourceVersion: Int
+        var json: [UInt8]
+
+        init(value: Value, resourceVersion: Int) {
+            self.value = value
+            self.resourceVersion = resourceVersion
+            json = JSONWriter.compactBytes(value)
+        }
     }
 
     final class VirtualCluster {
@@ -161,6 +168,15 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
             cluster.objects = [:]
             cluster.requests = 0
         }
+        firstRequest = nil
+        lastRequest = nil
+    }
+
+    /// Forgets request counts and the active window; the objects stay.
+    public func resetCounters() {
+        lock.lock()
+        defer { lock.unlock() }
+        for cluster in clusters.values { cluster.requests = 0 }
         firstRequest = nil
         lastRequest = nil
     }
@@ -343,7 +359,7 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         case (.GET, let name?):
             let identity = ObjectIdentity(kind: kind, namespace: namespace ?? "", name: name)
             guard let stored = cluster.objects[identity] else { return notFound(kind, name) }
-            return KubernetesAPIDouble.json(200, stored.value)
+            return .response(status: 200, contentType: "application/json", body: stored.json, headers: [])
         case (.PATCH, let name?):
             if cluster.fault == .forbidden { return forbidden(kind, name, namespace: namespace, verb: "patch") }
             return apply(request, kind: kind, namespace: namespace, name: name, parameters: parameters, cluster: cluster)
@@ -380,14 +396,15 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
 
     func list(kind: ObjectKind, namespace: String?, selector: String?, cluster: VirtualCluster, table: Bool) -> Answer {
         let wanted = selector.flatMap { try? LabelSelector.parse($0) } ?? .everything
-        let items = cluster.objects.filter { identity, stored in
+        let stored = cluster.objects.filter { identity, stored in
             guard identity.kind == kind, namespace == nil || identity.namespace == namespace else { return false }
             var labels: [String: String] = [:]
             if case .map(let entries)? = stored.value["metadata"]?["labels"] {
                 for entry in entries { labels[entry.key] = entry.value.stringValue }
             }
             return wanted.matches(labels)
-        }.sorted { $0.key < $1.key }.map(\.value.value)
+        }.sorted { $0.key < $1.key }.map(\.value)
+        let items = stored.map(\.value)
         let metadata = Value.map([Value.MapEntry("resourceVersion", .string(String(resourceVersion)))])
         if table {
             let rows: [Value] = items.map { item in
@@ -407,10 +424,18 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
                 Value.MapEntry("rows", .list(rows)),
             ]))
         }
-        return KubernetesAPIDouble.json(200, .map([
+        // the list's envelope around the items' stored JSON
+        var body = JSONWriter.compactBytes(.map([
             Value.MapEntry("apiVersion", .string("neuvector.com/v1")), Value.MapEntry("kind", .string(kind.rawValue + "List")),
-            Value.MapEntry("metadata", metadata), Value.MapEntry("items", .list(items)),
+            Value.MapEntry("metadata", metadata), Value.MapEntry("items", .list([])),
         ]))
+        body.removeLast(2)  // "]}"
+        for (index, item) in stored.enumerated() {
+            if index > 0 { body.append(UInt8(ascii: ",")) }
+            body += item.json
+        }
+        body += Array("]}".utf8)
+        return .response(status: 200, contentType: "application/json", body: body, headers: [])
     }
 
     func apply(_ request: Request, kind: ObjectKind, namespace: String?, name: String, parameters: [String: String],
@@ -444,7 +469,8 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         let existing = cluster.objects[identity]
         let applied = KubernetesAPIDouble.withoutServerFields(body)
         if let existing, KubernetesAPIDouble.withoutServerFields(existing.value) == applied {
-            return KubernetesAPIDouble.json(200, existing.value)  // unchanged: same resourceVersion
+            // unchanged: same resourceVersion
+            return .response(status: 200, contentType: "application/json", body: existing.json, headers: [])
         }
         resourceVersion += 1
         cluster.uidCounter += 1
@@ -469,8 +495,9 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
             entries.append(Value.MapEntry("metadata", .map(meta)))
             object = Value.map(entries).canonical
         }
-        cluster.objects[identity] = Stored(value: object, resourceVersion: resourceVersion)
-        return KubernetesAPIDouble.json(existing == nil ? 201 : 200, object)
+        let stored = Stored(value: object, resourceVersion: resourceVersion)
+        cluster.objects[identity] = stored
+        return .response(status: existing == nil ? 201 : 200, contentType: "application/json", body: stored.json, headers: [])
     }
 
     /// An object less what the server adds, for "did this apply change anything".

@@ -12,6 +12,14 @@ import Testing
         #expect(try JSONReader.parse(Array(JSONWriter.pretty(value).utf8)) == value)
     }
 
+    @Test func sortingKeysGivesTheCanonicalValue() throws {
+        let text = #"{"z":1,"a":{"y":[{"q":1,"b":2},{"a":3}],"b":null},"m":{"a":1,"b":2}}"#
+        let plain = try JSONReader.parse(Array(text.utf8))
+        let sorted = try JSONReader.parse(Array(text.utf8), sortingKeys: true)
+        #expect(sorted == plain.canonical)
+        #expect(sorted != plain)
+    }
+
     @Test func escapesAndSurrogates() throws {
         #expect(try JSONReader.parse(Array(#"{"k":"\u00e9\ud83d\ude00\/"}"#.utf8)) == .map([Value.MapEntry("k", .string("é😀/"))]))
     }
