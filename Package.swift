@@ -15,6 +15,9 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // The system libyaml (apt: libyaml-dev). Named CYAML, not CYaml, to stay clear of Yams' vendored copy.
@@ -30,8 +33,19 @@ let package = Package(
         .target(name: "HubTransport", dependencies: ["CCurl", "CCurlShim"]),
         // Where effective policy is pushed: GitOps folders (Kubernetes members come with the transport).
         .target(name: "Members", dependencies: ["PolicyCore", "PolicyYAML", "HubTransport"]),
+        // The daemon: REST API, tokens and roles, scheduler, metrics, webhook. The hub's operations come in
+        // through the HubOperations protocol; the CLI supplies the live ones.
+        .target(name: "HubService", dependencies: [
+            "PolicyCore", "PolicyYAML", "HubTransport",
+            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "PolicyHubCLI", dependencies: [
-            "PolicyCore", "PolicyYAML", "PolicyHubTesting", "HubStore", "Members", "HubTransport",
+            "PolicyCore", "PolicyYAML", "PolicyHubTesting", "HubStore", "Members", "HubTransport", "HubService",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "policyhub", dependencies: ["PolicyHubCLI"]),
@@ -50,8 +64,9 @@ let package = Package(
         .testTarget(name: "MembersTests", dependencies: ["PolicyCore", "PolicyYAML", "Members", "HubTransport",
                                                          "PolicyHubTesting"]),
         .testTarget(name: "HubTransportTests", dependencies: ["HubTransport", "PolicyHubTesting"]),
+        .testTarget(name: "HubServiceTests", dependencies: ["HubService", "PolicyCore"]),
         .testTarget(name: "PolicyHubCLITests", dependencies: ["PolicyCore", "PolicyYAML", "PolicyHubCLI", "HubStore",
-                                                             "PolicyHubTesting"],
+                                                             "PolicyHubTesting", "HubService", "HubTransport"],
                     exclude: ["Golden"]),
     ]
 )

@@ -59,7 +59,7 @@ struct ApplyCommand: AsyncParsableCommand {
         var rootRevision = pending.revision
         if pending.isNew {
             if dryRun {
-                print("would record revision \(rootRevision.id) of \(rootRevision.environment) from policies/ (\(rootRevision.documentCount) documents)")
+                emit("would record revision \(rootRevision.id) of \(rootRevision.environment) from policies/ (\(rootRevision.documentCount) documents)")
             } else {
                 rootRevision = try storeCall {
                     try session.store.recordRevision(environment: rootRevision.environment, documents: session.workingDocuments,
@@ -79,9 +79,9 @@ struct ApplyCommand: AsyncParsableCommand {
         for (name, reason) in plan.untouched { printError("\(name): \(reason)") }
         if dryRun {
             for item in plan.toPush {
-                print("would push \(item.cluster.name) (\(item.cluster.environment), revision \(item.revision.id)): \(item.policy.objects.count) objects")
+                emit("would push \(item.cluster.name) (\(item.cluster.environment), revision \(item.revision.id)): \(item.policy.objects.count) objects")
             }
-            print("\(plan.toPush.count) to push, \(plan.inStep.count) in step, \(plan.untouched.count) untouched")
+            emit("\(plan.toPush.count) to push, \(plan.inStep.count) in step, \(plan.untouched.count) untouched")
             return
         }
 
@@ -94,6 +94,20 @@ struct ApplyCommand: AsyncParsableCommand {
 /// and exits 1 naming every cluster that failed.
 enum PushRun {
     static func run(session: HubSession, plan: PushPlan, concurrency: Int, clusterCount: Int) async throws {
+        let summary = try await push(session: session, plan: plan, concurrency: concurrency, clusterCount: clusterCount)
+        if !summary.failures.isEmpty { throw ExitStatus.failure }
+    }
+
+    /// What a push did: clusters pushed and each failure in words.
+    struct Summary {
+        var pushed = 0
+        var inStep = 0
+        var failures: [String] = []
+    }
+
+    /// Pushes `plan.toPush`, at most `concurrency` clusters at once, and records every outcome; a failing
+    /// cluster never stops the others.
+    static func push(session: HubSession, plan: PushPlan, concurrency: Int, clusterCount: Int) async throws -> Summary {
         defer { session.transports.shutdown() }
         // in step but recorded under an older revision: same objects, so only the record moves
         for item in plan.inStep where item.appliedRevision != item.revision.id {
@@ -152,10 +166,8 @@ enum PushRun {
         }
         progress.finish()
         printError("\(clusterCount) cluster\(clusterCount == 1 ? "" : "s"): \(totals.pushed) pushed (\(totals.created) created, \(totals.updated) updated, \(totals.deleted) deleted), \(plan.inStep.count) in step, \(plan.untouched.count) untouched, \(failures.count) failed")
-        if !failures.isEmpty {
-            for failure in failures { printError("policyhub: \(failure)") }
-            throw ExitStatus.failure
-        }
+        for failure in failures { printError("policyhub: \(failure)") }
+        return Summary(pushed: totals.pushed, inStep: plan.inStep.count, failures: failures)
     }
 }
 
@@ -164,6 +176,9 @@ func storeCall<T>(_ body: () throws -> T) throws -> T {
     do {
         return try body()
     } catch let error as HubStoreError {
+        if case .conflict(_, _, let current) = error {
+            throw refusal(.conflict, "policyhub: \(error)", currentRevision: current)
+        }
         printError("policyhub: \(error)")
         throw ExitStatus.failure
     }

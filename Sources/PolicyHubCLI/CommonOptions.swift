@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubService
 import PolicyCore
 
 /// Options every command that reads a policy repository takes.
@@ -26,10 +27,63 @@ enum ExitStatus {
     static let failure = ExitCode(1)
 }
 
-/// Writes to standard error.
+/// Writes to standard error, or, when a command runs inside the daemon, to its capture.
 func printError(_ text: String) {
+    if let capture = CommandCapture.current {
+        capture.error(text)
+        return
+    }
     fflush(nil)  // flush standard output first, so the two streams keep their order
     FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// Writes a command's result to standard output, or, inside the daemon, to its capture.
+func emit(_ text: String, terminator: String = "\n") {
+    if let capture = CommandCapture.current {
+        capture.output(text + terminator)
+        return
+    }
+    print(text, terminator: terminator)
+}
+
+/// What a command run by the daemon printed and how it failed: the daemon runs the CLI's own commands
+/// (the same validation, gates and pushes) and answers with this instead of a terminal.
+final class CommandCapture: @unchecked Sendable {
+    @TaskLocal static var current: CommandCapture?
+
+    private let lock = NSLock()
+    private(set) var errors: [String] = []
+    private(set) var text = ""
+    /// How the command failed, when it said so (the daemon's HTTP status); nil is a plain failure.
+    private(set) var kind: OperationError.Kind?
+    private(set) var currentRevision: Int64?
+
+    func error(_ line: String) {
+        lock.lock()
+        errors.append(line)
+        lock.unlock()
+    }
+
+    func output(_ chunk: String) {
+        lock.lock()
+        text += chunk
+        lock.unlock()
+    }
+
+    func classify(_ kind: OperationError.Kind, currentRevision: Int64? = nil) {
+        lock.lock()
+        if self.kind == nil { self.kind = kind }
+        if let currentRevision { self.currentRevision = currentRevision }
+        lock.unlock()
+    }
+}
+
+/// Says why a command fails (so the daemon can answer 404, 409, 412 or 422), prints `message` and returns
+/// the exit status to throw.
+func refusal(_ kind: OperationError.Kind, _ message: String, currentRevision: Int64? = nil) -> ExitCode {
+    CommandCapture.current?.classify(kind, currentRevision: currentRevision)
+    printError(message)
+    return ExitStatus.failure
 }
 
 /// Prints diagnostics to standard error, and a one-line summary.

@@ -50,7 +50,7 @@ struct DriftCommand: AsyncParsableCommand {
         defer { session.transports.shutdown() }
         if history {
             for report in try storeCall({ try session.store.driftReports(limit: 50) }) {
-                print("report \(report.id)  \(timestamp(report.at))  \(report.findings) finding\(report.findings == 1 ? "" : "s")")
+                emit("report \(report.id)  \(timestamp(report.at))  \(report.findings) finding\(report.findings == 1 ? "" : "s")")
             }
             return
         }
@@ -113,15 +113,15 @@ struct DriftCommand: AsyncParsableCommand {
             try session.store.recordDriftReport(json: JSONWriter.compact(report), findings: drift.count, byEnvironment: byEnvironment, at: at)
         }
         switch output {
-        case .json: print(JSONWriter.pretty(report), terminator: "")
-        case .markdown: print(markdown(findings, newKeys: newKeys, resolved: resolved, edges: edges), terminator: "")
+        case .json: emit(JSONWriter.pretty(report), terminator: "")
+        case .markdown: emit(markdown(findings, newKeys: newKeys, resolved: resolved, edges: edges), terminator: "")
         case .policyreport:
             let clusterNames = items.map(\.cluster.name).sorted()
             let reports = clusterNames.map { name in
                 policyReport(cluster: name, findings: findings.filter { $0.cluster == name }, at: at)
             }
-            print(YAMLWriter.documents(reports), terminator: "")
-        case .table: print(table(findings, newKeys: newKeys, resolved: resolved, edges: edges, untouched: plan.untouched), terminator: "")
+            emit(YAMLWriter.documents(reports), terminator: "")
+        case .table: emit(table(findings, newKeys: newKeys, resolved: resolved, edges: edges, untouched: plan.untouched), terminator: "")
         }
         if !drift.isEmpty { throw ExitCode(2) }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubService
 import HubStore
 import PolicyCore
 import PolicyYAML
@@ -59,6 +60,9 @@ struct PromoteCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Seconds to wait for another run holding the state file.", valueName: "seconds"))
     var lockTimeout: Double = 300
 
+    @Option(name: .long, help: .hidden)
+    var baseRevision: Int64?
+
     var selectors: [PromotionSelector] {
         var out: [PromotionSelector] = namespace.map(PromotionSelector.namespace) + global.map(PromotionSelector.global)
         out += document.compactMap(PromotionSelector.document)
@@ -75,35 +79,36 @@ struct PromoteCommand: AsyncParsableCommand {
 
     func run() async throws {
         let session = try HubSession.open(repository: repository, statePath: state)
-        let lock = try StateLock(statePath: session.store.path, timeout: lockTimeout)
+        // the CLI serializes promotions on the state lock; the daemon answers a stale base with 409 instead
+        let lock = CommandCapture.current == nil ? try StateLock(statePath: session.store.path, timeout: lockTimeout) : nil
         defer { withExtendedLifetime(lock) {} }
         guard let target = session.fleet.environment(named: to) else {
-            printError("policyhub: unknown environment '\(to)' (known: \(session.fleet.environments.map(\.name).joined(separator: ", ")))")
-            throw ExitStatus.failure
+            throw refusal(.notFound, "policyhub: unknown environment '\(to)' (known: \(session.fleet.environments.map(\.name).joined(separator: ", ")))")
         }
         guard let sourceName = target.promotesFrom, let source = session.fleet.environment(named: sourceName) else {
-            printError("policyhub: \(to) is the root environment; it changes by policyhub apply, not by promotion")
-            throw ExitStatus.failure
+            throw refusal(.invalid, "policyhub: \(to) is the root environment; it changes by policyhub apply, not by promotion")
         }
         guard let sourceRevision = try storeCall({ try session.store.desiredRevision(environment: source.name) }) else {
-            printError("policyhub: \(source.name) has no revision yet; run policyhub apply (or promote into it) first")
-            throw ExitStatus.failure
+            throw refusal(.invalid, "policyhub: \(source.name) has no revision yet; run policyhub apply (or promote into it) first")
         }
         let current = try storeCall { try session.store.desiredRevision(environment: target.name) }
+        if let baseRevision, baseRevision != current?.id {
+            throw refusal(.conflict, "policyhub: \(target.name) is at \(current.map { "r\($0.id)" } ?? "no revision"), not r\(baseRevision); another change landed first",
+                          currentRevision: current?.id)
+        }
         let sourceDocuments = try storeCall { try session.store.documents(revision: sourceRevision.id) }
         let targetDocuments = try current.map { revision in try storeCall { try session.store.documents(revision: revision.id) } } ?? []
         let result = Promotion.apply(selectors, source: sourceDocuments, target: targetDocuments, identity: \.identity,
                                      path: \.source, hash: \.hash)
         let selection = selectors.map(\.description).joined(separator: " ")
         guard !result.matched.isEmpty else {
-            printError("policyhub: \(selection) matches no document of \(source.name) (r\(sourceRevision.id)) or \(target.name); nothing to promote")
-            throw ExitStatus.failure
+            throw refusal(.invalid, "policyhub: \(selection) matches no document of \(source.name) (r\(sourceRevision.id)) or \(target.name); nothing to promote")
         }
-        for id in result.added { print("+ \(id)") }
-        for id in result.changed { print("~ \(id)") }
-        for id in result.removed { print("- \(id)") }
+        for id in result.added { emit("+ \(id)") }
+        for id in result.changed { emit("~ \(id)") }
+        for id in result.removed { emit("- \(id)") }
         if result.added.isEmpty && result.changed.isEmpty && result.removed.isEmpty {
-            print("\(target.name) already holds \(source.name)'s versions of \(selection); nothing to promote")
+            emit("\(target.name) already holds \(source.name)'s versions of \(selection); nothing to promote")
             return
         }
         // the new tree must still be valid on its own
@@ -114,21 +119,19 @@ struct PromoteCommand: AsyncParsableCommand {
         let validated = PolicyValidator.validate(PolicyTree(objects: objects))
         guard validated.value != nil else {
             report(validated.diagnostics)
-            printError("policyhub: the promoted tree of \(target.name) would be invalid; nothing was recorded")
-            throw ExitStatus.failure
+            throw refusal(.invalid, "policyhub: the promoted tree of \(target.name) would be invalid; nothing was recorded")
         }
         let failures = try gateFailures(session: session, target: target, source: source, sourceRevision: sourceRevision)
         for failure in failures { printError("gate \(failure)") }
         if !failures.isEmpty && !force && !dryRun {
-            printError("policyhub: \(failures.count) gate\(failures.count == 1 ? "" : "s") of \(target.name) failed; nothing was recorded (--force overrides and is recorded)")
-            throw ExitStatus.failure
+            throw refusal(.gateFailed, "policyhub: \(failures.count) gate\(failures.count == 1 ? "" : "s") of \(target.name) failed; nothing was recorded (--force overrides and is recorded)")
         }
         let pending = Revision(id: 0, environment: target.name, parent: current?.id, author: currentAuthor(author), createdAt: now(),
                                cause: "promote", treeHash: SQLiteHubStore.treeHash(result.documents),
                                documentCount: result.documents.count)
         if dryRun {
             try printDifference(session: session, target: target, current: current, documents: result.documents)
-            print("dry run: nothing recorded\(failures.isEmpty ? "" : "; \(failures.count) gate(s) would refuse without --force")")
+            emit("dry run: nothing recorded\(failures.isEmpty ? "" : "; \(failures.count) gate(s) would refuse without --force")")
             return
         }
         var cause = "promote from \(source.name) r\(sourceRevision.id): \(selection)"
@@ -204,14 +207,14 @@ struct PromoteCommand: AsyncParsableCommand {
         for (index, cluster) in clusters.enumerated() {
             let key = Renderer.PlacementClass(environment: cluster.environment, labels: cluster.placementLabels)
             if let known = byClass[key] {
-                print("\(cluster.name) (\(target.name)):\n" + known, terminator: "")
+                emit("\(cluster.name) (\(target.name)):\n" + known, terminator: "")
                 continue
             }
             let after = afterPolicies[index].policy.objects
             let before = beforePolicies?[index].policy.objects ?? []
             let text = PromoteCommand.difference(before: before, after: after)
             byClass[key] = text
-            print("\(cluster.name) (\(target.name)):\n" + text, terminator: "")
+            emit("\(cluster.name) (\(target.name)):\n" + text, terminator: "")
         }
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubService
 import HubStore
 import PolicyCore
 
@@ -36,22 +37,19 @@ struct RollbackCommand: AsyncParsableCommand {
             throw ValidationError("--to '\(revision)' is not a revision such as r12 or 12")
         }
         let session = try HubSession.open(repository: repository, statePath: state)
-        let lock = try StateLock(statePath: session.store.path, timeout: 300)
+        let lock = CommandCapture.current == nil ? try StateLock(statePath: session.store.path, timeout: 300) : nil
         defer { withExtendedLifetime(lock) {} }
         guard session.fleet.environment(named: environment) != nil else {
-            printError("policyhub: unknown environment '\(environment)'")
-            throw ExitStatus.failure
+            throw refusal(.notFound, "policyhub: unknown environment '\(environment)'")
         }
         let earlier: Revision
         do {
             earlier = try session.store.revision(id: id)
         } catch {
-            printError("policyhub: cannot roll \(environment) back to r\(id): \(error)")
-            throw ExitStatus.failure
+            throw refusal(.notFound, "policyhub: cannot roll \(environment) back to r\(id): \(error)")
         }
         guard earlier.environment == environment else {
-            printError("policyhub: r\(id) is a revision of \(earlier.environment), not of \(environment)")
-            throw ExitStatus.failure
+            throw refusal(.invalid, "policyhub: r\(id) is a revision of \(earlier.environment), not of \(environment)")
         }
         let current = try storeCall { try session.store.desiredRevision(environment: environment) }
         let documents = try storeCall { try session.store.documents(revision: id) }

@@ -26,13 +26,23 @@ struct StatusCommand: ParsableCommand {
         }
         let path = HubSession.resolve(state ?? StateOptions.defaultPath, root: repository.root)
         let store = try storeCall { try SQLiteHubStore(path: path) }
-        let states = Dictionary(try storeCall { try store.clusterStates() }.map { ($0.cluster, $0) },
+        let (rows, lines, behind) = try storeCall { try StatusCommand.rows(fleet: fleet, store: store) }
+        switch output {
+        case .json: print(JSONWriter.pretty(.list(rows)), terminator: "")
+        case .text, .yaml: for line in lines { print(line) }
+        }
+        if behind { throw ExitCode(2) }
+    }
+
+    /// One row per cluster (JSON) and line (text), and whether any cluster is behind its desired revision.
+    static func rows(fleet: ValidatedFleet, store: SQLiteHubStore) throws -> (rows: [Value], lines: [String], behind: Bool) {
+        let states = Dictionary(try store.clusterStates().map { ($0.cluster, $0) },
                                 uniquingKeysWith: { a, _ in a })
         var rows: [Value] = []
         var lines: [String] = []
         var behind = false
         for cluster in fleet.clusters {
-            let desired = try storeCall { try store.desiredRevision(environment: cluster.environment) }
+            let desired = try store.desiredRevision(environment: cluster.environment)
             let state = states[cluster.name]
             let inStep = desired != nil && state?.appliedRevision == desired?.id && state?.lastResult != "failed"
             if desired != nil && !inStep { behind = true }
@@ -53,10 +63,6 @@ struct StatusCommand: ParsableCommand {
             if let error = state?.lastError { line += "\n    last error: \(error)" }
             lines.append(line)
         }
-        switch output {
-        case .json: print(JSONWriter.pretty(.list(rows)), terminator: "")
-        case .text, .yaml: for line in lines { print(line) }
-        }
-        if behind { throw ExitCode(2) }
+        return (rows, lines, behind)
     }
 }

@@ -1,0 +1,371 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import PolicyCore
+
+/// One endpoint of the REST API: its method, OpenAPI-style path and the access it needs (nil: open).
+public struct APIRoute: Sendable, Hashable {
+    public enum Method: String, Sendable, Hashable { case get = "GET", put = "PUT", post = "POST", delete = "DELETE" }
+
+    public enum Endpoint: String, Sendable, Hashable {
+        case clusters, cluster, clusterPolicy, environments, revisions, documents
+        case globalDocument, putGlobalDocument, deleteGlobalDocument
+        case namespaceDocument, putNamespaceDocument, deleteNamespaceDocument
+        case promotions, rollbacks, driftReports, latestDriftReport, runDriftReport, reconcile, audit
+        case healthz, readyz, metrics
+    }
+
+    public var method: Method
+    public var path: String
+    public var endpoint: Endpoint
+
+    /// The access class the route needs, given the request's path parameters; nil for open endpoints.
+    public func access(namespace: String?) -> Access? {
+        switch endpoint {
+        case .healthz, .readyz, .metrics: return nil
+        case .clusters, .cluster, .clusterPolicy, .environments, .revisions, .documents, .globalDocument, .namespaceDocument,
+             .driftReports, .latestDriftReport, .audit:
+            return .read
+        case .putGlobalDocument, .deleteGlobalDocument: return .writeDocument(namespace: nil)
+        case .putNamespaceDocument, .deleteNamespaceDocument: return .writeDocument(namespace: namespace ?? "")
+        case .promotions, .rollbacks: return .promote
+        case .runDriftReport, .reconcile: return .operate
+        }
+    }
+}
+
+/// The REST API: routes, bearer tokens and roles, JSON bodies and errors, request metrics.
+public struct HubAPI: Sendable {
+    /// Every route the server answers; `openapi.yaml` documents exactly these (a test checks it).
+    public static let routes: [APIRoute] = [
+        APIRoute(method: .get, path: "/healthz", endpoint: .healthz),
+        APIRoute(method: .get, path: "/readyz", endpoint: .readyz),
+        APIRoute(method: .get, path: "/metrics", endpoint: .metrics),
+        APIRoute(method: .get, path: "/v1/clusters", endpoint: .clusters),
+        APIRoute(method: .get, path: "/v1/clusters/{cluster}", endpoint: .cluster),
+        APIRoute(method: .get, path: "/v1/clusters/{cluster}/policy", endpoint: .clusterPolicy),
+        APIRoute(method: .get, path: "/v1/environments", endpoint: .environments),
+        APIRoute(method: .get, path: "/v1/environments/{environment}/revisions", endpoint: .revisions),
+        APIRoute(method: .get, path: "/v1/documents", endpoint: .documents),
+        APIRoute(method: .get, path: "/v1/documents/{kind}/{name}", endpoint: .globalDocument),
+        APIRoute(method: .put, path: "/v1/documents/{kind}/{name}", endpoint: .putGlobalDocument),
+        APIRoute(method: .delete, path: "/v1/documents/{kind}/{name}", endpoint: .deleteGlobalDocument),
+        APIRoute(method: .get, path: "/v1/namespaces/{namespace}/documents/{kind}/{name}", endpoint: .namespaceDocument),
+        APIRoute(method: .put, path: "/v1/namespaces/{namespace}/documents/{kind}/{name}", endpoint: .putNamespaceDocument),
+        APIRoute(method: .delete, path: "/v1/namespaces/{namespace}/documents/{kind}/{name}", endpoint: .deleteNamespaceDocument),
+        APIRoute(method: .post, path: "/v1/promotions", endpoint: .promotions),
+        APIRoute(method: .post, path: "/v1/rollbacks", endpoint: .rollbacks),
+        APIRoute(method: .get, path: "/v1/drift/reports", endpoint: .driftReports),
+        APIRoute(method: .post, path: "/v1/drift/reports", endpoint: .runDriftReport),
+        APIRoute(method: .get, path: "/v1/drift/reports/latest", endpoint: .latestDriftReport),
+        APIRoute(method: .post, path: "/v1/reconcile", endpoint: .reconcile),
+        APIRoute(method: .get, path: "/v1/audit", endpoint: .audit),
+    ]
+
+    public let operations: any HubOperations
+    public let tokens: TokenFile
+    public let metrics: HubMetrics
+    public let maxBodyBytes: Int
+    public let logger: Logger
+    /// Called after every drift report (the API's and the scheduler's): metrics and the webhook.
+    public let afterDriftReport: @Sendable (DriftRun, String) async -> Void
+
+    public init(operations: any HubOperations, tokens: TokenFile, metrics: HubMetrics, maxBodyBytes: Int, logger: Logger,
+                afterDriftReport: @escaping @Sendable (DriftRun, String) async -> Void) {
+        self.operations = operations
+        self.tokens = tokens
+        self.metrics = metrics
+        self.maxBodyBytes = maxBodyBytes
+        self.logger = logger
+        self.afterDriftReport = afterDriftReport
+    }
+
+    /// A router with every route, answering unknown paths with a JSON 404.
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: NotFoundMiddleware())
+        for route in HubAPI.routes {
+            let path = RouterPath(route.path.replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: ""))
+            let method: HTTPRequest.Method
+            switch route.method {
+            case .get: method = .get
+            case .put: method = .put
+            case .post: method = .post
+            case .delete: method = .delete
+            }
+            router.on(path, method: method) { request, context in
+                await self.handle(route, request: request, context: context)
+            }
+        }
+        return router
+    }
+
+    /// Authenticates, authorizes, runs the endpoint and turns every error into a JSON answer.
+    func handle(_ route: APIRoute, request: Request, context: BasicRequestContext) async -> Response {
+        let started = ContinuousClock.now
+        let parameters = context.parameters
+        var principal: Principal?
+        let response: Response
+        do throws(APIError) {
+            if let access = route.access(namespace: parameters.get("namespace")) {
+                guard let presented = HubAPI.bearerToken(request) else {
+                    throw APIError(401, "Unauthorized", "send Authorization: Bearer <token>")
+                }
+                guard let found = tokens.principal(token: presented) else {
+                    throw APIError(401, "Unauthorized", "the token is not valid")
+                }
+                principal = found
+                guard access.allows(found) else {
+                    throw APIError(403, "Forbidden", HubAPI.refusal(found, route: route, namespace: parameters.get("namespace")))
+                }
+            }
+            response = try await answer(route, request: request, parameters: parameters, principal: principal)
+        } catch {
+            response = HubAPI.json(error.status, error.body)
+        }
+        let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        metrics.observeRequest(route: route.path, method: route.method.rawValue, status: Int(response.status.code), seconds: seconds)
+        if route.endpoint != .healthz && route.endpoint != .metrics && route.endpoint != .readyz {
+            // who, what and the outcome; never the token
+            logger.info("\(route.method.rawValue) \(request.uri.path) \(response.status.code)",
+                        metadata: ["principal": .string(principal?.name ?? "-")])
+        }
+        return response
+    }
+
+    static func refusal(_ principal: Principal, route: APIRoute, namespace: String?) -> String {
+        switch principal.role {
+        case .viewer: return "token '\(principal.name)' (viewer) may only read"
+        case .promoter: return "token '\(principal.name)' (promoter) may read, promote and roll back only"
+        case .namespaceOwner:
+            if let namespace, route.endpoint == .putNamespaceDocument || route.endpoint == .deleteNamespaceDocument {
+                return "token '\(principal.name)' (namespace-owner of \(principal.namespaces.joined(separator: ", "))) may not change namespace '\(namespace)'"
+            }
+            return "token '\(principal.name)' (namespace-owner) may change only documents of \(principal.namespaces.joined(separator: ", ")); never global documents, promotions or jobs"
+        case .securityAdmin: return "refused"
+        }
+    }
+
+    static func bearerToken(_ request: Request) -> String? {
+        guard let header = request.headers[.authorization] else { return nil }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty else { return nil }
+        return String(parts[1]).trimmingCharacters(in: .whitespaces)
+    }
+
+    func answer(_ route: APIRoute, request: Request, parameters: Parameters, principal: Principal?) async throws(APIError) -> Response {
+        let author = principal?.name ?? "anonymous"
+        func parameter(_ name: String) -> String { parameters.get(name) ?? "" }
+        func limit() -> Int { request.uri.queryParameters.get("limit").flatMap { Int($0) }.map { max(1, min($0, 1000)) } ?? 50 }
+        do {
+            switch route.endpoint {
+            case .healthz:
+                return HubAPI.json(200, .map([Value.MapEntry("status", .string("ok"))]))
+            case .readyz:
+                if let problem = await operations.readiness() {
+                    return HubAPI.json(503, .map([Value.MapEntry("status", .string("not ready")), Value.MapEntry("reason", .string(problem))]))
+                }
+                return HubAPI.json(200, .map([Value.MapEntry("status", .string("ready"))]))
+            case .metrics:
+                return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                                body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition())))
+            case .clusters: return HubAPI.json(200, try await operations.clusters())
+            case .cluster: return HubAPI.json(200, try await operations.cluster(named: parameter("cluster")))
+            case .clusterPolicy: return HubAPI.json(200, try await operations.effectivePolicy(cluster: parameter("cluster")))
+            case .environments: return HubAPI.json(200, try await operations.environments())
+            case .revisions:
+                return HubAPI.json(200, try await operations.revisions(environment: parameter("environment"), limit: limit()))
+            case .documents: return HubAPI.json(200, try await operations.documents())
+            case .globalDocument, .namespaceDocument:
+                return HubAPI.json(200, try await operations.document(try HubAPI.identity(parameters)))
+            case .putGlobalDocument, .putNamespaceDocument, .deleteGlobalDocument, .deleteNamespaceDocument:
+                let identity = try HubAPI.identity(parameters)
+                var body: [UInt8]?
+                if route.method == .put {
+                    body = try await collect(request)
+                    guard body?.isEmpty == false else { throw APIError(400, "BadRequest", "the body must be the document's YAML or JSON") }
+                }
+                let base = try HubAPI.baseRevision(request)
+                let result = try await operations.writeDocument(identity, yaml: body, baseRevision: base, author: author)
+                return HubAPI.json(200, result)
+            case .promotions:
+                let promotion = try HubAPI.promotionRequest(try await collect(request))
+                return HubAPI.json(promotion.dryRun ? 200 : 201, try await operations.promote(promotion, author: author))
+            case .rollbacks:
+                let fields = try HubAPI.object(try await collect(request), allowed: ["environment", "to"])
+                guard let environment = fields["environment"]?.stringValue, let to = HubAPI.revisionNumber(fields["to"]) else {
+                    throw APIError(422, "Invalid", "a rollback needs environment (a name) and to (a revision: 3 or \"r3\")")
+                }
+                return HubAPI.json(201, try await operations.rollback(environment: environment, to: to, author: author))
+            case .driftReports: return HubAPI.json(200, try await operations.driftReports(limit: limit()))
+            case .latestDriftReport: return HubAPI.json(200, try await operations.latestDriftReport())
+            case .runDriftReport:
+                let run = try await operations.runDriftReport(author: author)
+                await afterDriftReport(run, "api")
+                return HubAPI.json(201, run.report)
+            case .reconcile:
+                let run = try await operations.reconcile(author: author)
+                metrics.increment("policyhub_pushes_total", labels: [("result", "ok")], by: Double(run.pushed))
+                metrics.increment("policyhub_pushes_total", labels: [("result", "failed")], by: Double(run.failed))
+                return HubAPI.json(200, .map([
+                    Value.MapEntry("pushed", .int(run.pushed)), Value.MapEntry("failed", .int(run.failed)),
+                    Value.MapEntry("inStep", .int(run.inStep)), Value.MapEntry("failures", .list(run.failures.map(Value.string))),
+                ]))
+            case .audit: return HubAPI.json(200, try await operations.audit(limit: limit()))
+            }
+        } catch let error as OperationError {
+            throw APIError(error)
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw APIError(500, "InternalError", "\(error)")
+        }
+    }
+
+    /// The body, at most `maxBodyBytes` (413 beyond).
+    func collect(_ request: Request) async throws(APIError) -> [UInt8] {
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBodyBytes {
+            throw APIError(413, "RequestEntityTooLarge", "the body is \(length) bytes; the limit is \(maxBodyBytes)")
+        }
+        do {
+            let buffer = try await request.body.collect(upTo: maxBodyBytes)
+            return Array(buffer.readableBytesView)
+        } catch {
+            throw APIError(413, "RequestEntityTooLarge", "the body is larger than \(maxBodyBytes) bytes")
+        }
+    }
+
+    static func identity(_ parameters: Parameters) throws(APIError) -> ObjectIdentity {
+        let kindText = parameters.get("kind") ?? ""
+        guard let kind = ObjectKind.allCases.first(where: { $0.rawValue == kindText || $0.plural == kindText.lowercased() }) else {
+            throw APIError(404, "NotFound", "unknown kind '\(kindText)' (known: \(ObjectKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        let namespace = parameters.get("namespace") ?? ""
+        if kind.isNamespaced && namespace.isEmpty {
+            throw APIError(404, "NotFound", "\(kind.rawValue) is namespaced: use /v1/namespaces/{namespace}/documents/\(kind.rawValue)/{name}")
+        }
+        if !kind.isNamespaced && !namespace.isEmpty {
+            throw APIError(404, "NotFound", "\(kind.rawValue) is cluster-scoped (a global document): use /v1/documents/\(kind.rawValue)/{name}")
+        }
+        return ObjectIdentity(kind: kind, namespace: namespace, name: parameters.get("name") ?? "")
+    }
+
+    /// `If-Match: r12` (or `12`): the root revision an edit starts from.
+    static func baseRevision(_ request: Request) throws(APIError) -> Int64? {
+        guard let header = request.headers[.ifMatch] else { return nil }
+        guard let revision = revisionNumber(.string(header.trimmingCharacters(in: CharacterSet(charactersIn: "\" ")))) else {
+            throw APIError(400, "BadRequest", "If-Match must name a revision such as r12")
+        }
+        return revision
+    }
+
+    static func revisionNumber(_ value: Value?) -> Int64? {
+        switch value {
+        case .int(let number)?: return Int64(number)
+        case .string(let text)?: return Int64(text.hasPrefix("r") ? String(text.dropFirst()) : text)
+        default: return nil
+        }
+    }
+
+    /// A JSON object body with only `allowed` keys (400 malformed, 422 unknown fields).
+    static func object(_ body: [UInt8], allowed: Set<String>) throws(APIError) -> Value {
+        let value: Value
+        do {
+            value = try JSONReader.parse(body)
+        } catch {
+            throw APIError(400, "BadRequest", "the body is not JSON: \(error.message) at byte \(error.offset)")
+        }
+        guard case .map(let entries) = value else { throw APIError(400, "BadRequest", "the body must be a JSON object") }
+        let unknown = entries.map(\.key).filter { !allowed.contains($0) }
+        if !unknown.isEmpty {
+            throw APIError(422, "Invalid", "unknown field\(unknown.count == 1 ? "" : "s") \(unknown.sorted().joined(separator: ", ")) (known: \(allowed.sorted().joined(separator: ", ")))")
+        }
+        return value
+    }
+
+    static func promotionRequest(_ body: [UInt8]) throws(APIError) -> PromotionRequest {
+        let fields = try object(body, allowed: ["to", "namespaces", "globals", "documents", "all", "force", "dryRun", "baseRevision"])
+        guard let to = fields["to"]?.stringValue else { throw APIError(422, "Invalid", "to: the target environment is required") }
+        func strings(_ key: String) throws(APIError) -> [String] {
+            guard let value = fields[key] else { return [] }
+            guard case .list(let items) = value, items.allSatisfy({ $0.stringValue != nil }) else {
+                throw APIError(422, "Invalid", "\(key) must be a list of strings")
+            }
+            return items.compactMap(\.stringValue)
+        }
+        func flag(_ key: String) throws(APIError) -> Bool {
+            guard let value = fields[key] else { return false }
+            guard case .bool(let flag) = value else { throw APIError(422, "Invalid", "\(key) must be true or false") }
+            return flag
+        }
+        var base: Int64?
+        if let value = fields["baseRevision"], value != .null {
+            guard let number = revisionNumber(value) else { throw APIError(422, "Invalid", "baseRevision must be a revision such as 3 or \"r3\"") }
+            base = number
+        }
+        return PromotionRequest(to: to, namespaces: try strings("namespaces"), globals: try strings("globals"),
+                                documents: try strings("documents"), all: try flag("all"), force: try flag("force"),
+                                dryRun: try flag("dryRun"), baseRevision: base)
+    }
+
+    static func json(_ status: Int, _ value: Value) -> Response {
+        var bytes = JSONWriter.compactBytes(value)
+        bytes.append(0x0a)
+        return Response(status: HTTPResponse.Status(code: status), headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+}
+
+/// An API error: status, a reason word and a message, with diagnostics and the current revision when known.
+struct APIError: Error {
+    var status: Int
+    var reason: String
+    var message: String
+    var diagnostics: [String] = []
+    var currentRevision: Int64?
+
+    init(_ status: Int, _ reason: String, _ message: String) {
+        self.status = status
+        self.reason = reason
+        self.message = message
+    }
+
+    init(_ error: OperationError) {
+        switch error.kind {
+        case .notFound: self.init(404, "NotFound", error.message)
+        case .invalid: self.init(422, "Invalid", error.message)
+        case .conflict: self.init(409, "Conflict", error.message)
+        case .gateFailed: self.init(412, "GateFailed", error.message)
+        case .failure: self.init(500, "InternalError", error.message)
+        }
+        diagnostics = error.diagnostics
+        currentRevision = error.currentRevision
+    }
+
+    var body: Value {
+        var map = ValueMapBuilder()
+        map.set("code", .int(status))
+        map.set("reason", .string(reason))
+        map.set("message", .string(message))
+        if !diagnostics.isEmpty { map.set("diagnostics", .list(diagnostics.map(Value.string))) }
+        map.set("currentRevision", currentRevision.map { .string("r\($0)") })
+        return .map([Value.MapEntry("error", map.value)])
+    }
+}
+
+/// Unknown paths and methods get the same JSON error shape as every other failure.
+struct NotFoundMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound || error.status == .methodNotAllowed {
+            let status = Int(error.status.code)
+            return HubAPI.json(status, APIError(status, status == 404 ? "NotFound" : "MethodNotAllowed",
+                                                "no route \(request.method.rawValue) \(request.uri.path)").body)
+        }
+    }
+}

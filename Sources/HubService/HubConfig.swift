@@ -1,0 +1,127 @@
+import Foundation
+import PolicyYAML
+
+/// `hub.yaml`: where the daemon listens, its TLS material, state file, repository, tokens file, schedules
+/// and webhook. Relative paths are relative to the directory of `hub.yaml`.
+public struct HubConfig: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    public var statePath: String
+    public var repository: String
+    public var tokensPath: String
+    public var maxBodyBytes = 1 << 20
+    /// Clusters pushed at once by the reconcile.
+    public var pushConcurrency = 16
+    public var driftSchedule: CronExpression?
+    public var reconcileInterval: Double?
+    public var webhookURL: String?
+    public var webhookCAFile: String?
+    /// The environment variable holding the webhook's bearer token (the token is never in hub.yaml).
+    public var webhookTokenVariable: String?
+
+    public init(statePath: String, repository: String, tokensPath: String) {
+        self.statePath = statePath
+        self.repository = repository
+        self.tokensPath = tokensPath
+    }
+
+    static let knownKeys: Set<String> = ["listen", "tls", "state", "repository", "tokens", "maxBodyBytes", "pushConcurrency", "schedules", "webhook"]
+
+    /// Reads `hub.yaml`; throws `ConfigError` at the line and column of the first problem.
+    public static func load(path: String) throws(ConfigError) -> HubConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(path: path, line: 0, column: 0, message: "cannot read the configuration file")
+        }
+        let root: YAMLNode
+        switch YAMLParser.parseDocuments([UInt8](data), file: path) {
+        case .success(let nodes):
+            guard let first = nodes.first, case .mapping = first.content else {
+                throw ConfigError(path: path, line: 1, column: 1, message: "hub.yaml must be a mapping")
+            }
+            root = first
+        case .failure(let diagnostic): throw ConfigError(diagnostic)
+        }
+        func fail(_ node: YAMLNode, _ message: String) -> ConfigError {
+            ConfigError(path: path, line: Int(node.line), column: Int(node.column), message: message)
+        }
+        for pair in root.pairs where !knownKeys.contains(pair.key.scalarText ?? "") {
+            throw fail(pair.key, "unknown key '\(pair.key.scalarText ?? "")' (known: \(knownKeys.sorted().joined(separator: ", ")))")
+        }
+        let base = (path as NSString).deletingLastPathComponent
+        func resolved(_ node: YAMLNode?, _ key: String, default fallback: String? = nil) throws(ConfigError) -> String? {
+            guard let node else { return fallback.map { resolve($0, base: base) } }
+            guard let text = node.scalar, !text.isEmpty else { throw fail(node, "\(key) must be a path") }
+            return resolve(text, base: base)
+        }
+        var config = HubConfig(
+            statePath: try resolved(root["state"], "state", default: ".policyhub/state.sqlite") ?? "",
+            repository: try resolved(root["repository"], "repository", default: ".") ?? "",
+            tokensPath: "")
+        guard let tokens = try resolved(root["tokens"], "tokens") else {
+            throw fail(root, "tokens: the tokens file is required (create one with policyhub token create)")
+        }
+        config.tokensPath = tokens
+        if let listen = root["listen"] {
+            guard let text = listen.scalar, let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+                  (0...65535).contains(port) else {
+                throw fail(listen, "listen must be HOST:PORT, such as 127.0.0.1:8080")
+            }
+            config.host = String(text[..<colon])
+            config.port = port
+        }
+        if let tls = root["tls"] {
+            config.tlsCertificate = try resolved(tls["certificate"], "tls.certificate")
+            config.tlsKey = try resolved(tls["key"], "tls.key")
+            guard config.tlsCertificate != nil, config.tlsKey != nil else { throw fail(tls, "tls needs certificate and key") }
+        }
+        if let limit = root["maxBodyBytes"] {
+            guard let text = limit.scalar, let bytes = Int(text), bytes > 0 else { throw fail(limit, "maxBodyBytes must be a positive number") }
+            config.maxBodyBytes = bytes
+        }
+        if let concurrency = root["pushConcurrency"] {
+            guard let text = concurrency.scalar, let count = Int(text), count >= 1 else { throw fail(concurrency, "pushConcurrency must be at least 1") }
+            config.pushConcurrency = count
+        }
+        if let schedules = root["schedules"] {
+            for pair in schedules.pairs where !["driftReport", "reconcileInterval"].contains(pair.key.scalarText ?? "") {
+                throw fail(pair.key, "unknown schedule '\(pair.key.scalarText ?? "")' (known: driftReport, reconcileInterval)")
+            }
+            if let cron = schedules["driftReport"] {
+                do throws(CronError) {
+                    config.driftSchedule = try CronExpression(cron.scalar ?? "")
+                } catch {
+                    throw fail(cron, "driftReport: \(error.message)")
+                }
+            }
+            if let interval = schedules["reconcileInterval"] {
+                guard let seconds = interval.scalar.flatMap(HubConfig.seconds), seconds >= 1 else {
+                    throw fail(interval, "reconcileInterval must be a duration such as 300, 90s, 5m or 1h")
+                }
+                config.reconcileInterval = seconds
+            }
+        }
+        if let webhook = root["webhook"] {
+            guard let url = webhook["url"]?.scalar, url.hasPrefix("https://") || url.hasPrefix("http://") else {
+                throw fail(webhook, "webhook.url must be an http(s) URL")
+            }
+            config.webhookURL = url
+            config.webhookCAFile = try resolved(webhook["caFile"], "webhook.caFile")
+            config.webhookTokenVariable = webhook["tokenFromEnv"]?.scalar
+        }
+        return config
+    }
+
+    static func resolve(_ path: String, base: String) -> String {
+        if path.hasPrefix("/") { return path }
+        return ((base.isEmpty ? "." : base) as NSString).appendingPathComponent(path)
+    }
+
+    /// `300`, `90s`, `5m`, `1h` in seconds.
+    static func seconds(_ text: String) -> Double? {
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600]
+        if let last = text.last, let unit = units[last] { return Double(text.dropLast()).map { $0 * unit } }
+        return Double(text)
+    }
+}

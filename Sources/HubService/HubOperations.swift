@@ -1,0 +1,129 @@
+import PolicyCore
+
+/// What the hub does for the API and the scheduler: the same engine, store and members the CLI uses.
+/// The CLI supplies the live implementation (`policyhub serve`); results are JSON-shaped `Value`s.
+public protocol HubOperations: Sendable {
+    /// Every cluster with its environment, desired and applied revision and last push.
+    func clusters() async throws(OperationError) -> Value
+    /// One cluster's status.
+    func cluster(named name: String) async throws(OperationError) -> Value
+    /// The effective policy of a cluster for its environment's desired revision.
+    func effectivePolicy(cluster: String) async throws(OperationError) -> Value
+    /// Environments with their desired revision.
+    func environments() async throws(OperationError) -> Value
+    /// The revisions of an environment, newest first.
+    func revisions(environment: String, limit: Int) async throws(OperationError) -> Value
+    /// The documents of the root environment's desired revision (identity, source, hash).
+    func documents() async throws(OperationError) -> Value
+    /// One document of the root environment: its identity, source and YAML.
+    func document(_ identity: ObjectIdentity) async throws(OperationError) -> Value
+    /// Validates `yaml` as the new version of `identity` (or, with nil, a removal) in the root environment's
+    /// tree and records a revision by `author`. `baseRevision` is the root revision the edit started from;
+    /// another revision recorded since makes it a conflict.
+    func writeDocument(_ identity: ObjectIdentity, yaml: [UInt8]?, baseRevision: Int64?, author: String)
+        async throws(OperationError) -> Value
+    /// A promotion (`dryRun` records nothing).
+    func promote(_ request: PromotionRequest, author: String) async throws(OperationError) -> Value
+    /// A rollback of `environment` to revision `to`.
+    func rollback(environment: String, to: Int64, author: String) async throws(OperationError) -> Value
+    /// Runs a drift report now, stores it and returns it with the number of new findings.
+    func runDriftReport(author: String) async throws(OperationError) -> DriftRun
+    /// The latest stored drift report.
+    func latestDriftReport() async throws(OperationError) -> Value
+    /// Earlier drift reports (id, time, findings).
+    func driftReports(limit: Int) async throws(OperationError) -> Value
+    /// The time of the latest stored drift report, if any.
+    func lastDriftReportTime() async throws(OperationError) -> Double?
+    /// Pushes every cluster whose applied revision is not its environment's desired one.
+    func reconcile(author: String) async throws(OperationError) -> ReconcileRun
+    /// The audit log, newest first.
+    func audit(limit: Int) async throws(OperationError) -> Value
+    /// Whether the store and the repository can be read (for /readyz), or why not.
+    func readiness() async -> String?
+}
+
+/// A promotion asked for through the API, with the CLI's selection words.
+public struct PromotionRequest: Sendable, Hashable {
+    public var to: String
+    public var namespaces: [String]
+    public var globals: [String]
+    public var documents: [String]
+    public var all: Bool
+    public var force: Bool
+    public var dryRun: Bool
+    /// The target's desired revision the caller saw; a different current one is a conflict (409).
+    public var baseRevision: Int64?
+
+    public init(to: String, namespaces: [String] = [], globals: [String] = [], documents: [String] = [], all: Bool = false,
+                force: Bool = false, dryRun: Bool = false, baseRevision: Int64? = nil) {
+        self.to = to
+        self.namespaces = namespaces
+        self.globals = globals
+        self.documents = documents
+        self.all = all
+        self.force = force
+        self.dryRun = dryRun
+        self.baseRevision = baseRevision
+    }
+}
+
+/// The outcome of a drift report run.
+public struct DriftRun: Sendable {
+    public var report: Value
+    /// Findings that are drift (unmanaged objects are reported, not drift).
+    public var driftFindings: Int
+    /// Findings new since the previous report.
+    public var newFindings: Int
+
+    public init(report: Value, driftFindings: Int, newFindings: Int) {
+        self.report = report
+        self.driftFindings = driftFindings
+        self.newFindings = newFindings
+    }
+}
+
+/// The outcome of a reconcile.
+public struct ReconcileRun: Sendable {
+    public var pushed: Int
+    public var failed: Int
+    public var inStep: Int
+    public var failures: [String]
+
+    public init(pushed: Int, failed: Int, inStep: Int, failures: [String]) {
+        self.pushed = pushed
+        self.failed = failed
+        self.inStep = inStep
+        self.failures = failures
+    }
+}
+
+/// Why an operation did not happen; each kind maps to one HTTP status.
+public struct OperationError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Hashable {
+        /// 404: no such cluster, environment, revision or document.
+        case notFound
+        /// 422: the request is well formed but invalid (policy that does not validate, an empty selection).
+        case invalid
+        /// 409: another change landed first; `currentRevision` says which.
+        case conflict
+        /// 412: promotion gates failed and `force` was not set.
+        case gateFailed
+        /// 500: the store, repository or a member failed.
+        case failure
+    }
+
+    public var kind: Kind
+    public var message: String
+    /// `path:line:col: error: message` lines, for invalid policy.
+    public var diagnostics: [String]
+    public var currentRevision: Int64?
+
+    public init(_ kind: Kind, _ message: String, diagnostics: [String] = [], currentRevision: Int64? = nil) {
+        self.kind = kind
+        self.message = message
+        self.diagnostics = diagnostics
+        self.currentRevision = currentRevision
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import HubTransport
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import Logging
+import NIOCore
+import NIOSSL
+import PolicyCore
+import ServiceLifecycle
+import UnixSignals
+
+/// `policyhub serve`: the API, the scheduler and the webhook, in one service group that shuts down
+/// gracefully on SIGTERM and SIGINT.
+public struct HubServer: Sendable {
+    public let config: HubConfig
+    public let operations: any HubOperations
+    public let clock: any HubClock
+    public let metrics = HubMetrics()
+    public let logger: Logger
+
+    public init(config: HubConfig, operations: any HubOperations, clock: any HubClock = SystemClock(), logger: Logger) {
+        self.config = config
+        self.operations = operations
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// What happens after every drift report: the findings gauge, and the webhook when there are new findings.
+    func afterDriftReport(transport: CurlTransport?) -> @Sendable (DriftRun, String) async -> Void {
+        let metrics = self.metrics
+        let logger = self.logger
+        let webhook = config.webhookURL.map { url in
+            var tls = TLSSettings()
+            tls.caFile = config.webhookCAFile
+            let token = config.webhookTokenVariable.flatMap { ProcessInfo.processInfo.environment[$0] }
+            return Webhook(url: url, tls: tls, bearerToken: token)
+        }
+        return { run, trigger in
+            metrics.increment("policyhub_drift_reports_total", labels: [("trigger", trigger)])
+            metrics.set("policyhub_drift_findings", Double(run.driftFindings))
+            guard run.newFindings > 0, let webhook, let transport else { return }
+            if let problem = await webhook.deliver(Webhook.summary(of: run), transport: transport) {
+                metrics.increment("policyhub_webhook_deliveries_total", labels: [("result", "failed")])
+                logger.warning("\(problem)")
+            } else {
+                metrics.increment("policyhub_webhook_deliveries_total", labels: [("result", "ok")])
+            }
+        }
+    }
+
+    /// Runs until SIGTERM/SIGINT (or, with `signals: []`, until the task is cancelled). `onRunning` receives
+    /// the bound port (useful with port 0).
+    public func run(signals: [UnixSignal] = [.sigterm, .sigint], onRunning: @escaping @Sendable (Int) -> Void = { _ in })
+        async throws
+    {
+        let tokens = try TokenFile.load(path: config.tokensPath)
+        let transport = config.webhookURL == nil ? nil : CurlTransport()
+        defer { transport?.shutdown() }
+        let after = afterDriftReport(transport: transport)
+        let api = HubAPI(operations: operations, tokens: tokens, metrics: metrics, maxBodyBytes: config.maxBodyBytes,
+                         logger: logger, afterDriftReport: after)
+        let scheduler = SchedulerService(
+            schedule: Schedule(drift: config.driftSchedule, reconcileInterval: config.reconcileInterval),
+            operations: operations, clock: clock, metrics: metrics, logger: logger, afterDriftReport: after)
+        let server: HTTPServerBuilder
+        if let certificate = config.tlsCertificate, let key = config.tlsKey {
+            let chain = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
+            let tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain,
+                                                               privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+            server = try .tls(.http1(), tlsConfiguration: tls)
+        } else {
+            server = .http1()
+        }
+        let logger = self.logger
+        let scheme = config.tlsCertificate == nil ? "http" : "https"
+        let host = config.host
+        let app = Application(
+            router: api.router(), server: server,
+            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "policyhub"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                logger.info("policyhub serving \(scheme)://\(host):\(port)")
+                onRunning(port)
+            },
+            logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: app), .init(service: scheduler)],
+            gracefulShutdownSignals: signals, logger: logger))
+        try await group.run()
+        logger.info("policyhub stopped: requests and jobs in progress finished")
+    }
+}

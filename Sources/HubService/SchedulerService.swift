@@ -1,0 +1,94 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Runs `Schedule`'s jobs on a clock: scheduled drift reports and the reconcile interval, each job at most
+/// once at a time, beside the API (never blocking it). On graceful shutdown it stops scheduling and waits
+/// for the job in progress (a push finishes and is recorded; a restart resumes whatever is not applied).
+public actor SchedulerService: Service {
+    let operations: any HubOperations
+    let clock: any HubClock
+    let logger: Logger
+    let metrics: HubMetrics
+    let afterDriftReport: @Sendable (DriftRun, String) async -> Void
+    var schedule: Schedule
+    var running: [Schedule.Job: Task<Void, Never>] = [:]
+    /// Jobs started so far, in order (tests read it).
+    public private(set) var started: [Schedule.Job] = []
+
+    public init(schedule: Schedule, operations: any HubOperations, clock: any HubClock, metrics: HubMetrics, logger: Logger,
+                afterDriftReport: @escaping @Sendable (DriftRun, String) async -> Void) {
+        self.schedule = schedule
+        self.operations = operations
+        self.clock = clock
+        self.metrics = metrics
+        self.logger = logger
+        self.afterDriftReport = afterDriftReport
+    }
+
+    public func run() async throws {
+        let last = try? await operations.lastDriftReportTime()
+        for job in schedule.start(now: clock.now(), lastDriftReport: last ?? nil) {
+            if job == .driftReport { logger.info("a scheduled drift report was missed while the hub was down: running it now") }
+            launch(job)
+        }
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            guard let wake = schedule.wakeTime else { break }
+            let clock = self.clock
+            do {
+                try await cancelWhenGracefulShutdown { try await clock.sleep(until: wake) }
+            } catch {
+                break
+            }
+            for job in schedule.due(now: clock.now()) { launch(job) }
+        }
+        if schedule.wakeTime == nil && !Task.isShuttingDownGracefully {
+            // nothing scheduled: stay up until shutdown so that the service group keeps running
+            try? await gracefulShutdown()
+        }
+        for task in running.values { await task.value }
+    }
+
+    func launch(_ job: Schedule.Job) {
+        if running[job] != nil {
+            logger.info("\(job.rawValue) is still running; this turn is skipped")
+            return
+        }
+        started.append(job)
+        let operations = self.operations
+        let metrics = self.metrics
+        let logger = self.logger
+        let after = self.afterDriftReport
+        running[job] = Task {
+            var result = "ok"
+            do throws(OperationError) {
+                switch job {
+                case .driftReport:
+                    let run = try await operations.runDriftReport(author: "scheduler")
+                    await after(run, "schedule")
+                    logger.info("scheduled drift report: \(run.driftFindings) finding(s), \(run.newFindings) new")
+                case .reconcile:
+                    let run = try await operations.reconcile(author: "scheduler")
+                    metrics.increment("policyhub_pushes_total", labels: [("result", "ok")], by: Double(run.pushed))
+                    metrics.increment("policyhub_pushes_total", labels: [("result", "failed")], by: Double(run.failed))
+                    if run.pushed + run.failed > 0 {
+                        logger.info("reconcile: \(run.pushed) pushed, \(run.failed) failed, \(run.inStep) in step")
+                    }
+                    for failure in run.failures { logger.warning("reconcile: \(failure)") }
+                }
+            } catch {
+                result = "failed"
+                logger.error("\(job.rawValue) failed: \(error.message)")
+            }
+            metrics.increment("policyhub_scheduled_jobs_total", labels: [("job", job.rawValue), ("result", result)])
+            await self.finished(job)
+        }
+    }
+
+    func finished(_ job: Schedule.Job) {
+        running[job] = nil
+    }
+
+    /// Whether a job is running now (tests).
+    public func isRunning(_ job: Schedule.Job) -> Bool { running[job] != nil }
+}

@@ -1,0 +1,410 @@
+import ArgumentParser
+import Foundation
+import HubService
+import HubStore
+import PolicyCore
+import PolicyYAML
+
+/// The daemon's operations on a policy repository and state file: the CLI's own commands and session,
+/// run in-process with their output captured (the same validation, gates, pushes and drift comparison).
+final class LiveHubOperations: HubOperations, @unchecked Sendable {
+    let root: String
+    let statePath: String
+    let pushConcurrency: Int
+    private let lock = NSLock()
+    private var cachedSession: (session: HubSession, loadedAt: Double)?
+    private var policies: [String: Value] = [:]
+    /// How long a read repository is reused before it is read again (writes through the API drop it at once).
+    let sessionLifetime: Double
+
+    init(root: String, statePath: String, pushConcurrency: Int = 16, sessionLifetime: Double = 5) {
+        self.root = root
+        self.statePath = statePath
+        self.pushConcurrency = pushConcurrency
+        self.sessionLifetime = sessionLifetime
+    }
+
+    // MARK: - Running the CLI's code
+
+    /// Runs `body` with printed errors and output captured; a failure becomes an `OperationError` of the
+    /// kind the command gave (404, 409, 412, 422) with its messages.
+    func captured<T>(_ body: () async throws -> T) async throws(OperationError) -> (T, CommandCapture) {
+        let capture = CommandCapture()
+        do {
+            let value = try await CommandCapture.$current.withValue(capture) { try await body() }
+            return (value, capture)
+        } catch {
+            var lines = capture.errors.filter { !$0.hasPrefix("[") }
+            if lines.isEmpty { lines = ["\(error)"] }
+            let diagnostics = lines.filter { $0.contains(": error: ") || $0.contains(": warning: ") }
+            let message = lines.filter { !diagnostics.contains($0) && !$0.hasSuffix("warnings") && !$0.hasSuffix("warning") }
+                .map { $0.hasPrefix("policyhub: ") ? String($0.dropFirst(11)) : $0 }.joined(separator: "; ")
+            throw OperationError(capture.kind ?? .failure, message.isEmpty ? "the operation failed" : message,
+                                 diagnostics: diagnostics, currentRevision: capture.currentRevision)
+        }
+    }
+
+    /// Runs a CLI command with `arguments` (plus --repo and --state) in this process.
+    func command<C: AsyncParsableCommand>(_ type: C.Type, _ arguments: [String], allowExit2: Bool = false)
+        async throws(OperationError) -> CommandCapture
+    {
+        let (_, capture) = try await captured {
+            var command = try type.parse(["--repo", root, "--state", statePath] + arguments)
+            do {
+                try await command.run()
+            } catch let exit as ExitCode where allowExit2 && exit.rawValue == 2 {
+                // "changes found" or "drift found": a result
+            }
+        }
+        return capture
+    }
+
+    func session() async throws(OperationError) -> HubSession {
+        let lifetime = sessionLifetime
+        if let cached = lock.withLock({ cachedSession }), now() - cached.loadedAt < lifetime { return cached.session }
+        let (session, _) = try await captured {
+            try HubSession.open(repository: RepositoryOptions.at(root), statePath: statePath)
+        }
+        lock.withLock {
+            cachedSession = (session, now())
+            policies = [:]
+        }
+        return session
+    }
+
+    /// Forgets the cached repository and renders (after a write).
+    func invalidate() {
+        lock.withLock {
+            cachedSession = nil
+            policies = [:]
+        }
+    }
+
+    func store<T>(_ body: () throws -> T) throws(OperationError) -> T {
+        do {
+            return try body()
+        } catch let error as HubStoreError {
+            if case .conflict(_, _, let current) = error {
+                throw OperationError(.conflict, "\(error)", currentRevision: current)
+            }
+            throw OperationError(.failure, "\(error)")
+        } catch {
+            throw OperationError(.failure, "\(error)")
+        }
+    }
+
+    static func revisionValue(_ revision: Revision?) -> Value {
+        guard let revision else { return .null }
+        var map = ValueMapBuilder()
+        map.set("id", .string("r\(revision.id)"))
+        map.set("environment", .string(revision.environment))
+        map.set("parent", revision.parent.map { .string("r\($0)") } ?? .null)
+        map.set("author", .string(revision.author))
+        map.set("createdAt", .string(timestamp(revision.createdAt)))
+        map.set("cause", .string(revision.cause))
+        map.set("treeHash", .string(revision.treeHash))
+        map.set("documents", .int(revision.documentCount))
+        return map.value
+    }
+
+    // MARK: - Reading
+
+    func clusters() async throws(OperationError) -> Value {
+        let session = try await session()
+        let rows = try store { try StatusCommand.rows(fleet: session.fleet, store: session.store).rows }
+        return .map([Value.MapEntry("clusters", .list(rows))])
+    }
+
+    func cluster(named name: String) async throws(OperationError) -> Value {
+        let session = try await session()
+        guard session.fleet.cluster(named: name) != nil else { throw OperationError(.notFound, "unknown cluster '\(name)'") }
+        let rows = try store { try StatusCommand.rows(fleet: session.fleet, store: session.store).rows }
+        return rows.first { $0["cluster"]?.stringValue == name } ?? .null
+    }
+
+    func effectivePolicy(cluster name: String) async throws(OperationError) -> Value {
+        let session = try await session()
+        guard let cluster = session.fleet.cluster(named: name) else { throw OperationError(.notFound, "unknown cluster '\(name)'") }
+        guard let revision = try store({ try session.store.desiredRevision(environment: cluster.environment) }) else {
+            throw OperationError(.notFound, "environment \(cluster.environment) of \(name) has no desired revision yet (no promotion)")
+        }
+        let key = "\(name)|\(revision.id)"
+        if let known = lock.withLock({ policies[key] }) { return known }
+        let (renderer, _) = try await captured { try session.renderer(for: revision) }
+        let policy = renderer.render(cluster: cluster)
+        let value = Value.map([
+            Value.MapEntry("cluster", .string(name)), Value.MapEntry("environment", .string(cluster.environment)),
+            Value.MapEntry("revision", .string("r\(revision.id)")), Value.MapEntry("hash", .string(policy.contentHash)),
+            Value.MapEntry("objects", .list(policy.objects.map(\.value))),
+        ])
+        lock.withLock { policies[key] = value }
+        return value
+    }
+
+    func environments() async throws(OperationError) -> Value {
+        let session = try await session()
+        var out: [Value] = []
+        for environment in session.fleet.environments {
+            let desired = try store { try session.store.desiredRevision(environment: environment.name) }
+            var gates = ValueMapBuilder()
+            gates.set("requireInSync", .bool(environment.gates.requireInSync))
+            gates.set("requireNoDrift", .bool(environment.gates.requireNoDrift))
+            gates.set("minimumSoakSeconds", environment.gates.minimumSoakSeconds.map { .int($0) } ?? .null)
+            var map = ValueMapBuilder()
+            map.set("name", .string(environment.name))
+            map.set("promotesFrom", environment.promotesFrom.map(Value.string) ?? .null)
+            map.set("desiredRevision", LiveHubOperations.revisionValue(desired))
+            map.set("gates", gates.value)
+            out.append(map.value)
+        }
+        return .map([Value.MapEntry("environments", .list(out))])
+    }
+
+    func revisions(environment: String, limit: Int) async throws(OperationError) -> Value {
+        let session = try await session()
+        guard session.fleet.environment(named: environment) != nil else {
+            throw OperationError(.notFound, "unknown environment '\(environment)'")
+        }
+        let revisions = try store { try session.store.revisions(environment: environment) }
+        return .map([Value.MapEntry("revisions", .list(revisions.prefix(limit).map(LiveHubOperations.revisionValue)))])
+    }
+
+    /// The root environment's desired revision and its documents.
+    func rootDocuments(_ session: HubSession) throws(OperationError) -> (Revision?, [StoredDocument]) {
+        guard let root = session.fleet.root else { throw OperationError(.failure, "the fleet has no root environment") }
+        let revision = try store { try session.store.desiredRevision(environment: root.name) }
+        guard let revision else { return (nil, []) }
+        return (revision, try store { try session.store.documents(revision: revision.id) })
+    }
+
+    func documents() async throws(OperationError) -> Value {
+        let session = try await session()
+        let (revision, documents) = try rootDocuments(session)
+        return .map([
+            Value.MapEntry("revision", revision.map { .string("r\($0.id)") } ?? .null),
+            Value.MapEntry("documents", .list(documents.sorted { $0.identity < $1.identity }.map { document in
+                .map([Value.MapEntry("kind", .string(document.identity.kind.rawValue)),
+                      Value.MapEntry("namespace", .string(document.identity.namespace)),
+                      Value.MapEntry("name", .string(document.identity.name)),
+                      Value.MapEntry("source", .string(document.source)), Value.MapEntry("hash", .string(document.hash))])
+            })),
+        ])
+    }
+
+    func document(_ identity: ObjectIdentity) async throws(OperationError) -> Value {
+        let session = try await session()
+        let (revision, documents) = try rootDocuments(session)
+        guard let document = documents.first(where: { $0.identity == identity }) else {
+            throw OperationError(.notFound, "\(identity) is not in the root environment's revision")
+        }
+        let object = (try? JSONReader.parse(Array(document.body.utf8))) ?? .null
+        return .map([Value.MapEntry("revision", revision.map { .string("r\($0.id)") } ?? .null),
+                     Value.MapEntry("source", .string(document.source)), Value.MapEntry("hash", .string(document.hash)),
+                     Value.MapEntry("object", object), Value.MapEntry("yaml", .string(YAMLWriter.document(object)))])
+    }
+
+    // MARK: - Writing
+
+    func writeDocument(_ identity: ObjectIdentity, yaml: [UInt8]?, baseRevision: Int64?, author: String)
+        async throws(OperationError) -> Value
+    {
+        invalidate()
+        let session = try await session()
+        guard let root = session.fleet.root else { throw OperationError(.failure, "the fleet has no root environment") }
+        let (current, documents) = try rootDocuments(session)
+        if let baseRevision, baseRevision != current?.id {
+            throw OperationError(.conflict, "\(root.name) is at \(current.map { "r\($0.id)" } ?? "no revision"), not r\(baseRevision); another change landed first",
+                                 currentRevision: current?.id)
+        }
+        var kept = documents.filter { $0.identity != identity }
+        let existing = documents.first { $0.identity == identity }
+        let source = existing?.source ?? (identity.kind.isNamespaced
+            ? "policies/namespaces/\(identity.namespace)/\(identity.name).yaml" : "policies/global/\(identity.name).yaml")
+        if let yaml {
+            // the submitted document on its own: syntax, model and identity, located in the body
+            let decoded = PolicyDecoder.decodeFile(yaml, file: "body")
+            if decoded.diagnostics.contains(where: \.isError) {
+                throw OperationError(.invalid, "the document is not valid", diagnostics: decoded.diagnostics.map(\.description))
+            }
+            guard decoded.objects.count == 1, let object = decoded.objects.first else {
+                throw OperationError(.invalid, "the body must hold exactly one document (it holds \(decoded.objects.count))")
+            }
+            if object.identity != identity {
+                throw OperationError(.invalid, "the body is \(object.identity), but the path names \(identity) (kind, metadata.namespace and metadata.name must match the path)")
+            }
+            let placed = PolicyDecoder.decodeFile(yaml, file: source).objects
+            let tree = PolicyTree(objects: try decodeAll(kept) + placed)
+            let validated = PolicyValidator.validate(tree)
+            guard let policy = validated.value else {
+                // errors in the submitted document point at its lines; others name their files
+                let bodyTree = PolicyTree(objects: try decodeAll(kept) + decoded.objects)
+                let located = PolicyValidator.validate(bodyTree).diagnostics.filter(\.isError).map(\.description)
+                throw OperationError(.invalid, "the tree with this document does not validate", diagnostics: located)
+            }
+            guard let document = policy.documents.first(where: { $0.object.identity == identity }) else {
+                throw OperationError(.failure, "the validated tree lost \(identity)")
+            }
+            kept.append(StoredDocument(document))
+        } else if existing == nil {
+            throw OperationError(.notFound, "\(identity) is not in the root environment's revision")
+        }
+        let cause = yaml == nil ? "api: remove \(identity)" : (existing == nil ? "api: add \(identity)" : "api: change \(identity)")
+        let revision = try store {
+            try session.store.recordRevision(environment: root.name, documents: kept, author: author, cause: cause, at: now(),
+                                             expectedParent: .mustBe(current?.id))
+        }
+        writeSource(source, documents: kept.filter { $0.source == source })
+        invalidate()
+        return .map([Value.MapEntry("revision", LiveHubOperations.revisionValue(revision)),
+                     Value.MapEntry("source", .string(source))])
+    }
+
+    func decodeAll(_ documents: [StoredDocument]) throws(OperationError) -> [PolicyObject] {
+        var objects: [PolicyObject] = []
+        for document in documents {
+            objects += PolicyDecoder.decodeFile(Array(document.body.utf8), file: document.source).objects
+        }
+        return objects
+    }
+
+    /// Keeps the repository in step with the recorded revision: the source file holds its documents again
+    /// (removed when none is left), so that git and the next `policyhub apply` see the edit.
+    func writeSource(_ source: String, documents: [StoredDocument]) {
+        let path = (root as NSString).appendingPathComponent(source)
+        if documents.isEmpty {
+            try? FileManager.default.removeItem(atPath: path)
+            return
+        }
+        let values = documents.sorted { $0.identity < $1.identity }.compactMap { try? JSONReader.parse(Array($0.body.utf8)) }
+        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let temporary = path + ".policyhub-tmp"
+        if FileManager.default.createFile(atPath: temporary, contents: Data(YAMLWriter.documents(values).utf8)) {
+            rename(temporary, path)
+        }
+    }
+
+    func promote(_ request: PromotionRequest, author: String) async throws(OperationError) -> Value {
+        var arguments = ["--to", request.to, "--author", author]
+        arguments += request.namespaces.flatMap { ["--namespace", $0] } + request.globals.flatMap { ["--global", $0] }
+        arguments += request.documents.flatMap { ["--document", $0] }
+        if request.all { arguments.append("--all") }
+        if request.force { arguments.append("--force") }
+        if request.dryRun { arguments.append("--dry-run") }
+        if let base = request.baseRevision { arguments += ["--base-revision", String(base)] }
+        let capture = try await command(PromoteCommand.self, arguments)
+        invalidate()
+        let session = try await session()
+        let revision = try store { try session.store.desiredRevision(environment: request.to) }
+        return .map([
+            Value.MapEntry("dryRun", .bool(request.dryRun)),
+            Value.MapEntry("revision", LiveHubOperations.revisionValue(revision)),
+            Value.MapEntry("gateFailures", .list(capture.errors.filter { $0.hasPrefix("gate ") }.map { .string(String($0.dropFirst(5))) })),
+            Value.MapEntry("output", .string(capture.text)),
+        ])
+    }
+
+    func rollback(environment: String, to: Int64, author: String) async throws(OperationError) -> Value {
+        _ = try await command(RollbackCommand.self, ["--env", environment, "--to", "r\(to)", "--author", author])
+        invalidate()
+        let session = try await session()
+        let revision = try store { try session.store.desiredRevision(environment: environment) }
+        return .map([Value.MapEntry("revision", LiveHubOperations.revisionValue(revision))])
+    }
+
+    // MARK: - Drift and reconcile
+
+    func runDriftReport(author: String) async throws(OperationError) -> DriftRun {
+        let capture = try await command(DriftCommand.self, ["--output", "json"], allowExit2: true)
+        guard let report = try? JSONReader.parse(Array(capture.text.utf8)) else {
+            throw OperationError(.failure, "the drift report could not be read back")
+        }
+        var drift = 0
+        var new = 0
+        if case .list(let findings)? = report["findings"] {
+            for finding in findings where finding["class"]?.stringValue != "unmanaged" {
+                drift += 1
+                if finding["new"] == .bool(true) { new += 1 }
+            }
+        }
+        return DriftRun(report: report, driftFindings: drift, newFindings: new)
+    }
+
+    func latestDriftReport() async throws(OperationError) -> Value {
+        let session = try await session()
+        guard let latest = try store({ try session.store.driftReports(limit: 1) }).first else {
+            throw OperationError(.notFound, "no drift report has been run yet (POST /v1/drift/reports runs one)")
+        }
+        var report = (try? JSONReader.parse(Array(latest.json.utf8))) ?? .null
+        if case .map(var entries) = report {
+            entries.insert(Value.MapEntry("id", .int(Int(latest.id))), at: 0)
+            report = .map(entries)
+        }
+        return report
+    }
+
+    func driftReports(limit: Int) async throws(OperationError) -> Value {
+        let session = try await session()
+        let reports = try store { try session.store.driftReports(limit: limit) }
+        return .map([Value.MapEntry("reports", .list(reports.map { report in
+            .map([Value.MapEntry("id", .int(Int(report.id))), Value.MapEntry("at", .string(timestamp(report.at))),
+                  Value.MapEntry("findings", .int(report.findings))])
+        }))])
+    }
+
+    func lastDriftReportTime() async throws(OperationError) -> Double? {
+        let session = try await session()
+        return try store { try session.store.driftReports(limit: 1) }.first?.at
+    }
+
+    func reconcile(author: String) async throws(OperationError) -> ReconcileRun {
+        let concurrency = pushConcurrency
+        let statePath = self.statePath
+        let root = self.root
+        let (summary, _) = try await captured { () async throws -> PushRun.Summary in
+            let session = try HubSession.open(repository: RepositoryOptions.at(root), statePath: statePath)
+            let lock = try StateLock(statePath: session.store.path, timeout: 600)
+            defer { withExtendedLifetime(lock) {} }
+            let rootRevision = try session.fleet.root.flatMap { environment in
+                try storeCall { try session.store.desiredRevision(environment: environment.name) }
+            }
+            let plan = try PushPlan.make(session: session, clusters: session.fleet.clusters, rootRevision: rootRevision)
+            if plan.toPush.isEmpty && plan.inStep.allSatisfy({ $0.appliedRevision == $0.revision.id }) {
+                return PushRun.Summary(pushed: 0, inStep: plan.inStep.count, failures: [])
+            }
+            return try await PushRun.push(session: session, plan: plan, concurrency: concurrency,
+                                          clusterCount: session.fleet.clusters.count)
+        }
+        if summary.pushed > 0 || !summary.failures.isEmpty { invalidate() }
+        return ReconcileRun(pushed: summary.pushed, failed: summary.failures.count, inStep: summary.inStep,
+                            failures: summary.failures)
+    }
+
+    func audit(limit: Int) async throws(OperationError) -> Value {
+        let session = try await session()
+        let entries = try store { try session.store.auditLog(limit: limit) }
+        return .map([Value.MapEntry("entries", .list(entries.map { entry in
+            .map([Value.MapEntry("id", .int(Int(entry.id))), Value.MapEntry("at", .string(timestamp(entry.at))),
+                  Value.MapEntry("actor", .string(entry.actor)), Value.MapEntry("action", .string(entry.action)),
+                  Value.MapEntry("detail", .string(entry.detail))])
+        }))])
+    }
+
+    func readiness() async -> String? {
+        do throws(OperationError) {
+            let session = try await session()
+            _ = try store { try session.store.clusterStates() }
+            return nil
+        } catch {
+            return error.message
+        }
+    }
+}
+
+extension RepositoryOptions {
+    /// Options naming `root`, for commands run by the daemon.
+    static func at(_ root: String) -> RepositoryOptions {
+        var options = RepositoryOptions()
+        options.repo = root
+        return options
+    }
+}
