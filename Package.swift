@@ -64,9 +64,11 @@ let package = Package(
         .testTarget(name: "MembersTests", dependencies: ["PolicyCore", "PolicyYAML", "Members", "HubTransport",
                                                          "PolicyHubTesting"]),
         .testTarget(name: "HubTransportTests", dependencies: ["HubTransport", "PolicyHubTesting"]),
-        .testTarget(name: "HubServiceTests", dependencies: ["HubService", "PolicyCore"]),
+        .testTarget(name: "HubServiceTests", dependencies: ["HubService", "PolicyCore", "PolicyYAML"]),
         .testTarget(name: "PolicyHubCLITests", dependencies: ["PolicyCore", "PolicyYAML", "PolicyHubCLI", "HubStore",
-                                                             "PolicyHubTesting", "HubService", "HubTransport"],
+                                                             "PolicyHubTesting", "HubService", "HubTransport",
+                                                             .product(name: "Hummingbird", package: "hummingbird"),
+                                                             .product(name: "Logging", package: "swift-log")],
                     exclude: ["Golden"]),
     ]
 )

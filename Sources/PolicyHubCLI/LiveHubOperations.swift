@@ -236,9 +236,12 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
             let tree = PolicyTree(objects: try decodeAll(kept) + placed)
             let validated = PolicyValidator.validate(tree)
             guard let policy = validated.value else {
-                // errors in the submitted document point at its lines; others name their files
-                let bodyTree = PolicyTree(objects: try decodeAll(kept) + decoded.objects)
-                let located = PolicyValidator.validate(bodyTree).diagnostics.filter(\.isError).map(\.description)
+                // the submitted document's problems point at its own lines ("body:LINE:COL"); others name their files
+                let located = validated.diagnostics.filter(\.isError).map { diagnostic -> String in
+                    var moved = diagnostic
+                    if moved.location.file == source { moved.location.file = "body" }
+                    return moved.description
+                }
                 throw OperationError(.invalid, "the tree with this document does not validate", diagnostics: located)
             }
             guard let document = policy.documents.first(where: { $0.object.identity == identity }) else {

@@ -92,3 +92,11 @@ struct TokenCommand: AsyncParsableCommand {
         }
     }
 }
+
+/// The daemon's live operations, for `policyhub serve` and the tests that start the daemon in-process.
+public enum HubDaemon {
+    /// The CLI's commands and session on `repository` and `statePath`, as `HubOperations`.
+    public static func operations(repository: String, statePath: String, pushConcurrency: Int = 16) -> any HubOperations {
+        LiveHubOperations(root: repository, statePath: statePath, pushConcurrency: pushConcurrency)
+    }
+}

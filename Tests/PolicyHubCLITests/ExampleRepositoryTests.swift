@@ -20,6 +20,13 @@ enum Repo {
     }
 
     /// A copy of the example repository's policies/ and clusters/.
+    static func withTemporaryFolderAsync<T>(_ body: (String) async throws -> T) async throws -> T {
+        let path = NSTemporaryDirectory() + "policyhub-test-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try await body(path)
+    }
+
     static func copyExample(to folder: String) throws {
         for part in ["policies", "clusters"] {
             try FileManager.default.copyItem(atPath: root + "/" + part, toPath: folder + "/" + part)
