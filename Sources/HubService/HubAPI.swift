@@ -173,7 +173,7 @@ public struct HubAPI: Sendable {
                                 body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition())))
             case .clusters: return HubAPI.json(200, try await operations.clusters())
             case .cluster: return HubAPI.json(200, try await operations.cluster(named: parameter("cluster")))
-            case .clusterPolicy: return HubAPI.json(200, try await operations.effectivePolicy(cluster: parameter("cluster")))
+            case .clusterPolicy: return HubAPI.json(200, bytes: try await operations.effectivePolicy(cluster: parameter("cluster")))
             case .environments: return HubAPI.json(200, try await operations.environments())
             case .revisions:
                 return HubAPI.json(200, try await operations.revisions(environment: parameter("environment"), limit: limit()))
@@ -311,7 +311,11 @@ public struct HubAPI: Sendable {
     }
 
     static func json(_ status: Int, _ value: Value) -> Response {
-        var bytes = JSONWriter.compactBytes(value)
+        json(status, bytes: JSONWriter.compactBytes(value))
+    }
+
+    static func json(_ status: Int, bytes: [UInt8]) -> Response {
+        var bytes = bytes
         bytes.append(0x0a)
         return Response(status: HTTPResponse.Status(code: status), headers: [.contentType: "application/json"],
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))

@@ -7,8 +7,9 @@ public protocol HubOperations: Sendable {
     func clusters() async throws(OperationError) -> Value
     /// One cluster's status.
     func cluster(named name: String) async throws(OperationError) -> Value
-    /// The effective policy of a cluster for its environment's desired revision.
-    func effectivePolicy(cluster: String) async throws(OperationError) -> Value
+    /// The effective policy of a cluster for its environment's desired revision, as JSON (clusters of one
+    /// placement class share their objects, so implementations may keep them encoded).
+    func effectivePolicy(cluster: String) async throws(OperationError) -> [UInt8]
     /// Environments with their desired revision.
     func environments() async throws(OperationError) -> Value
     /// The revisions of an environment, newest first.

@@ -205,13 +205,22 @@ public final class SQLiteHubStore: HubStore {
 
     public func clusterStates() throws(HubStoreError) -> [ClusterState] {
         try read("read cluster state") { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM cluster_state ORDER BY cluster").map { row in
-                ClusterState(cluster: row["cluster"], environment: row["environment"],
-                             appliedRevision: row["applied_revision"], appliedHash: row["applied_hash"],
-                             appliedAt: row["applied_at"],
-                             lastPushAt: row["last_push_at"], lastResult: row["last_result"], lastError: row["last_error"])
-            }
+            try Row.fetchAll(db, sql: "SELECT * FROM cluster_state ORDER BY cluster").map(SQLiteHubStore.clusterState)
         }
+    }
+
+    /// One cluster's state, or nil before its first push (one indexed row, for the daemon's status reads).
+    public func clusterState(named cluster: String) throws(HubStoreError) -> ClusterState? {
+        try read("read the state of \(cluster)") { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM cluster_state WHERE cluster = ?", arguments: [cluster])
+                .map(SQLiteHubStore.clusterState)
+        }
+    }
+
+    static func clusterState(_ row: Row) -> ClusterState {
+        ClusterState(cluster: row["cluster"], environment: row["environment"],
+                     appliedRevision: row["applied_revision"], appliedHash: row["applied_hash"], appliedAt: row["applied_at"],
+                     lastPushAt: row["last_push_at"], lastResult: row["last_result"], lastError: row["last_error"])
     }
 
     public func recordPush(_ push: PushRecord) throws(HubStoreError) {

@@ -17,7 +17,7 @@ struct BenchCommand: AsyncParsableCommand {
                     peak memory <= 1 GiB.
             Each measurement is the median of --runs runs. Build with: swift build -c release
             """,
-        subcommands: [Parse.self, Fleet.self, BenchPushCommand.self, BenchPromoteCommand.self])
+        subcommands: [Parse.self, Fleet.self, BenchPushCommand.self, BenchPromoteCommand.self, BenchServeCommand.self])
 
     struct Parse: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Parse and validation overhead over libyaml.")

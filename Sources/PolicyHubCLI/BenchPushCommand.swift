@@ -38,20 +38,7 @@ struct BenchPushCommand: AsyncParsableCommand {
                                                           clientCA: nil))
             defer { double.stop() }
             let repo = root + "/repo"
-            // 20 objects for a cluster without labels: 4 placed global documents and 16 namespace documents
-            try TreeGenerator(globalDocuments: 8, namespaces: 4, rulesPerNamespace: 16, clusters: 0).write(to: repo)
-            try FileManager.default.createDirectory(atPath: repo + "/kube", withIntermediateDirectories: true)
-            for index in 0..<clusters {
-                let name = "c\(index)"
-                try double.kubeconfig(cluster: name, caPEM: pki.caCertificate, token: "bench-token")
-                    .write(toFile: repo + "/kube/\(name).yaml", atomically: false, encoding: .utf8)
-                try """
-                    apiVersion: policyhub.dev/v1alpha1
-                    kind: MemberCluster
-                    metadata: {name: \(name)}
-                    spec: {environment: staging, target: {kubernetes: {kubeconfig: kube/\(name).yaml}}}
-                    """.write(toFile: repo + "/clusters/\(name).yaml", atomically: false, encoding: .utf8)
-            }
+            try BenchPushCommand.writeFleet(repo: repo, clusters: clusters, environment: "staging", double: double, pki: pki)
             let workspace = Workspace.open(root: repo)
             guard let renderer = workspace.renderer(revision: "r1"), let fleet = workspace.fleet else {
                 throw ValidationError("generated bench repository is invalid: \(workspace.diagnostics.prefix(3))")
@@ -130,6 +117,24 @@ struct BenchPushCommand: AsyncParsableCommand {
             }
 
             try await BenchPushCommand.versusKubectl(root: root, pki: pki, double: double)
+        }
+    }
+
+    /// A generated repository of `clusters` virtual clusters of `environment` on `double`, about 20 objects
+    /// each (4 placed global documents, 16 namespace documents), each with its kubeconfig (TLS, bearer token).
+    static func writeFleet(repo: String, clusters: Int, environment: String, double: KubernetesAPIDouble, pki: TestPKI) throws {
+        try TreeGenerator(globalDocuments: 8, namespaces: 4, rulesPerNamespace: 16, clusters: 0).write(to: repo)
+        try FileManager.default.createDirectory(atPath: repo + "/kube", withIntermediateDirectories: true)
+        for index in 0..<clusters {
+            let name = "c\(index)"
+            try double.kubeconfig(cluster: name, caPEM: pki.caCertificate, token: "bench-token")
+                .write(toFile: repo + "/kube/\(name).yaml", atomically: false, encoding: .utf8)
+            try """
+                apiVersion: policyhub.dev/v1alpha1
+                kind: MemberCluster
+                metadata: {name: \(name)}
+                spec: {environment: \(environment), target: {kubernetes: {kubeconfig: kube/\(name).yaml}}}
+                """.write(toFile: repo + "/clusters/\(name).yaml", atomically: false, encoding: .utf8)
         }
     }
 

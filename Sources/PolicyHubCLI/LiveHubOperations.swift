@@ -13,7 +13,16 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
     let pushConcurrency: Int
     private let lock = NSLock()
     private var cachedSession: (session: HubSession, loadedAt: Double)?
-    private var policies: [String: Value] = [:]
+    /// A reload in progress: other requests keep using the previous session meanwhile.
+    private var reloading = false
+    /// Encoded objects and hash of each placement class's effective policy, by revision.
+    private var policies: [PolicyKey: (objects: [UInt8], hash: String)] = [:]
+
+    struct PolicyKey: Hashable {
+        var revision: Int64
+        var placement: Renderer.PlacementClass
+    }
+    private var renderers: [Int64: Renderer] = [:]
     /// How long a read repository is reused before it is read again (writes through the API drop it at once).
     let sessionLifetime: Double
 
@@ -61,15 +70,28 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
 
     func session() async throws(OperationError) -> HubSession {
         let lifetime = sessionLifetime
-        if let cached = lock.withLock({ cachedSession }), now() - cached.loadedAt < lifetime { return cached.session }
-        let (session, _) = try await captured {
-            try HubSession.open(repository: RepositoryOptions.at(root), statePath: statePath)
+        // fresh: use it; stale while another request reloads: use the stale one (one reload at a time)
+        let (cached, mustLoad) = lock.withLock { () -> (HubSession?, Bool) in
+            if let cached = cachedSession, now() - cached.loadedAt < lifetime || reloading { return (cached.session, false) }
+            reloading = true
+            return (nil, true)
         }
-        lock.withLock {
-            cachedSession = (session, now())
-            policies = [:]
+        if let cached, !mustLoad { return cached }
+        do {
+            let (session, _) = try await captured {
+                try HubSession.open(repository: RepositoryOptions.at(root), statePath: statePath)
+            }
+            lock.withLock {
+                cachedSession = (session, now())
+                policies = [:]
+                renderers = [:]
+                reloading = false
+            }
+            return session
+        } catch {
+            lock.withLock { reloading = false }
+            throw error
         }
-        return session
     }
 
     /// Forgets the cached repository and renders (after a write).
@@ -77,6 +99,7 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
         lock.withLock {
             cachedSession = nil
             policies = [:]
+            renderers = [:]
         }
     }
 
@@ -118,27 +141,41 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
     func cluster(named name: String) async throws(OperationError) -> Value {
         let session = try await session()
         guard session.fleet.cluster(named: name) != nil else { throw OperationError(.notFound, "unknown cluster '\(name)'") }
-        let rows = try store { try StatusCommand.rows(fleet: session.fleet, store: session.store).rows }
-        return rows.first { $0["cluster"]?.stringValue == name } ?? .null
+        let rows = try store { try StatusCommand.rows(fleet: session.fleet, store: session.store, only: name).rows }
+        return rows.first ?? .null
     }
 
-    func effectivePolicy(cluster name: String) async throws(OperationError) -> Value {
+    func effectivePolicy(cluster name: String) async throws(OperationError) -> [UInt8] {
         let session = try await session()
         guard let cluster = session.fleet.cluster(named: name) else { throw OperationError(.notFound, "unknown cluster '\(name)'") }
         guard let revision = try store({ try session.store.desiredRevision(environment: cluster.environment) }) else {
             throw OperationError(.notFound, "environment \(cluster.environment) of \(name) has no desired revision yet (no promotion)")
         }
-        let key = "\(name)|\(revision.id)"
-        if let known = lock.withLock({ policies[key] }) { return known }
-        let (renderer, _) = try await captured { try session.renderer(for: revision) }
-        let policy = renderer.render(cluster: cluster)
-        let value = Value.map([
+        let key = PolicyKey(revision: revision.id, placement: Renderer.PlacementClass(environment: cluster.environment,
+                                                                                     labels: cluster.placementLabels))
+        var rendered = lock.withLock { policies[key] }
+        if rendered == nil {
+            let renderer: Renderer
+            if let known = lock.withLock({ renderers[revision.id] }) {
+                renderer = known
+            } else {
+                renderer = try await captured { try session.renderer(for: revision) }.0
+                lock.withLock { renderers[revision.id] = renderer }
+            }
+            let policy = renderer.render(cluster: cluster)
+            let made = (objects: JSONWriter.compactBytes(.list(policy.objects.map(\.value))), hash: policy.contentHash)
+            lock.withLock { policies[key] = made }
+            rendered = made
+        }
+        guard let rendered else { throw OperationError(.failure, "no policy for \(name)") }
+        // the cluster's own fields around the class's encoded objects
+        var head = JSONWriter.compactBytes(.map([
             Value.MapEntry("cluster", .string(name)), Value.MapEntry("environment", .string(cluster.environment)),
-            Value.MapEntry("revision", .string("r\(revision.id)")), Value.MapEntry("hash", .string(policy.contentHash)),
-            Value.MapEntry("objects", .list(policy.objects.map(\.value))),
-        ])
-        lock.withLock { policies[key] = value }
-        return value
+            Value.MapEntry("revision", .string("r\(revision.id)")), Value.MapEntry("hash", .string(rendered.hash)),
+            Value.MapEntry("objects", .null),
+        ]))
+        head.removeLast("null}".utf8.count)
+        return head + rendered.objects + [UInt8(ascii: "}")]
     }
 
     func environments() async throws(OperationError) -> Value {

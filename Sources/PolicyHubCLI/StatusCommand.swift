@@ -35,14 +35,26 @@ struct StatusCommand: ParsableCommand {
     }
 
     /// One row per cluster (JSON) and line (text), and whether any cluster is behind its desired revision.
-    static func rows(fleet: ValidatedFleet, store: SQLiteHubStore) throws -> (rows: [Value], lines: [String], behind: Bool) {
-        let states = Dictionary(try store.clusterStates().map { ($0.cluster, $0) },
-                                uniquingKeysWith: { a, _ in a })
+    /// `only` limits the rows to one cluster.
+    static func rows(fleet: ValidatedFleet, store: SQLiteHubStore, only: String? = nil) throws
+        -> (rows: [Value], lines: [String], behind: Bool)
+    {
+        let states: [String: ClusterState]
+        if let only {
+            states = try store.clusterState(named: only).map { [only: $0] } ?? [:]
+        } else {
+            states = Dictionary(try store.clusterStates().map { ($0.cluster, $0) }, uniquingKeysWith: { a, _ in a })
+        }
+        var desiredByEnvironment: [String: Revision?] = [:]  // one query per environment, not per cluster
+        let wanted = only.flatMap { name in fleet.cluster(named: name)?.environment }
+        for environment in fleet.environments where wanted == nil || environment.name == wanted {
+            desiredByEnvironment[environment.name] = try store.desiredRevision(environment: environment.name)
+        }
         var rows: [Value] = []
         var lines: [String] = []
         var behind = false
-        for cluster in fleet.clusters {
-            let desired = try store.desiredRevision(environment: cluster.environment)
+        for cluster in fleet.clusters where only == nil || cluster.name == only {
+            let desired = desiredByEnvironment[cluster.environment] ?? nil
             let state = states[cluster.name]
             let inStep = desired != nil && state?.appliedRevision == desired?.id && state?.lastResult != "failed"
             if desired != nil && !inStep { behind = true }
