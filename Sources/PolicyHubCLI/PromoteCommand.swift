@@ -117,7 +117,7 @@ struct PromoteCommand: AsyncParsableCommand {
             objects += PolicyDecoder.decodeFile(Array(document.body.utf8), file: document.source).objects
         }
         let validated = PolicyValidator.validate(PolicyTree(objects: objects))
-        guard validated.value != nil else {
+        guard let promotedPolicy = validated.value else {
             report(validated.diagnostics)
             throw refusal(.invalid, "policyhub: the promoted tree of \(target.name) would be invalid; nothing was recorded")
         }
@@ -130,7 +130,7 @@ struct PromoteCommand: AsyncParsableCommand {
                                cause: "promote", treeHash: SQLiteHubStore.treeHash(result.documents),
                                documentCount: result.documents.count)
         if dryRun {
-            try printDifference(session: session, target: target, current: current, documents: result.documents)
+            try printDifference(session: session, target: target, current: current, after: promotedPolicy)
             emit("dry run: nothing recorded\(failures.isEmpty ? "" : "; \(failures.count) gate(s) would refuse without --force")")
             return
         }
@@ -186,12 +186,8 @@ struct PromoteCommand: AsyncParsableCommand {
     }
 
     /// Per target cluster, the objects the promotion would create, change and delete.
-    func printDifference(session: HubSession, target: Environment, current: Revision?, documents: [StoredDocument]) throws {
-        var objects: [PolicyObject] = []
-        for document in documents {
-            objects += PolicyDecoder.decodeFile(Array(document.body.utf8), file: document.source).objects
-        }
-        guard let after = PolicyValidator.validate(PolicyTree(objects: objects)).value else { return }
+    /// `after` is the promoted tree, validated once by the caller.
+    func printDifference(session: HubSession, target: Environment, current: Revision?, after: ValidatedPolicySet) throws {
         // one revision label and one cache for both renders: documents the promotion leaves alone are
         // emitted once, and each placement class renders once before and once after
         let afterRenderer = Renderer(policy: after, fleet: session.fleet, revision: "dry-run")

@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import PolicyCore
 import PolicyHubCLI
+import PolicyHubTesting
 import Testing
 
 typealias Reply = HubTransport.HTTPResponse
@@ -22,14 +23,17 @@ typealias Call = HubTransport.HTTPRequest
         var client: CurlTransport
         var clock: any HubClock
 
+        var scheme = "http"
+        var tls = TLSSettings()
+
         func request(_ method: String, _ path: String, token: String? = nil, body: String? = nil,
                      headers: [HTTPHeader] = []) async -> Reply {
             var all = headers
             if let token { all.append(HTTPHeader("Authorization", "Bearer \(token)")) }
             if body != nil && !all.contains(where: { $0.name == "Content-Type" }) { all.append(HTTPHeader("Content-Type", "application/json")) }
-            let request = Call(method: method, url: "http://127.0.0.1:\(port)\(path)", headers: all,
+            let request = Call(method: method, url: "\(scheme)://127.0.0.1:\(port)\(path)", headers: all,
                                       body: body.map { Array($0.utf8) })
-            switch await client.send(request, tls: TLSSettings()) {
+            switch await client.send(request, tls: tls) {
             case .success(let response): return response
             case .failure(let error): return Reply(status: -1, headers: [], body: Array("\(error)".utf8))
             }
@@ -167,6 +171,29 @@ typealias Call = HubTransport.HTTPRequest
             let metrics = await hub.request("GET", "/metrics")
             #expect(metrics.bodyText.contains("policyhub_http_requests_total{route=\"/v1/clusters\",method=\"GET\",status=\"401\"} 2"))
             #expect(await hub.request("GET", "/v1/nothing", token: hub.tokens["viewer"]).status == 404)
+        }
+    }
+
+    @Test func tlsWithVerificationOn() async throws {
+        let pkiFolder = NSTemporaryDirectory() + "policyhub-pki-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: pkiFolder) }
+        let pki = try TestPKI.make(in: pkiFolder)
+        try await Self.withHub(configure: {
+            $0.tlsCertificate = pkiFolder + "/server.crt"
+            $0.tlsKey = pkiFolder + "/server.key"
+        }) { plain in
+            var hub = plain
+            hub.scheme = "https"
+            hub.tls.caPEM = pki.caCertificate
+            let answer = await hub.request("GET", "/v1/clusters", token: hub.tokens["viewer"])
+            #expect(answer.status == 200, "\(answer.bodyText)")
+            // a client that does not trust the hub's CA is refused by its own verification
+            hub.tls = TLSSettings()
+            hub.tls.caPEM = pki.strangerCertificate
+            #expect(await hub.request("GET", "/healthz").status == -1)
+            // and plain HTTP is not answered on the TLS port
+            hub.scheme = "http"
+            #expect(await hub.request("GET", "/healthz").status != 200)
         }
     }
 
