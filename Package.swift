@@ -35,11 +35,13 @@ let package = Package(
         .target(name: "Members", dependencies: ["PolicyCore", "PolicyYAML", "HubTransport"]),
         // The daemon: REST API, tokens and roles, scheduler, metrics, webhook. The hub's operations come in
         // through the HubOperations protocol; the CLI supplies the live ones.
+        // gettid for per-thread priorities (the daemon's API threads run below pushes).
+        .target(name: "CThreadShim"),
         .target(name: "HubService", dependencies: [
-            "PolicyCore", "PolicyYAML", "HubTransport",
+            "PolicyCore", "PolicyYAML", "HubTransport", "CThreadShim",
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
-            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),

@@ -70,9 +70,13 @@ public struct HubAPI: Sendable {
     public let logger: Logger
     /// Called after every drift report (the API's and the scheduler's): metrics and the webhook.
     public let afterDriftReport: @Sendable (DriftRun, String) async -> Void
+    /// Where requests run (nil: the default executor); jobs a request starts (a push, a drift report) run on
+    /// the default executor at normal priority.
+    public let requestExecutor: NicedExecutor?
 
     public init(operations: any HubOperations, tokens: TokenFile, metrics: HubMetrics, maxBodyBytes: Int, logger: Logger,
-                afterDriftReport: @escaping @Sendable (DriftRun, String) async -> Void) {
+                requestExecutor: NicedExecutor? = nil, afterDriftReport: @escaping @Sendable (DriftRun, String) async -> Void) {
+        self.requestExecutor = requestExecutor
         self.operations = operations
         self.tokens = tokens
         self.metrics = metrics
@@ -95,7 +99,8 @@ public struct HubAPI: Sendable {
             case .delete: method = .delete
             }
             router.on(path, method: method) { request, context in
-                await self.handle(route, request: request, context: context)
+                guard let executor = self.requestExecutor else { return await self.handle(route, request: request, context: context) }
+                return await withTaskExecutorPreference(executor) { await self.handle(route, request: request, context: context) }
             }
         }
         return router
@@ -202,11 +207,11 @@ public struct HubAPI: Sendable {
             case .driftReports: return HubAPI.json(200, try await operations.driftReports(limit: limit()))
             case .latestDriftReport: return HubAPI.json(200, try await operations.latestDriftReport())
             case .runDriftReport:
-                let run = try await operations.runDriftReport(author: author)
+                let run = try await atNormalPriority { () async throws(OperationError) -> DriftRun in try await operations.runDriftReport(author: author) }
                 await afterDriftReport(run, "api")
                 return HubAPI.json(201, run.report)
             case .reconcile:
-                let run = try await operations.reconcile(author: author)
+                let run = try await atNormalPriority { () async throws(OperationError) -> ReconcileRun in try await operations.reconcile(author: author) }
                 metrics.increment("policyhub_pushes_total", labels: [("result", "ok")], by: Double(run.pushed))
                 metrics.increment("policyhub_pushes_total", labels: [("result", "failed")], by: Double(run.failed))
                 return HubAPI.json(200, .map([
@@ -222,6 +227,15 @@ public struct HubAPI: Sendable {
         } catch {
             throw APIError(500, "InternalError", "\(error)")
         }
+    }
+
+    /// Runs a job a request started (a push, a drift report) on the default executor, at normal priority.
+    func atNormalPriority<T: Sendable>(_ body: @Sendable () async throws(OperationError) -> T) async throws(OperationError) -> T {
+        guard requestExecutor != nil else { return try await body() }
+        let result: Result<T, OperationError> = await withTaskExecutorPreference(globalConcurrentExecutor) {
+            do throws(OperationError) { return .success(try await body()) } catch { return .failure(error) }
+        }
+        return try result.get()
     }
 
     /// The body, at most `maxBodyBytes` (413 beyond).

@@ -14,6 +14,8 @@ public struct HubConfig: Sendable {
     public var maxBodyBytes = 1 << 20
     /// Clusters pushed at once by the reconcile.
     public var pushConcurrency = 16
+    /// How much lower API requests run than pushes and jobs (a nice value, 0-19; 0 turns it off).
+    public var apiNice: Int32 = 10
     public var driftSchedule: CronExpression?
     public var reconcileInterval: Double?
     public var webhookURL: String?
@@ -27,7 +29,7 @@ public struct HubConfig: Sendable {
         self.tokensPath = tokensPath
     }
 
-    static let knownKeys: Set<String> = ["listen", "tls", "state", "repository", "tokens", "maxBodyBytes", "pushConcurrency", "schedules", "webhook"]
+    static let knownKeys: Set<String> = ["listen", "tls", "state", "repository", "tokens", "maxBodyBytes", "pushConcurrency", "apiNice", "schedules", "webhook"]
 
     /// Reads `hub.yaml`; throws `ConfigError` at the line and column of the first problem.
     public static func load(path: String) throws(ConfigError) -> HubConfig {
@@ -83,6 +85,10 @@ public struct HubConfig: Sendable {
         if let concurrency = root["pushConcurrency"] {
             guard let text = concurrency.scalar, let count = Int(text), count >= 1 else { throw fail(concurrency, "pushConcurrency must be at least 1") }
             config.pushConcurrency = count
+        }
+        if let nice = root["apiNice"] {
+            guard let text = nice.scalar, let value = Int32(text), (0...19).contains(value) else { throw fail(nice, "apiNice must be 0 to 19") }
+            config.apiNice = value
         }
         if let schedules = root["schedules"] {
             for pair in schedules.pairs where !["driftReport", "reconcileInterval"].contains(pair.key.scalarText ?? "") {

@@ -5,6 +5,7 @@ import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import NIOCore
+import NIOPosix
 import NIOSSL
 import PolicyCore
 import ServiceLifecycle
@@ -58,8 +59,15 @@ public struct HubServer: Sendable {
         let transport = config.webhookURL == nil ? nil : CurlTransport()
         defer { transport?.shutdown() }
         let after = afterDriftReport(transport: transport)
+        // API requests (and the HTTP event loop) run below pushes and jobs in CPU priority
+        let requestExecutor = config.apiNice > 0 ? NicedExecutor(threads: ProcessInfo.processInfo.activeProcessorCount, nice: config.apiNice) : nil
+        let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        if config.apiNice > 0 {
+            let nice = config.apiNice
+            try await eventLoops.next().submit { NicedExecutor.lowerPriority(nice) }.get()
+        }
         let api = HubAPI(operations: operations, tokens: tokens, metrics: metrics, maxBodyBytes: config.maxBodyBytes,
-                         logger: logger, afterDriftReport: after)
+                         logger: logger, requestExecutor: requestExecutor, afterDriftReport: after)
         let scheduler = SchedulerService(
             schedule: Schedule(drift: config.driftSchedule, reconcileInterval: config.reconcileInterval),
             operations: operations, clock: clock, metrics: metrics, logger: logger, afterDriftReport: after)
@@ -83,11 +91,13 @@ public struct HubServer: Sendable {
                 logger.info("policyhub serving \(scheme)://\(host):\(port)")
                 onRunning(port)
             },
+            eventLoopGroupProvider: .shared(eventLoops),
             logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: app), .init(service: scheduler)],
             gracefulShutdownSignals: signals, logger: logger))
         try await group.run()
+        try? await eventLoops.shutdownGracefully()
         logger.info("policyhub stopped: requests and jobs in progress finished")
     }
 }

@@ -30,6 +30,9 @@ struct BenchServeCommand: AsyncParsableCommand {
     @Option(help: "Clusters the daemon pushes at once.")
     var concurrency: Int = 64
 
+    @Option(help: "The daemon's apiNice (0 runs API requests at the same priority as pushes).")
+    var apiNice: Int32 = 10
+
     struct Load {
         var latencies: [Double] = []
         var seconds = 0.0
@@ -117,6 +120,7 @@ struct BenchServeCommand: AsyncParsableCommand {
                 var config = HubConfig(statePath: state, repository: repo, tokensPath: root + "/tokens.yaml")
                 config.port = 0
                 config.pushConcurrency = concurrency
+                config.apiNice = apiNice
                 var logger = Logger(label: "policyhub-bench")
                 logger.logLevel = .error
                 let server = HubServer(config: config, operations: HubDaemon.operations(
