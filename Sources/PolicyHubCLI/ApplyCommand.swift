@@ -142,6 +142,7 @@ enum PushRun {
                 var record = PushRecord(cluster: item.cluster.name, environment: item.cluster.environment,
                                         revision: item.revision.id, desiredHash: item.desiredHash, startedAt: started,
                                         finishedAt: now(), created: 0, updated: 0, deleted: 0, error: nil)
+                let line: String
                 switch result {
                 case .success(let outcome):
                     record.created = outcome.created.count
@@ -151,17 +152,19 @@ enum PushRun {
                     totals.created += record.created
                     totals.updated += record.updated
                     totals.deleted += record.deleted
-                    progress.step("\(item.cluster.name): \(record.created) created, \(record.updated) updated, \(record.deleted) deleted")
+                    line = "\(item.cluster.name): \(record.created) created, \(record.updated) updated, \(record.deleted) deleted"
                 case .failure(let error):
                     record.error = error.description
                     failures.append(error.description)
-                    progress.step("\(item.cluster.name): FAILED: \(error.message)")
+                    line = "\(item.cluster.name): FAILED: \(error.message)"
                 }
+                // recorded first: a cluster's progress line means its outcome is in the state file
                 do {
                     try session.store.recordPush(record)
                 } catch {
                     failures.append("cluster \(item.cluster.name): pushed, but the state file could not record it: \(error)")
                 }
+                progress.step(line)
             }
         }
         progress.finish()

@@ -346,8 +346,9 @@ typealias Call = HubTransport.HTTPRequest
         let router = Router()
         router.post("hook") { request, _ -> HTTPResponse.Status in
             let body = try await request.body.collect(upTo: 1 << 20)
-            await received.add(Array(body.readableBytesView), authorization: request.headers[.authorization])
-            return .ok
+            // the first delivery is refused once: the transport retries it
+            return await received.add(Array(body.readableBytesView), authorization: request.headers[.authorization]) == 1
+                ? .serviceUnavailable : .ok
         }
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let receiver = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
@@ -370,16 +371,18 @@ typealias Call = HubTransport.HTTPRequest
             let victim = try #require(files.sorted().first)
             try FileManager.default.removeItem(atPath: gitops + "/" + victim)
             #expect(await hub.request("POST", "/v1/drift/reports", token: admin).status == 201)
-            try await Self.waitFor { await received.count == 1 }
+            try await Self.waitFor { await received.count == 2 }
+            #expect(await received.bodies[0] == received.bodies[1])  // the 503, then the retry of the same summary
             let summary = try JSONReader.parse(try #require(await received.bodies.first))
             #expect(summary["event"] == .string("drift-report"))
             #expect(summary["newFindings"] == .int(1))
             if case .list(let findings)? = summary["findings"] { #expect(findings.first?["class"] == .string("missing")) } else { Issue.record("no findings") }
-            #expect(await received.authorizations == ["Bearer hook-secret"])
-            // the same finding again is not new: no second delivery
+            #expect(await received.authorizations == ["Bearer hook-secret", "Bearer hook-secret"])
+            try await Self.waitFor { await hub.request("GET", "/metrics").bodyText.contains("policyhub_webhook_deliveries_total{result=\"ok\"} 1") }
+            // the same finding again is not new: no further delivery
             #expect(await hub.request("POST", "/v1/drift/reports", token: admin).status == 201)
             try await Task.sleep(nanoseconds: 300_000_000)
-            #expect(await received.count == 1)
+            #expect(await received.count == 2)
         }
     }
 
@@ -387,9 +390,11 @@ typealias Call = HubTransport.HTTPRequest
         var bodies: [[UInt8]] = []
         var authorizations: [String] = []
         var count: Int { bodies.count }
-        func add(_ body: [UInt8], authorization: String?) {
+        /// Records a delivery attempt; returns how many there were so far.
+        func add(_ body: [UInt8], authorization: String?) -> Int {
             bodies.append(body)
             authorizations.append(authorization ?? "")
+            return bodies.count
         }
     }
 
@@ -470,6 +475,57 @@ typealias Call = HubTransport.HTTPRequest
             #expect(body.contains(#""cluster":"prod-eu-1","environment":"production","desiredRevision":2,"appliedRevision":2"#), "\(body)")
             #expect(second.terminate() == 0)
             #expect(!second.log.contains(made.token))
+        }
+    }
+
+    @Test func sigtermDuringAPushLetsItFinishAndRecordIt() async throws {
+        try await Repo.withTemporaryFolderAsync { folder in
+            try PromoteTests.example(gates: "{}", in: folder)
+            let pki = try TestPKI.make(in: folder + "/pki")
+            let double = try KubernetesAPIDouble.started(pki: pki, tokens: ["hub-token"])
+            defer { double.stop() }
+            try double.kubeconfig(cluster: "slow-k8s", caPEM: pki.caCertificate, token: "hub-token")
+                .write(toFile: folder + "/slow.kubeconfig", atomically: true, encoding: .utf8)
+            try """
+                apiVersion: policyhub.dev/v1alpha1
+                kind: MemberCluster
+                metadata: {name: slow-k8s}
+                spec: {environment: staging, target: {kubernetes: {kubeconfig: slow.kubeconfig}}}
+                """.write(toFile: folder + "/clusters/slow-k8s.yaml", atomically: true, encoding: .utf8)
+            let applied = try CLI.run(["apply", "--repo", folder])
+            #expect(applied.status == 0, "\(applied.stderr)")
+            let admin = TokenFile.newToken()
+            try TokenFile.append(path: folder + "/tokens.yaml", name: "admin", role: .securityAdmin, namespaces: [], sha256: admin.sha256)
+            try "listen: 127.0.0.1:0\ntokens: tokens.yaml\n".write(toFile: folder + "/hub.yaml", atomically: true, encoding: .utf8)
+            let hub = try ServeProcess(config: folder + "/hub.yaml")
+            let port = try await hub.port()
+            var settings = TransportSettings()
+            settings.maxAttempts = 1
+            let client = CurlTransport(settings: settings)
+            defer { client.shutdown() }
+            let auth = [HTTPHeader("Authorization", "Bearer \(admin.token)")]
+            // a new revision through the API, then a push that the slow member holds up for about two seconds
+            let put = await client.send(Call(method: "PUT", url: "http://127.0.0.1:\(port)/v1/documents/NvClusterSecurityRule/no-wget",
+                                             headers: auth, body: Array(Self.globalRule("no-wget").utf8)), tls: TLSSettings())
+            #expect((try? put.get().status) == 200, "\((try? put.get().bodyText) ?? "")")
+            double.setFault(.status(code: 503, retryAfter: 1, count: 2), cluster: "slow-k8s")
+            let before = double.requestCount(cluster: "slow-k8s")
+            let reconcile = Task {
+                await client.send(Call(method: "POST", url: "http://127.0.0.1:\(port)/v1/reconcile", headers: auth), tls: TLSSettings())
+            }
+            try await Self.waitFor { double.requestCount(cluster: "slow-k8s") > before }
+            kill(hub.process.processIdentifier, SIGTERM)  // while the push waits on Retry-After
+            let answer = await reconcile.value
+            hub.process.waitUntilExit()
+            #expect(hub.process.terminationStatus == 0, "\(hub.log)")
+            // the request in flight was answered: the push finished
+            let body = (try? answer.get().bodyText) ?? "\(answer)"
+            #expect(body.contains(#""pushed":2,"failed":0"#), "\(body)")
+            #expect(hub.log.contains("policyhub stopped"))
+            #expect(!hub.log.contains(admin.token))
+            let status = try CLI.run(["status", "--repo", folder])
+            #expect(status.status == 0, "\(status.stdout)")
+            #expect(status.stdout.contains("slow-k8s  staging  desired r2  applied r2"), "\(status.stdout)")
         }
     }
 }
