@@ -149,7 +149,7 @@ enum BenchSupport {
         let start = ContinuousClock.now
         body()
         let elapsed = ContinuousClock.now - start
-        return Sample(wall: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+        return Sample(wall: seconds(elapsed),
                       cpu: cpuSeconds() - cpu0)
     }
 

@@ -31,14 +31,7 @@ struct BenchPushCommand: AsyncParsableCommand {
     var driftRuns: Int = 3
 
     func run() async throws {
-        try await BenchSupport.withScratchAsync { root in
-            let pki = try TestPKI.make(in: root + "/pki")
-            let double = KubernetesAPIDouble(tokens: ["bench-token"], threads: 2)
-            try double.start(tls: KubernetesAPIDouble.TLS(certificateChain: pki.serverCertificate, privateKey: pki.serverKey,
-                                                          clientCA: nil))
-            defer { double.stop() }
-            let repo = root + "/repo"
-            try BenchPushCommand.writeFleet(repo: repo, clusters: clusters, environment: "staging", double: double, pki: pki)
+        try await BenchPushCommand.withFleet(clusters: clusters, environment: "staging") { root, repo, double, pki in
             let workspace = Workspace.open(root: repo)
             guard let renderer = workspace.renderer(revision: "r1"), let fleet = workspace.fleet else {
                 throw ValidationError("generated bench repository is invalid: \(workspace.diagnostics.prefix(3))")
@@ -117,6 +110,22 @@ struct BenchPushCommand: AsyncParsableCommand {
             }
 
             try await BenchPushCommand.versusKubectl(root: root, pki: pki, double: double)
+        }
+    }
+
+    /// Runs `body` with a scratch folder, a started TLS double and a generated fleet of `clusters` virtual
+    /// clusters of `environment` in `root/repo`; stops the double and removes the folder after.
+    static func withFleet(clusters: Int, environment: String,
+                          _ body: (_ root: String, _ repo: String, KubernetesAPIDouble, TestPKI) async throws -> Void) async throws {
+        try await BenchSupport.withScratchAsync { root in
+            let pki = try TestPKI.make(in: root + "/pki")
+            let double = KubernetesAPIDouble(tokens: ["bench-token"], threads: 2)
+            try double.start(tls: KubernetesAPIDouble.TLS(certificateChain: pki.serverCertificate, privateKey: pki.serverKey,
+                                                          clientCA: nil))
+            defer { double.stop() }
+            let repo = root + "/repo"
+            try writeFleet(repo: repo, clusters: clusters, environment: environment, double: double, pki: pki)
+            try await body(root, repo, double, pki)
         }
     }
 
@@ -357,15 +366,17 @@ extension BenchSupport {
     static func timeSync(_ body: () throws -> Void) throws -> Double {
         let start = ContinuousClock.now
         try body()
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return seconds(ContinuousClock.now - start)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     static func timeAsync(_ body: () async throws -> Void) async throws -> Double {
         let start = ContinuousClock.now
         try await body()
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return seconds(ContinuousClock.now - start)
     }
 
     static func ms(_ seconds: Double) -> String { String(format: "%9.1f", seconds * 1000) }

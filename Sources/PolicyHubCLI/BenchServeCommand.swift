@@ -79,27 +79,18 @@ struct BenchServeCommand: AsyncParsableCommand {
                                                       headers: [HTTPHeader("Authorization", "Bearer \(token)")])
                             let start = ContinuousClock.now
                             let answer = await transport.send(request, tls: TLSSettings())
-                            let elapsed = ContinuousClock.now - start
-                            self.record(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
-                                        status: try? answer.get().status)
+                            self.record(BenchSupport.seconds(ContinuousClock.now - start), status: try? answer.get().status)
                         }
                     }
                 }
             }
-            let elapsed = ContinuousClock.now - started
-            lock.withLock { load.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18 }
+            let seconds = BenchSupport.seconds(ContinuousClock.now - started)
+            lock.withLock { load.seconds = seconds }
         }
     }
 
     func run() async throws {
-        try await BenchSupport.withScratchAsync { root in
-            let pki = try TestPKI.make(in: root + "/pki")
-            let double = KubernetesAPIDouble(tokens: ["bench-token"], threads: 2)
-            try double.start(tls: KubernetesAPIDouble.TLS(certificateChain: pki.serverCertificate, privateKey: pki.serverKey,
-                                                          clientCA: nil))
-            defer { double.stop() }
-            let repo = root + "/repo"
-            try BenchPushCommand.writeFleet(repo: repo, clusters: clusters, environment: "production", double: double, pki: pki)
+        try await BenchPushCommand.withFleet(clusters: clusters, environment: "production") { root, repo, double, _ in
             let viewer = TokenFile.newToken()
             let admin = TokenFile.newToken()
             try TokenFile.append(path: root + "/tokens.yaml", name: "bench-viewer", role: .viewer, namespaces: [], sha256: viewer.sha256)
