@@ -90,18 +90,27 @@ struct HubSession {
             printError("policyhub: \(error)")
             throw ExitStatus.failure
         }
-        var objects: [PolicyObject] = []
-        for document in documents {
-            let decoded = PolicyDecoder.decodeFile(Array(document.body.utf8), file: document.source)
-            objects += decoded.objects
-        }
-        let validated = PolicyValidator.validate(PolicyTree(objects: objects))
+        let validated = HubSession.validate(HubSession.objects(of: documents))
         guard let stored = validated.value else {
             report(validated.diagnostics)
             printError("policyhub: revision \(revision.id) of \(revision.environment) no longer validates")
             throw ExitStatus.failure
         }
         return Renderer(policy: stored, fleet: fleet, revision: id)
+    }
+
+    /// The objects of stored documents, decoded on all cores, in document order.
+    static func objects(of documents: [StoredDocument]) -> [PolicyObject] {
+        let slots = ResultSlots<[PolicyObject]>(count: documents.count)
+        ParallelFor.dispatch.run(documents.count) { index in
+            slots.set(index, PolicyDecoder.decodeFile(Array(documents[index].body.utf8), file: documents[index].source).objects)
+        }
+        return slots.values.flatMap { $0 }
+    }
+
+    /// Validates a tree of stored objects on all cores.
+    static func validate(_ objects: [PolicyObject]) -> Validation<ValidatedPolicySet> {
+        PolicyValidator.validate(PolicyTree(objects: objects), parallel: .dispatch)
     }
 
     /// Clusters by name, or all, with a clear error for an unknown one.

@@ -270,8 +270,7 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
                 throw OperationError(.invalid, "the body is \(object.identity), but the path names \(identity) (kind, metadata.namespace and metadata.name must match the path)")
             }
             let placed = PolicyDecoder.decodeFile(yaml, file: source).objects
-            let tree = PolicyTree(objects: try decodeAll(kept) + placed)
-            let validated = PolicyValidator.validate(tree)
+            let validated = HubSession.validate(HubSession.objects(of: kept) + placed)
             guard let policy = validated.value else {
                 // the submitted document's problems point at its own lines ("body:LINE:COL"); others name their files
                 let located = validated.diagnostics.filter(\.isError).map { diagnostic -> String in
@@ -297,14 +296,6 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
         invalidate()
         return .map([Value.MapEntry("revision", LiveHubOperations.revisionValue(revision)),
                      Value.MapEntry("source", .string(source))])
-    }
-
-    func decodeAll(_ documents: [StoredDocument]) throws(OperationError) -> [PolicyObject] {
-        var objects: [PolicyObject] = []
-        for document in documents {
-            objects += PolicyDecoder.decodeFile(Array(document.body.utf8), file: document.source).objects
-        }
-        return objects
     }
 
     /// Keeps the repository in step with the recorded revision: the source file holds its documents again

@@ -112,11 +112,7 @@ struct PromoteCommand: AsyncParsableCommand {
             return
         }
         // the new tree must still be valid on its own
-        var objects: [PolicyObject] = []
-        for document in result.documents {
-            objects += PolicyDecoder.decodeFile(Array(document.body.utf8), file: document.source).objects
-        }
-        let validated = PolicyValidator.validate(PolicyTree(objects: objects))
+        let validated = HubSession.validate(HubSession.objects(of: result.documents))
         guard let promotedPolicy = validated.value else {
             report(validated.diagnostics)
             throw refusal(.invalid, "policyhub: the promoted tree of \(target.name) would be invalid; nothing was recorded")
