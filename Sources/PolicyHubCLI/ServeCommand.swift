@@ -9,11 +9,12 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the hub daemon: REST API under /v1, scheduled drift reports and continuous reconcile.",
         discussion: """
-            Reads hub.yaml (listen address, optional TLS certificate and key, state file, policy repository,
-            tokens file, schedules, webhook; see the README for a complete example). Every /v1 request needs
-            Authorization: Bearer <token>; tokens and roles come from the tokens file (policyhub token create).
-            GET /healthz, /readyz and /metrics (Prometheus text) are open. SIGTERM or SIGINT stop accepting
-            requests, let running requests and a running push finish, and exit 0. Exit 1 on a bad configuration.
+            Reads hub.yaml (listen address, optional TLS certificate and key, state file, policy repository, \
+            tokens file, schedules, webhook; see the README for a complete example). Every /v1 request needs \
+            Authorization: Bearer <token>; tokens and roles come from the tokens file (policyhub token create). \
+            GET /healthz, /readyz and /metrics (Prometheus text) are open. SIGTERM or SIGINT stop accepting \
+            requests, let running requests and a running push finish, and exit 0. Exit 1 on a bad configuration. \
+            
             """)
 
     @Option(name: .long, help: ArgumentHelp("The daemon's configuration.", valueName: "path"))
@@ -53,10 +54,11 @@ struct TokenCommand: AsyncParsableCommand {
             commandName: "create",
             abstract: "Print a new token once and append its SHA-256 (never the token) to the tokens file.",
             discussion: """
-                Roles: security-admin (everything), namespace-owner (only the documents of --namespace, repeatable;
-                never global documents or promotions), promoter (promotions and rollbacks), viewer (read only).
+                Roles: security-admin (everything), namespace-owner (only the documents of --namespace, repeatable; \
+                never global documents or promotions), promoter (promotions and rollbacks), viewer (read only). \
                 The token is printed on standard output and nowhere else; keep it in a secret store.
                 Example: policyhub token create --name payments-ci --role namespace-owner --namespace payments
+                
                 """)
 
         @Option(name: .long, help: ArgumentHelp("The tokens file (created with mode 0600 when missing).", valueName: "path"))
