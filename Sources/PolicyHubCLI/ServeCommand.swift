@@ -13,8 +13,7 @@ struct ServeCommand: AsyncParsableCommand {
             tokens file, schedules, webhook; see the README for a complete example). Every /v1 request needs \
             Authorization: Bearer <token>; tokens and roles come from the tokens file (policyhub token create). \
             GET /healthz, /readyz and /metrics (Prometheus text) are open. SIGTERM or SIGINT stop accepting \
-            requests, let running requests and a running push finish, and exit 0. Exit 1 on a bad configuration. \
-            
+            requests, let running requests and a running push finish, and exit 0. Exit 1 on a bad configuration.
             """)
 
     @Option(name: .long, help: ArgumentHelp("The daemon's configuration.", valueName: "path"))
