@@ -57,7 +57,6 @@ struct TokenCommand: AsyncParsableCommand {
                 never global documents or promotions), promoter (promotions and rollbacks), viewer (read only). \
                 The token is printed on standard output and nowhere else; keep it in a secret store.
                 Example: policyhub token create --name payments-ci --role namespace-owner --namespace payments
-                
                 """)
 
         @Option(name: .long, help: ArgumentHelp("The tokens file (created with mode 0600 when missing).", valueName: "path"))
