@@ -34,7 +34,9 @@ struct HubSession {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
                                                     withIntermediateDirectories: true)
             let store = try SQLiteHubStore(path: path)
-            return HubSession(workspace: workspace, policy: policy, fleet: fleet, store: store, root: repository.root)
+            let working = policy.documents.map(StoredDocument.init)
+            return HubSession(workspace: workspace, policy: policy, fleet: fleet, store: store, root: repository.root,
+                              workingDocuments: working, workingTreeHash: SQLiteHubStore.treeHash(working))
         } catch let error as HubStoreError {
             printError("policyhub: \(error)")
             throw ExitStatus.failure
@@ -46,14 +48,16 @@ struct HubSession {
     }
 
     /// The documents of the working tree, as a revision would hold them.
-    var workingDocuments: [StoredDocument] { policy.documents.map(StoredDocument.init) }
+    let workingDocuments: [StoredDocument]
+    /// The tree hash a revision of the working tree has (computed once: it serializes every document).
+    let workingTreeHash: String
 
     /// The root environment's revision for policies/ as it is now: the desired one when the tree is
     /// unchanged (`isNew` false), otherwise the revision an apply would record (not stored).
     func rootRevisionForWorkingTree(author: String) throws -> (revision: Revision, isNew: Bool)? {
         guard let root = fleet.root else { return nil }
         let documents = workingDocuments
-        let treeHash = SQLiteHubStore.treeHash(documents)
+        let treeHash = workingTreeHash
         let current = try storeCall { try store.desiredRevision(environment: root.name) }
         if let current, current.treeHash == treeHash { return (current, false) }
         let next = try storeCall { try store.revisions(environment: nil).first?.id ?? 0 } + 1
@@ -80,7 +84,7 @@ struct HubSession {
     /// revision's own documents, validated again.
     func renderer(for revision: Revision) throws -> Renderer {
         let id = "r\(revision.id)"
-        if revision.treeHash == SQLiteHubStore.treeHash(workingDocuments) {
+        if revision.treeHash == workingTreeHash {
             return Renderer(policy: policy, fleet: fleet, revision: id)
         }
         let documents: [StoredDocument]

@@ -112,10 +112,17 @@ struct PromoteCommand: AsyncParsableCommand {
             return
         }
         // the new tree must still be valid on its own
-        let validated = HubSession.validate(HubSession.objects(of: result.documents))
-        guard let promotedPolicy = validated.value else {
-            report(validated.diagnostics)
-            throw refusal(.invalid, "policyhub: the promoted tree of \(target.name) would be invalid; nothing was recorded")
+        // a promoted tree equal to the working tree was validated when the repository was read
+        let promotedPolicy: ValidatedPolicySet
+        if SQLiteHubStore.treeHash(result.documents) == session.workingTreeHash {
+            promotedPolicy = session.policy
+        } else {
+            let validated = HubSession.validate(HubSession.objects(of: result.documents))
+            guard let value = validated.value else {
+                report(validated.diagnostics)
+                throw refusal(.invalid, "policyhub: the promoted tree of \(target.name) would be invalid; nothing was recorded")
+            }
+            promotedPolicy = value
         }
         let failures = try gateFailures(session: session, target: target, source: source, sourceRevision: sourceRevision)
         for failure in failures { printError("gate \(failure)") }
