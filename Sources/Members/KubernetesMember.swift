@@ -137,8 +137,11 @@ public struct KubernetesMember: Member {
 
     public func heldObjects() async throws(MemberError) -> HeldObjects {
         var held = HeldObjects(managed: [:], unmanaged: [])
-        for kind in [ObjectKind.clusterSecurityRule, .securityRule] {
-            for item in try await list(kind, selector: nil) {
+        // both kinds at once: one round trip of latency per cluster instead of two
+        async let clusterRules = listed(.clusterSecurityRule)
+        async let namespaceRules = listed(.securityRule)
+        for (kind, answer) in [(ObjectKind.clusterSecurityRule, await clusterRules), (.securityRule, await namespaceRules)] {
+            for item in try answer.get() {
                 guard let name = item["metadata"]?["name"]?.stringValue else { continue }
                 let identity = ObjectIdentity(kind: kind, namespace: item["metadata"]?["namespace"]?.stringValue ?? "", name: name)
                 if item["metadata"]?["labels"]?[HubAnnotation.managedByKey] == .string(HubAnnotation.managedByValue) {
@@ -149,6 +152,15 @@ public struct KubernetesMember: Member {
             }
         }
         return held
+    }
+
+    /// Every object of `kind` (no label selector), or the failure.
+    func listed(_ kind: ObjectKind) async -> Result<[Value], MemberError> {
+        do throws(MemberError) {
+            return .success(try await list(kind, selector: nil))
+        } catch {
+            return .failure(error)
+        }
     }
 
     func list(_ kind: ObjectKind, selector: String? = KubernetesMember.selector) async throws(MemberError) -> [Value] {
