@@ -34,15 +34,7 @@ struct HistoryCommand: ParsableCommand {
         switch output {
         case .json:
             print(JSONWriter.pretty(.list(revisions.map { r in
-                var map = ValueMapBuilder()
-                map.set("id", .int(Int(r.id)))
-                map.set("environment", .string(r.environment))
-                map.set("parent", r.parent.map { .int(Int($0)) } ?? .null)
-                map.set("cause", .string(r.cause))
-                map.set("author", .string(r.author))
-                map.set("createdAt", .string(timestamp(r.createdAt)))
-                map.set("documents", .int(r.documentCount))
-                map.set("treeHash", .string(r.treeHash))
+                var map = HistoryCommand.fields(of: r) { .int(Int($0)) }
                 map.set("desired", .bool(desired.contains(r.id)))
                 return map.value
             })), terminator: "")
@@ -53,6 +45,23 @@ struct HistoryCommand: ParsableCommand {
                 print("r\(r.id)  \(r.environment)\(mark)  \(r.cause) by \(r.author) at \(timestamp(r.createdAt))  \(r.documentCount) documents\(r.parent.map { "  parent r\($0)" } ?? "")")
             }
         }
+    }
+}
+
+extension HistoryCommand {
+    /// A revision's fields as JSON, the same for the CLI and the API; `id` writes a revision id (the CLI
+    /// writes numbers, the API `rN`).
+    static func fields(of revision: Revision, id: (Int64) -> Value) -> ValueMapBuilder {
+        var map = ValueMapBuilder()
+        map.set("id", id(revision.id))
+        map.set("environment", .string(revision.environment))
+        map.set("parent", revision.parent.map(id) ?? .null)
+        map.set("cause", .string(revision.cause))
+        map.set("author", .string(revision.author))
+        map.set("createdAt", .string(timestamp(revision.createdAt)))
+        map.set("documents", .int(revision.documentCount))
+        map.set("treeHash", .string(revision.treeHash))
+        return map
     }
 }
 

@@ -117,17 +117,7 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
     }
 
     static func revisionValue(_ revision: Revision?) -> Value {
-        guard let revision else { return .null }
-        var map = ValueMapBuilder()
-        map.set("id", .string("r\(revision.id)"))
-        map.set("environment", .string(revision.environment))
-        map.set("parent", revision.parent.map { .string("r\($0)") } ?? .null)
-        map.set("author", .string(revision.author))
-        map.set("createdAt", .string(timestamp(revision.createdAt)))
-        map.set("cause", .string(revision.cause))
-        map.set("treeHash", .string(revision.treeHash))
-        map.set("documents", .int(revision.documentCount))
-        return map.value
+        revision.map { HistoryCommand.fields(of: $0) { .string("r\($0)") }.value } ?? .null
     }
 
     // MARK: - Reading
