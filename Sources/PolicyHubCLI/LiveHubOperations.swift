@@ -94,7 +94,8 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
         }
     }
 
-    /// Forgets the cached repository and renders (after a write).
+    /// Forgets the cached repository and renders (after an API write changed a repository file). Revisions,
+    /// cluster states and reports are read from the store on every request; renders are keyed by revision.
     func invalidate() {
         lock.withLock {
             cachedSession = nil
@@ -235,8 +236,7 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
     func writeDocument(_ identity: ObjectIdentity, yaml: [UInt8]?, baseRevision: Int64?, author: String)
         async throws(OperationError) -> Value
     {
-        invalidate()
-        let session = try await session()
+        let session = try await session()  // the documents come from the store; the session gives the fleet
         guard let root = session.fleet.root else { throw OperationError(.failure, "the fleet has no root environment") }
         let (current, documents) = try rootDocuments(session)
         if let baseRevision, baseRevision != current?.id {
@@ -313,7 +313,6 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
         if request.dryRun { arguments.append("--dry-run") }
         if let base = request.baseRevision { arguments += ["--base-revision", String(base)] }
         let capture = try await command(PromoteCommand.self, arguments)
-        invalidate()
         let session = try await session()
         let revision = try store { try session.store.desiredRevision(environment: request.to) }
         return .map([
@@ -326,7 +325,6 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
 
     func rollback(environment: String, to: Int64, author: String) async throws(OperationError) -> Value {
         _ = try await command(RollbackCommand.self, ["--env", environment, "--to", "r\(to)", "--author", author])
-        invalidate()
         let session = try await session()
         let revision = try store { try session.store.desiredRevision(environment: environment) }
         return .map([Value.MapEntry("revision", LiveHubOperations.revisionValue(revision))])
@@ -395,7 +393,6 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
             return try await PushRun.push(session: session, plan: plan, concurrency: concurrency,
                                           clusterCount: session.fleet.clusters.count)
         }
-        if summary.pushed > 0 || !summary.failures.isEmpty { invalidate() }
         return ReconcileRun(pushed: summary.pushed, failed: summary.failures.count, inStep: summary.inStep,
                             failures: summary.failures)
     }
