@@ -64,7 +64,7 @@ public struct DirectoryMember: Member {
         var held = HeldObjects(managed: [:], unmanaged: [])
         for (relative, entry) in try scan() {
             switch entry {
-            case .managed(let identity, let value): held.managed[identity] = value
+            case .managed(let identity, let value): held.managed[identity] = HeldObject(value: value)
             case .unmanaged(let identity): held.unmanaged.append(identity)
             case .unreadable(let identity, let reason): held.unreadable.append((identity, "\(relative): \(reason)"))
             }

@@ -142,10 +142,10 @@ public struct KubernetesMember: Member {
         async let namespaceRules = listed(.securityRule)
         for (kind, answer) in [(ObjectKind.clusterSecurityRule, await clusterRules), (.securityRule, await namespaceRules)] {
             for item in try answer.get() {
-                guard let name = item["metadata"]?["name"]?.stringValue else { continue }
-                let identity = ObjectIdentity(kind: kind, namespace: item["metadata"]?["namespace"]?.stringValue ?? "", name: name)
-                if item["metadata"]?["labels"]?[HubAnnotation.managedByKey] == .string(HubAnnotation.managedByValue) {
-                    held.managed[identity] = item  // read canonical
+                guard let name = item.value["metadata"]?["name"]?.stringValue else { continue }
+                let identity = ObjectIdentity(kind: kind, namespace: item.value["metadata"]?["namespace"]?.stringValue ?? "", name: name)
+                if item.value["metadata"]?["labels"]?[HubAnnotation.managedByKey] == .string(HubAnnotation.managedByValue) {
+                    held.managed[identity] = HeldObject(value: item.value, specJSON: item.kept)
                 } else {
                     held.unmanaged.append(identity)
                 }
@@ -154,20 +154,29 @@ public struct KubernetesMember: Member {
         return held
     }
 
-    /// Every object of `kind` (no label selector), or the failure.
-    func listed(_ kind: ObjectKind) async -> Result<[Value], MemberError> {
+    /// Every object of `kind` (no label selector), each spec kept as its JSON text, or the failure.
+    func listed(_ kind: ObjectKind) async -> Result<[JSONReader.ListItem], MemberError> {
         do throws(MemberError) {
-            return .success(try await list(kind, selector: nil))
+            let response = try await listResponse(kind, selector: nil)
+            guard let items = try? JSONReader.listItems(response.body, keeping: "spec") else {
+                throw MemberError(cluster: cluster, message: "list \(kind.plural): the answer is not a list")
+            }
+            return .success(items)
         } catch {
             return .failure(error)
         }
     }
 
-    func list(_ kind: ObjectKind, selector: String? = KubernetesMember.selector) async throws(MemberError) -> [Value] {
+    func listResponse(_ kind: ObjectKind, selector: String?) async throws(MemberError) -> HTTPResponse {
         let query = selector.map { "?labelSelector=\($0)" } ?? ""
         let response = try await send(request("GET", "/apis/neuvector.com/v1/\(kind.plural)\(query)"),
                                       doing: "list \(kind.plural)")
         guard response.status == 200 else { throw failure(response, object: nil, doing: "list \(kind.plural)") }
+        return response
+    }
+
+    func list(_ kind: ObjectKind, selector: String? = KubernetesMember.selector) async throws(MemberError) -> [Value] {
+        let response = try await listResponse(kind, selector: selector)
         guard let list = try? JSONReader.parse(response.body, sortingKeys: true), case .list(let items)? = list["items"] else {
             throw MemberError(cluster: cluster, message: "list \(kind.plural): the answer is not a list")
         }

@@ -28,19 +28,58 @@ public struct DriftFinding: Sendable, Hashable, Comparable {
     }
 }
 
+/// One object a member holds, as read for a drift check.
+public struct HeldObject: Sendable {
+    /// The object, keys sorted; without its `spec` when `specJSON` holds it unread.
+    public var value: Value
+    /// The spec's JSON text as the member sent it: compared with the desired spec's canonical JSON as bytes,
+    /// and read into values only when the bytes differ.
+    public var specJSON: ArraySlice<UInt8>?
+
+    public init(value: Value, specJSON: ArraySlice<UInt8>? = nil) {
+        self.value = value
+        self.specJSON = specJSON
+    }
+
+    /// The whole object, its spec read.
+    public func whole() throws(JSONReader.Failure) -> Value {
+        guard let specJSON, case .map(var entries) = value else { return value }
+        let spec = try JSONReader.parse(Array(specJSON), sortingKeys: true)
+        entries.removeAll { $0.key == "spec" }
+        entries.append(Value.MapEntry("spec", spec))
+        return Value.map(entries).canonical
+    }
+}
+
 /// What a member holds, as read for a drift check.
 public struct HeldObjects: Sendable {
-    /// Objects labelled as managed by the hub, canonical.
-    public var managed: [ObjectIdentity: Value]
+    /// Objects labelled as managed by the hub.
+    public var managed: [ObjectIdentity: HeldObject]
     /// NeuVector objects without the hub's label.
     public var unmanaged: [ObjectIdentity]
     /// Objects that could not be read as NeuVector objects, with the reason.
     public var unreadable: [(ObjectIdentity, String)]
 
-    public init(managed: [ObjectIdentity: Value], unmanaged: [ObjectIdentity], unreadable: [(ObjectIdentity, String)] = []) {
+    public init(managed: [ObjectIdentity: HeldObject], unmanaged: [ObjectIdentity], unreadable: [(ObjectIdentity, String)] = []) {
         self.managed = managed
         self.unmanaged = unmanaged
         self.unreadable = unreadable
+    }
+}
+
+/// The compact canonical JSON of each desired spec, made once per distinct spec (by its hash) for a whole
+/// report, so that a live spec sent in the same form is compared as bytes.
+public struct DesiredSpecs: Sendable {
+    private var json: [String: [UInt8]] = [:]
+
+    public init(_ objects: some Sequence<RenderedObject>) {
+        for object in objects where json[object.hash] == nil {
+            json[object.hash] = JSONWriter.compactBytes(object.value["spec"] ?? .null)
+        }
+    }
+
+    public func json(of object: RenderedObject) -> [UInt8] {
+        json[object.hash] ?? JSONWriter.compactBytes(object.value["spec"] ?? .null)
     }
 }
 
@@ -60,9 +99,9 @@ public enum DriftComparison {
         return map.value.canonical
     }
 
-    /// Whether a live object carries exactly the spec, labels and annotations (but the revision) the hub pushed.
-    static func sameAsPushed(_ desired: Value, _ live: Value) -> Bool {
-        guard desired["spec"] == live["spec"], desired["metadata"]?["labels"] == live["metadata"]?["labels"] else { return false }
+    /// Whether a live object carries the labels and annotations (but the revision) the hub pushed.
+    static func sameMetadataAsPushed(_ desired: Value, _ live: Value) -> Bool {
+        guard desired["metadata"]?["labels"] == live["metadata"]?["labels"] else { return false }
         guard case .map(let wanted)? = desired["metadata"]?["annotations"],
               case .map(let held)? = live["metadata"]?["annotations"] else {
             return desired["metadata"]?["annotations"] == live["metadata"]?["annotations"]
@@ -70,22 +109,47 @@ public enum DriftComparison {
         return wanted.filter { $0.key != HubAnnotation.revision } == held.filter { $0.key != HubAnnotation.revision }
     }
 
-    /// Missing, modified, extra and unmanaged findings of one cluster.
-    public static func compare(cluster: String, desired: [RenderedObject], held: HeldObjects) -> [DriftFinding] {
+    /// Whether a held object carries exactly the spec, labels and annotations (but the revision) the hub pushed:
+    /// a spec kept as JSON text is compared as bytes with the desired canonical JSON, so the common case reads
+    /// no spec at all. False (read the whole object and compare values) when the bytes differ in any way.
+    static func sameAsPushed(_ desired: RenderedObject, _ held: HeldObject, specs: DesiredSpecs) -> Bool {
+        if let specJSON = held.specJSON {
+            guard bytesEqual(specJSON, specs.json(of: desired)) else { return false }
+        } else if desired.value["spec"] != held.value["spec"] {
+            return false
+        }
+        return sameMetadataAsPushed(desired.value, held.value)
+    }
+
+    /// Missing, modified, extra and unmanaged findings of one cluster. `specs` holds the desired specs' JSON
+    /// (made once per report); without it each spec is written here.
+    public static func compare(cluster: String, desired: [RenderedObject], held: HeldObjects,
+                               specs: DesiredSpecs? = nil) -> [DriftFinding] {
+        let specs = specs ?? DesiredSpecs(desired)
         var findings: [DriftFinding] = []
         let unreadable = Dictionary(held.unreadable, uniquingKeysWith: { a, _ in a })
+        func notNeuVector(_ identity: ObjectIdentity, _ reason: String) {
+            findings.append(DriftFinding(cluster: cluster, kind: .modified, object: identity, fields: ["(whole object)"],
+                                         message: "the live object is not valid NeuVector YAML: \(reason)"))
+        }
         for object in desired {
             if let reason = unreadable[object.identity] {
-                findings.append(DriftFinding(cluster: cluster, kind: .modified, object: object.identity, fields: ["(whole object)"],
-                                             message: "the live object is not valid NeuVector YAML: \(reason)"))
+                notNeuVector(object.identity, reason)
                 continue
             }
-            guard let live = held.managed[object.identity] else {
+            guard let held = held.managed[object.identity] else {
                 findings.append(DriftFinding(cluster: cluster, kind: .missing, object: object.identity,
                                              message: "desired but not on the member"))
                 continue
             }
-            if sameAsPushed(object.value, live) { continue }  // the common case, without building comparable forms
+            if sameAsPushed(object, held, specs: specs) { continue }  // the common case, without building comparable forms
+            let live: Value
+            do {
+                live = try held.whole()
+            } catch {
+                notNeuVector(object.identity, "spec: \(error.message) at byte \(error.offset)")
+                continue
+            }
             let changes = ValueDiff.changes(from: comparable(object.value), to: comparable(live))
             if !changes.isEmpty {
                 findings.append(DriftFinding(cluster: cluster, kind: .modified, object: object.identity,

@@ -214,3 +214,182 @@ public enum JSONReader {
         }
     }
 }
+
+extension JSONReader {
+    /// One item of a list answer: the item read with keys sorted, less the value under the kept key, which is
+    /// checked for syntax and kept as its JSON text (read later only if needed).
+    public struct ListItem: Sendable {
+        public var value: Value
+        public var kept: ArraySlice<UInt8>?
+    }
+
+    /// The `items` of a Kubernetes list answer (`{"kind": "...List", "items": [...], ...}`). In each item the value
+    /// under `keptKey` is not read into values but kept as its JSON text, and of `metadata` only the keys in
+    /// `metadataKeys` are read (the rest, such as a real API server's large `managedFields`, is skipped). Every
+    /// part read is read as `parse(sortingKeys: true)` would; the whole answer must be well-formed JSON, kept and
+    /// skipped values included (their syntax is checked without building them). An answer without `items` has none.
+    public static func listItems(_ bytes: [UInt8], keeping keptKey: String,
+                                 metadataKeys: [String] = ["name", "namespace", "labels", "annotations"]) throws(Failure) -> [ListItem] {
+        let (items, ranges) = try bytes.withUnsafeBufferPointer { buffer throws(Failure) -> ([Value], [Range<Int>?]) in
+            var reader = Cursor(bytes: buffer, sortingKeys: true)
+            var items: [Value] = []
+            var ranges: [Range<Int>?] = []
+            reader.skipSpace()
+            try reader.members(depth: 0) { (reader: inout Cursor, key: String) throws(Failure) in
+                guard key == "items" else { return try reader.skipValue(depth: 1) }
+                guard reader.index < buffer.count, buffer[reader.index] == UInt8(ascii: "[") else {
+                    throw reader.fail("items is not a list")
+                }
+                try reader.elements(depth: 1) { (reader: inout Cursor) throws(Failure) in
+                    var kept: Range<Int>?
+                    let item = try reader.mapping(depth: 2) { (reader: inout Cursor, key: String) throws(Failure) -> Value? in
+                        if key == keptKey {
+                            let start = reader.index
+                            try reader.skipValue(depth: 3)
+                            kept = start..<reader.index
+                            return nil
+                        }
+                        guard key == "metadata", reader.index < buffer.count, buffer[reader.index] == UInt8(ascii: "{") else {
+                            return try reader.value(depth: 3)
+                        }
+                        return try reader.mapping(depth: 3) { (reader: inout Cursor, key: String) throws(Failure) -> Value? in
+                            guard metadataKeys.contains(key) else {
+                                try reader.skipValue(depth: 4)
+                                return nil
+                            }
+                            return try reader.value(depth: 4)
+                        }
+                    }
+                    items.append(item)
+                    ranges.append(kept)
+                }
+            }
+            reader.skipSpace()
+            guard reader.index == buffer.count else { throw Failure(offset: reader.index, message: "trailing characters") }
+            return (items, ranges)
+        }
+        return zip(items, ranges).map { ListItem(value: $0, kept: $1.map { bytes[$0] }) }
+    }
+}
+
+extension JSONReader.Cursor {
+    typealias Failure = JSONReader.Failure
+
+    /// Reads a mapping at the cursor, calling `each` with the cursor on each key's value; `each` must move past it.
+    /// Without `readingKeys` the keys are only checked and `each` gets "" for each.
+    mutating func members(depth: Int, readingKeys: Bool = true, _ each: (inout Self, String) throws(Failure) -> Void) throws(Failure) {
+        guard depth < 512 else { throw fail("nesting is too deep") }
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { throw fail("expected '{'") }
+        index += 1
+        skipSpace()
+        if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
+            index += 1
+            return
+        }
+        while true {
+            skipSpace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a key") }
+            let key: String
+            if readingKeys {
+                key = try string()
+            } else {
+                try skipString()
+                key = ""
+            }
+            skipSpace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+            index += 1
+            skipSpace()
+            try each(&self, key)
+            skipSpace()
+            guard index < bytes.count else { throw fail("unexpected end") }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                continue
+            }
+            guard bytes[index] == UInt8(ascii: "}") else { throw fail("expected ',' or '}'") }
+            index += 1
+            return
+        }
+    }
+
+    /// Reads a list at the cursor, calling `each` with the cursor on each element; `each` must move past it.
+    mutating func elements(depth: Int, _ each: (inout Self) throws(Failure) -> Void) throws(Failure) {
+        guard depth < 512 else { throw fail("nesting is too deep") }
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "[") else { throw fail("expected '['") }
+        index += 1
+        skipSpace()
+        if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
+            index += 1
+            return
+        }
+        while true {
+            skipSpace()
+            try each(&self)
+            skipSpace()
+            guard index < bytes.count else { throw fail("unexpected end") }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                continue
+            }
+            guard bytes[index] == UInt8(ascii: "]") else { throw fail("expected ',' or ']'") }
+            index += 1
+            return
+        }
+    }
+
+    /// A mapping whose values `each` reads (nil leaves the key out), keys sorted as `value(depth:)` sorts them.
+    mutating func mapping(depth: Int, _ each: (inout Self, String) throws(Failure) -> Value?) throws(Failure) -> Value {
+        var entries: [Value.MapEntry] = []
+        try members(depth: depth) { (reader: inout Self, key: String) throws(Failure) in
+            if let value = try each(&reader, key) { entries.append(Value.MapEntry(key, value)) }
+        }
+        return finished(entries)
+    }
+
+    /// Moves past one value, checking its syntax, without building it.
+    mutating func skipValue(depth: Int) throws(Failure) {
+        guard index < bytes.count else { throw fail("unexpected end") }
+        switch bytes[index] {
+        case UInt8(ascii: "{"):
+            try members(depth: depth, readingKeys: false) { (reader: inout Self, _: String) throws(Failure) in
+                try reader.skipValue(depth: depth + 1)
+            }
+        case UInt8(ascii: "["):
+            try elements(depth: depth) { (reader: inout Self) throws(Failure) in try reader.skipValue(depth: depth + 1) }
+        case UInt8(ascii: "\""): try skipString()
+        default: _ = try value(depth: depth)  // a scalar: true, false, null or a number
+        }
+    }
+
+    /// Moves past a string, eight bytes at a time while none of them is a quote, a backslash or a control
+    /// character. A string with escapes is read (rare) to check them as `string()` does.
+    mutating func skipString() throws(Failure) {
+        let start = index
+        index += 1
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func hasZeroByte(_ x: UInt64) -> Bool { (x &- ones) & ~x & highs != 0 }
+        while true {
+            while index + 8 <= bytes.count {
+                let word = UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self)
+                let special = hasZeroByte(word ^ (ones &* 0x22)) || hasZeroByte(word ^ (ones &* 0x5c))
+                    || (word &- ones &* 0x20) & ~word & highs != 0  // a byte below 0x20
+                if special { break }
+                index += 8
+            }
+            guard index < bytes.count else { throw fail("unterminated string") }
+            switch bytes[index] {
+            case UInt8(ascii: "\""):
+                index += 1
+                return
+            case UInt8(ascii: "\\"):
+                index = start
+                _ = try string()
+                return
+            case 0..<0x20: throw fail("control character in a string")
+            default: index += 1
+            }
+        }
+    }
+}

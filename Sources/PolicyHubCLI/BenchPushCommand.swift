@@ -30,6 +30,16 @@ struct BenchPushCommand: AsyncParsableCommand {
     @Option(help: "Drift reports and wrk list rounds to take the median of.")
     var driftRuns: Int = 3
 
+    enum Part: String, CaseIterable, ExpressibleByArgument {
+        case fanOut = "fan-out", drift, kubectl
+    }
+
+    @Option(help: ArgumentHelp("Measure only this part (repeatable): fan-out (with no-op), drift or kubectl. Default: all.",
+                               valueName: "part"))
+    var only: [Part] = []
+
+    func measures(_ part: Part) -> Bool { only.isEmpty || only.contains(part) }
+
     func run() async throws {
         try await BenchPushCommand.withFleet(clusters: clusters, environment: "staging") { root, repo, double, pki in
             let workspace = Workspace.open(root: repo)
@@ -40,76 +50,92 @@ struct BenchPushCommand: AsyncParsableCommand {
             let perCluster = 1 + objects.count + 2  // discovery, one apply per object, two labelled lists
             print("fleet: \(clusters) virtual clusters x \(objects.count) objects over TLS on one double (127.0.0.1:\(double.port)); \(perCluster) requests per cluster, \(connections) connections")
 
-            // The requests a full push sends, for wrk and curl.
-            let requests = try BenchRequests(root: root, clusters: clusters, objects: objects)
-
-            // wrk first, then the hub, each on an empty double: both create every object.
-            // wrk's process runs for its whole -d; the double's first-to-last request window is its real time.
-            let wrk = try requests.runWrk(port: double.port, connections: connections).map { _ in double.activeSeconds }
-            let wrkRequests = double.totalRequests
-            double.reset()
-            let curl = try requests.runCurl(port: double.port, connections: connections)
-            let curlRequests = double.totalRequests
-            double.reset()
             let arguments = ["--repo", repo, "--concurrency", String(connections), "--author", "bench"]
-            let full = try await BenchSupport.timeAsync { try await BenchPushCommand.apply(arguments) }
-            let fullRequests = double.totalRequests
-            double.reset()
-            let noop = try await BenchSupport.timeAsync { try await BenchPushCommand.apply(arguments) }
-            let noopRequests = double.totalRequests
+            if measures(.fanOut) {
+                try await fanOut(root: root, double: double, objects: objects, arguments: arguments)
+            }
+            if measures(.drift) {
+                try await drift(root: root, repo: repo, double: double, arguments: arguments)
+            }
+            if measures(.kubectl) {
+                try await BenchPushCommand.versusKubectl(root: root, pki: pki, double: double)
+            }
+        }
+    }
 
-            print("  policyhub apply, full push          \(BenchSupport.ms(full)) ms   \(fullRequests) requests")
-            if let wrk {
-                print("  wrk, same requests                  \(BenchSupport.ms(wrk)) ms   \(wrkRequests) requests")
-                print(String(format: "fan-out: %.2fx wrk (target <= 3)", full / wrk))
-            } else {
-                print("  wrk: not installed (apt-get install wrk); fan-out ratio not measured")
-            }
-            if let curl {
-                print("  curl --parallel, same requests      \(BenchSupport.ms(curl)) ms   \(curlRequests) requests (hub: \(String(format: "%.2fx", full / curl)) of it)")
-            }
-            print("  policyhub apply, nothing changed    \(BenchSupport.ms(noop)) ms   \(noopRequests) requests")
-            print(String(format: "no-op: %d requests, %.1f%% of the full push (target 0 and <= 5%%)", noopRequests, noop / full * 100))
+    /// The full push against wrk and curl sending the same requests, then a second push with nothing changed.
+    func fanOut(root: String, double: KubernetesAPIDouble, objects: [RenderedObject], arguments: [String]) async throws {
+        // The requests a full push sends, for wrk and curl.
+        let requests = try BenchRequests(root: root, clusters: clusters, objects: objects)
 
-            // drift at fleet scale: the report's list requests against wrk sending the same lists
-            let lists = (0..<clusters).flatMap { index in
-                ["nvclustersecurityrules", "nvsecurityrules"].map { "/clusters/c\(index)/apis/neuvector.com/v1/\($0)" }
+        // wrk first, then the hub, each on an empty double: both create every object.
+        // wrk's process runs for its whole -d; the double's first-to-last request window is its real time.
+        let wrk = try requests.runWrk(port: double.port, connections: connections).map { _ in double.activeSeconds }
+        let wrkRequests = double.totalRequests
+        double.reset()
+        let curl = try requests.runCurl(port: double.port, connections: connections)
+        let curlRequests = double.totalRequests
+        double.reset()
+        let full = try await BenchSupport.timeAsync { try await BenchPushCommand.apply(arguments) }
+        let fullRequests = double.totalRequests
+        double.reset()
+        let noop = try await BenchSupport.timeAsync { try await BenchPushCommand.apply(arguments) }
+        let noopRequests = double.totalRequests
+
+        print("  policyhub apply, full push          \(BenchSupport.ms(full)) ms   \(fullRequests) requests")
+        if let wrk {
+            print("  wrk, same requests                  \(BenchSupport.ms(wrk)) ms   \(wrkRequests) requests")
+            print(String(format: "fan-out: %.2fx wrk (target <= 3)", full / wrk))
+        } else {
+            print("  wrk: not installed (apt-get install wrk); fan-out ratio not measured")
+        }
+        if let curl {
+            print("  curl --parallel, same requests      \(BenchSupport.ms(curl)) ms   \(curlRequests) requests (hub: \(String(format: "%.2fx", full / curl)) of it)")
+        }
+        print("  policyhub apply, nothing changed    \(BenchSupport.ms(noop)) ms   \(noopRequests) requests")
+        print(String(format: "no-op: %d requests, %.1f%% of the full push (target 0 and <= 5%%)", noopRequests, noop / full * 100))
+    }
+
+    /// A drift report over the whole filled fleet against wrk sending the same list requests, interleaved.
+    func drift(root: String, repo: String, double: KubernetesAPIDouble, arguments: [String]) async throws {
+        // drift at fleet scale: the report's list requests against wrk sending the same lists
+        let lists = (0..<clusters).flatMap { index in
+            ["nvclustersecurityrules", "nvsecurityrules"].map { "/clusters/c\(index)/apis/neuvector.com/v1/\($0)" }
+        }
+        let listScript = try BenchRequests.listScript(root: root, paths: lists)
+        try await BenchPushCommand.silenced {
+            try await BenchPushCommand.apply(arguments + ["--repair"])  // the double may have been reset: fill it
+        }
+        var wrkListTimes: [Double] = []
+        var driftTimes: [Double] = []
+        var driftRequests = 0
+        var driftFound = false
+        for _ in 0..<max(1, driftRuns) {
+            double.resetCounters()
+            if let seconds = try BenchRequests.wrk(script: listScript, count: lists.count, port: double.port,
+                                                   connections: connections).map({ _ in double.activeSeconds }) {
+                wrkListTimes.append(seconds)
             }
-            let listScript = try BenchRequests.listScript(root: root, paths: lists)
-            try await BenchPushCommand.apply(arguments + ["--repair"])  // the double was reset: fill it again
-            var wrkListTimes: [Double] = []
-            var driftTimes: [Double] = []
-            var driftRequests = 0
-            var driftFound = false
-            for _ in 0..<max(1, driftRuns) {
-                double.resetCounters()
-                if let seconds = try BenchRequests.wrk(script: listScript, count: lists.count, port: double.port,
-                                                       connections: connections).map({ _ in double.activeSeconds }) {
-                    wrkListTimes.append(seconds)
-                }
-                double.resetCounters()
-                driftTimes.append(try await BenchPushCommand.silenced {
-                    try await BenchSupport.timeAsync {
-                        do {
-                            try await BenchPushCommand.run(DriftCommand.self, ["--repo", repo])
-                        } catch let exit as ExitCode where exit.rawValue == 2 {
-                            driftFound = true  // a result, not a failure of the benchmark; said below
-                        }
+            double.resetCounters()
+            driftTimes.append(try await BenchPushCommand.silenced {
+                try await BenchSupport.timeAsync {
+                    do {
+                        try await BenchPushCommand.run(DriftCommand.self, ["--repo", repo])
+                    } catch let exit as ExitCode where exit.rawValue == 2 {
+                        driftFound = true  // a result, not a failure of the benchmark; said below
                     }
-                })
-                driftRequests = double.totalRequests
-            }
-            let drift = BenchSupport.median(driftTimes)
-            let wrkLists = wrkListTimes.isEmpty ? nil : BenchSupport.median(wrkListTimes)
-            let runs = "median of \(max(1, driftRuns))"
-            let verdict = driftFound ? "drift found (the fleet should be in step: check the double)" : "no drift: every object read and compared"
-            print("  policyhub drift, whole fleet        \(BenchSupport.ms(drift)) ms   \(driftRequests) requests (\(runs)); \(verdict)")
-            if let wrkLists {
-                print("  wrk, same list requests             \(BenchSupport.ms(wrkLists)) ms   \(lists.count) requests (\(runs))")
-                print(String(format: "drift: %.2fx wrk (target <= 3)", drift / wrkLists))
-            }
-
-            try await BenchPushCommand.versusKubectl(root: root, pki: pki, double: double)
+                }
+            })
+            driftRequests = double.totalRequests
+        }
+        let drift = BenchSupport.median(driftTimes)
+        let wrkLists = wrkListTimes.isEmpty ? nil : BenchSupport.median(wrkListTimes)
+        let runs = "median of \(max(1, driftRuns))"
+        let verdict = driftFound ? "drift found (the fleet should be in step: check the double)" : "no drift: every object read and compared"
+        print("  policyhub drift, whole fleet        \(BenchSupport.ms(drift)) ms   \(driftRequests) requests (\(runs)); \(verdict)")
+        if let wrkLists {
+            print("  wrk, same list requests             \(BenchSupport.ms(wrkLists)) ms   \(lists.count) requests (\(runs))")
+            print(String(format: "drift: %.2fx wrk (target <= 3)", drift / wrkLists))
         }
     }
 

@@ -62,6 +62,8 @@ struct DriftCommand: AsyncParsableCommand {
                                 uniquingKeysWith: { a, _ in a })
         var findings: [DriftFinding] = []
         let items = plan.toPush + plan.inStep
+        var classes = Set<String>()  // clusters with the same desired hash hold the same objects: one of each
+        let specs = DesiredSpecs(items.filter { classes.insert($0.desiredHash).inserted }.flatMap(\.policy.objects))
         let results = await withTaskGroup(of: [DriftFinding].self) { group in
             for item in items {
                 group.addTask {
@@ -77,7 +79,8 @@ struct DriftCommand: AsyncParsableCommand {
                     case .success(let member):
                         do throws(MemberError) {
                             let held = try await member.heldObjects()
-                            found += DriftComparison.compare(cluster: item.cluster.name, desired: item.policy.objects, held: held)
+                            found += DriftComparison.compare(cluster: item.cluster.name, desired: item.policy.objects, held: held,
+                                                            specs: specs)
                         } catch {
                             found.append(DriftFinding(cluster: item.cluster.name, kind: .unreachable, object: nil, message: error.message))
                         }
@@ -95,8 +98,8 @@ struct DriftCommand: AsyncParsableCommand {
         // what is new and what was resolved since the previous report
         let previous = try storeCall { try session.store.driftReports(limit: 1) }.first
         var previousKeys = Set<String>()
-        if let previous, case .success(let nodes) = YAMLParser.parseDocuments(Array(previous.json.utf8), file: "report"),
-           case .list(let items)? = nodes.first?.value["findings"] {
+        if let previous, let stored = try? JSONReader.parse(Array(previous.json.utf8)),  // stored as compact JSON
+           case .list(let items)? = stored["findings"] {
             previousKeys = Set(items.compactMap { $0["key"]?.stringValue })
         }
         let currentKeys = Set(findings.map(\.key))
