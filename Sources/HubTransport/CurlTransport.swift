@@ -160,7 +160,7 @@ final class Transfer {
     /// libcurl writes its detailed error message here; the buffer lives as long as the handle.
     private let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
     var body: [UInt8] = []
-    var headerLines: [String] = []
+    var headers: [HTTPHeader] = []
     var attempts = 0
 
     /// Takes ownership of `handle` (a fresh easy handle) and cleans it up when done.
@@ -185,7 +185,7 @@ final class Transfer {
     func prepare() {
         attempts += 1
         body = []
-        headerLines = []
+        headers = []
         curl_easy_reset(handle)
         let me = Unmanaged.passUnretained(self).toOpaque()
         ccurl_setopt_string(handle, CURLOPT_URL, request.url)
@@ -223,6 +223,11 @@ final class Transfer {
         ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, tls.verifyPeer ? 2 : 0)
         if let ca = tls.caPEM { ca.withUnsafeBytes { _ = ccurl_setopt_blob(handle, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count) } }
         if let file = tls.caFile { ccurl_setopt_string(handle, CURLOPT_CAINFO, file) }
+        if tls.caPEM != nil || tls.caFile != nil {
+            // the member's CA is the only trust anchor, as kubectl has it: not also the system's CA folder,
+            // which libcurl would otherwise search (a file lookup per issuer) on every new connection
+            ccurl_setopt_pointer(handle, CURLOPT_CAPATH, nil)
+        }
         if let cert = tls.clientCertificatePEM {
             ccurl_setopt_string(handle, CURLOPT_SSLCERTTYPE, "PEM")
             cert.withUnsafeBytes { _ = ccurl_setopt_blob(handle, CURLOPT_SSLCERT_BLOB, $0.baseAddress, $0.count) }
@@ -252,13 +257,37 @@ final class Transfer {
             guard let data, let user else { return 0 }
             let transfer = Unmanaged<Transfer>.fromOpaque(user).takeUnretainedValue()
             let length = size * count
-            let line = data.withMemoryRebound(to: UInt8.self, capacity: length) { bytes in
-                String(decoding: UnsafeBufferPointer(start: bytes, count: length), as: UTF8.self)
+            data.withMemoryRebound(to: UInt8.self, capacity: length) { bytes in
+                transfer.received(headerLine: UnsafeBufferPointer(start: bytes, count: length))
             }
-            if line.hasPrefix("HTTP/") { transfer.headerLines = [] }  // a new response (after 100 or a redirect)
-            transfer.headerLines.append(line.trimmingCharacters(in: .whitespacesAndNewlines))
             return length
         }
+    }
+
+    /// One header line as libcurl hands it over, CR LF included: read as bytes (thousands per push, so
+    /// no Foundation string trimming).
+    func received(headerLine raw: UnsafeBufferPointer<UInt8>) {
+        let line = Transfer.trimmed(raw[...])
+        if line.starts(with: "HTTP/".utf8) {  // a new response (after 100 or a redirect)
+            headers = []
+            return
+        }
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return }  // the blank line after them
+        let name = String(decoding: UnsafeBufferPointer(rebasing: Transfer.trimmed(line[..<colon])), as: UTF8.self)
+        let value = String(decoding: UnsafeBufferPointer(rebasing: Transfer.trimmed(line[(colon + 1)...])), as: UTF8.self)
+        headers.append(HTTPHeader(name, value))
+        // the body arrives in pieces: room for all of it at once instead of growing (bounded: a hint only)
+        if name.utf8.count == 14, name.lowercased() == "content-length", let length = Int(value), length > 0 {
+            body.reserveCapacity(min(length, 64 << 20))
+        }
+    }
+
+    static func trimmed(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> Slice<UnsafeBufferPointer<UInt8>> {
+        func space(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0d || byte == 0x0a }
+        var start = bytes.startIndex, end = bytes.endIndex
+        while start < end, space(bytes[start]) { start += 1 }
+        while end > start, space(bytes[end - 1]) { end -= 1 }
+        return bytes[start..<end]
     }
 
     /// The outcome of the attempt that just finished.
@@ -281,10 +310,6 @@ final class Transfer {
         }
         var status = 0
         ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        let headers = headerLines.dropFirst().compactMap { line -> HTTPHeader? in
-            guard let colon = line.firstIndex(of: ":") else { return nil }
-            return HTTPHeader(String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
-        }
         return .success(HTTPResponse(status: status, headers: headers, body: body, attempts: attempts))
     }
 
