@@ -142,9 +142,10 @@ public struct KubernetesMember: Member {
         async let namespaceRules = listed(.securityRule)
         for (kind, answer) in [(ObjectKind.clusterSecurityRule, await clusterRules), (.securityRule, await namespaceRules)] {
             for item in try answer.get() {
-                guard let name = item.value["metadata"]?["name"]?.stringValue else { continue }
-                let identity = ObjectIdentity(kind: kind, namespace: item.value["metadata"]?["namespace"]?.stringValue ?? "", name: name)
-                if item.value["metadata"]?["labels"]?[HubAnnotation.managedByKey] == .string(HubAnnotation.managedByValue) {
+                let metadata = item.value["metadata"]
+                guard let name = metadata?["name"]?.stringValue else { continue }
+                let identity = ObjectIdentity(kind: kind, namespace: metadata?["namespace"]?.stringValue ?? "", name: name)
+                if metadata?["labels"]?[HubAnnotation.managedByKey] == .string(HubAnnotation.managedByValue) {
                     held.managed[identity] = HeldObject(value: item.value, specJSON: item.kept)
                 } else {
                     held.unmanaged.append(identity)

@@ -101,12 +101,21 @@ public enum DriftComparison {
 
     /// Whether a live object carries the labels and annotations (but the revision) the hub pushed.
     static func sameMetadataAsPushed(_ desired: Value, _ live: Value) -> Bool {
-        guard desired["metadata"]?["labels"] == live["metadata"]?["labels"] else { return false }
-        guard case .map(let wanted)? = desired["metadata"]?["annotations"],
-              case .map(let held)? = live["metadata"]?["annotations"] else {
-            return desired["metadata"]?["annotations"] == live["metadata"]?["annotations"]
+        let wanted = desired["metadata"], held = live["metadata"]
+        guard wanted?["labels"] == held?["labels"] else { return false }
+        guard case .map(let a)? = wanted?["annotations"], case .map(let b)? = held?["annotations"] else {
+            return wanted?["annotations"] == held?["annotations"]
         }
-        return wanted.filter { $0.key != HubAnnotation.revision } == held.filter { $0.key != HubAnnotation.revision }
+        // both sorted: walk them side by side past the revision annotation (no filtered copies)
+        var i = a.startIndex, j = b.startIndex
+        while true {
+            while i < a.endIndex, a[i].key == HubAnnotation.revision { i += 1 }
+            while j < b.endIndex, b[j].key == HubAnnotation.revision { j += 1 }
+            guard i < a.endIndex, j < b.endIndex else { return i == a.endIndex && j == b.endIndex }
+            guard a[i] == b[j] else { return false }
+            i += 1
+            j += 1
+        }
     }
 
     /// Whether a held object carries exactly the spec, labels and annotations (but the revision) the hub pushed:
@@ -159,7 +168,7 @@ public enum DriftComparison {
             }
         }
         let desiredIdentities = Set(desired.map(\.identity))
-        for identity in held.managed.keys.sorted() where !desiredIdentities.contains(identity) {
+        for identity in held.managed.keys.filter({ !desiredIdentities.contains($0) }).sorted() {
             findings.append(DriftFinding(cluster: cluster, kind: .extra, object: identity,
                                          message: "labelled as managed by the hub but not desired"))
         }

@@ -108,7 +108,9 @@ struct BenchPushCommand: AsyncParsableCommand {
         }
         var wrkListTimes: [Double] = []
         var driftTimes: [Double] = []
+        var driftWindows: [Double] = []  // the double's first-to-last request window within each report
         var driftRequests = 0
+        var driftConnections = 0
         var driftFound = false
         for _ in 0..<max(1, driftRuns) {
             double.resetCounters()
@@ -127,12 +129,15 @@ struct BenchPushCommand: AsyncParsableCommand {
                 }
             })
             driftRequests = double.totalRequests
+            driftWindows.append(double.activeSeconds)
+            driftConnections = double.acceptedConnections
         }
         let drift = BenchSupport.median(driftTimes)
         let wrkLists = wrkListTimes.isEmpty ? nil : BenchSupport.median(wrkListTimes)
         let runs = "median of \(max(1, driftRuns))"
         let verdict = driftFound ? "drift found (the fleet should be in step: check the double)" : "no drift: every object read and compared"
         print("  policyhub drift, whole fleet        \(BenchSupport.ms(drift)) ms   \(driftRequests) requests (\(runs)); \(verdict)")
+        print("    of which its list requests        \(BenchSupport.ms(BenchSupport.median(driftWindows))) ms   (the double's first-to-last request window), \(driftConnections) connections")
         if let wrkLists {
             print("  wrk, same list requests             \(BenchSupport.ms(wrkLists)) ms   \(lists.count) requests (\(runs))")
             print(String(format: "drift: %.2fx wrk (target <= 3)", drift / wrkLists))

@@ -110,7 +110,8 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
+                countConnection()
+                return channel.eventLoop.makeCompletedFuture {
                     if let sslContext {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
                     }
@@ -168,15 +169,17 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
             cluster.objects = [:]
             cluster.requests = 0
         }
+        connections = 0
         firstRequest = nil
         lastRequest = nil
     }
 
-    /// Forgets request counts and the active window; the objects stay.
+    /// Forgets request and connection counts and the active window; the objects stay.
     public func resetCounters() {
         lock.lock()
         defer { lock.unlock() }
         for cluster in clusters.values { cluster.requests = 0 }
+        connections = 0
         firstRequest = nil
         lastRequest = nil
     }
@@ -188,6 +191,21 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         defer { lock.unlock() }
         guard let firstRequest, let lastRequest else { return 0 }
         return lastRequest - firstRequest
+    }
+
+    private var connections = 0
+
+    private func countConnection() {
+        lock.lock()
+        connections += 1
+        lock.unlock()
+    }
+
+    /// Connections accepted since the last reset (a client that keeps its connections opens few).
+    public var acceptedConnections: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return connections
     }
 
     /// Requests a virtual cluster has received.
