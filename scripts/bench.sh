@@ -8,4 +8,6 @@ swift build -c release --product policyhub
 bin=.build/release/policyhub
 $bin bench parse --runs 9
 $bin bench fleet --runs 5
-$bin bench push --clusters 1000 2>&1 | grep -v '^\['
+$bin bench push --clusters 1000 --drift-runs 7 2>&1 | grep -v '^\['
+$bin bench promote --runs 5
+$bin bench serve 2>&1 | grep -v '^\['

@@ -24,7 +24,7 @@ struct BenchServeCommand: AsyncParsableCommand {
     @Option(help: "Virtual clusters in the fleet.")
     var clusters: Int = 1000
 
-    @Option(help: "Concurrent API clients (wrk connections).")
+    @Option(help: "Concurrent API clients (each keeps one request in flight, no pause).")
     var clients: Int = 200
 
     @Option(help: "Clusters the daemon pushes at once.")

@@ -94,18 +94,7 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
 
     /// Starts listening on 127.0.0.1 (port 0 picks a free one). Plain HTTP when `tls` is nil.
     public func start(tls: TLS?, port: Int = 0) throws {
-        var sslContext: NIOSSLContext?
-        if let tls {
-            let chain = try NIOSSLCertificate.fromPEMBytes(tls.certificateChain).map { NIOSSLCertificateSource.certificate($0) }
-            let key = try NIOSSLPrivateKey(bytes: tls.privateKey, format: .pem)
-            var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
-            if let ca = tls.clientCA {
-                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
-                configuration.certificateVerification = .optionalVerification
-            }
-            configuration.applicationProtocols = ["http/1.1"]
-            sslContext = try NIOSSLContext(configuration: configuration)
-        }
+        let sslContext = try tls.map(KubernetesAPIDouble.serverContext)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -122,6 +111,19 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         let channel = try bootstrap.bind(host: "127.0.0.1", port: port).wait()
         self.channel = channel
         self.port = channel.localAddress?.port ?? 0
+    }
+
+    /// The server side of TLS: the double's certificate, and client certificates checked against `clientCA`.
+    static func serverContext(_ tls: TLS) throws -> NIOSSLContext {
+        let chain = try NIOSSLCertificate.fromPEMBytes(tls.certificateChain).map { NIOSSLCertificateSource.certificate($0) }
+        let key = try NIOSSLPrivateKey(bytes: tls.privateKey, format: .pem)
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        if let ca = tls.clientCA {
+            configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
+            configuration.certificateVerification = .optionalVerification
+        }
+        configuration.applicationProtocols = ["http/1.1"]
+        return try NIOSSLContext(configuration: configuration)
     }
 
     public func stop() {
@@ -606,8 +608,9 @@ final class DoubleHandler: ChannelInboundHandler, @unchecked Sendable {
             headers.add(name: "Content-Length", value: "1000")
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status),
                                                                  headers: headers))), promise: nil)
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))))
-                .whenComplete { _ in context.close(promise: nil) }
+                .whenComplete { _ in bound.value.close(promise: nil) }
         case .response(let status, let contentType, let bytes, let extra):
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: contentType)
@@ -618,8 +621,9 @@ final class DoubleHandler: ChannelInboundHandler, @unchecked Sendable {
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status),
                                                                  headers: headers))), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-                if !keepAlive { context.close(promise: nil) }
+                if !keepAlive { bound.value.close(promise: nil) }
             }
         }
     }
