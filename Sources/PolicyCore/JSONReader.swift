@@ -59,53 +59,13 @@ public enum JSONReader {
             guard index < bytes.count else { throw fail("unexpected end") }
             switch bytes[index] {
             case UInt8(ascii: "{"):
-                index += 1
-                var entries: [Value.MapEntry] = []
-                skipSpace()
-                if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
-                    index += 1
-                    return .map(entries)
-                }
-                while true {
-                    skipSpace()
-                    guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a key") }
-                    let key = try string()
-                    skipSpace()
-                    guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
-                    index += 1
-                    skipSpace()
-                    entries.append(Value.MapEntry(key, try value(depth: depth + 1)))
-                    skipSpace()
-                    guard index < bytes.count else { throw fail("unexpected end") }
-                    if bytes[index] == UInt8(ascii: ",") {
-                        index += 1
-                        continue
-                    }
-                    guard bytes[index] == UInt8(ascii: "}") else { throw fail("expected ',' or '}'") }
-                    index += 1
-                    return finished(entries)
+                return try mapping(depth: depth) { (reader: inout Self, _: String) throws(Failure) -> Value? in
+                    try reader.value(depth: depth + 1)
                 }
             case UInt8(ascii: "["):
-                index += 1
                 var items: [Value] = []
-                skipSpace()
-                if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
-                    index += 1
-                    return .list(items)
-                }
-                while true {
-                    skipSpace()
-                    items.append(try value(depth: depth + 1))
-                    skipSpace()
-                    guard index < bytes.count else { throw fail("unexpected end") }
-                    if bytes[index] == UInt8(ascii: ",") {
-                        index += 1
-                        continue
-                    }
-                    guard bytes[index] == UInt8(ascii: "]") else { throw fail("expected ',' or ']'") }
-                    index += 1
-                    return .list(items)
-                }
+                try elements(depth: depth) { (reader: inout Self) throws(Failure) in items.append(try reader.value(depth: depth + 1)) }
+                return .list(items)
             case UInt8(ascii: "\""): return .string(try string())
             case UInt8(ascii: "t"): return try expect("true", .bool(true))
             case UInt8(ascii: "f"): return try expect("false", .bool(false))
@@ -338,7 +298,7 @@ extension JSONReader.Cursor {
         }
     }
 
-    /// A mapping whose values `each` reads (nil leaves the key out), keys sorted as `value(depth:)` sorts them.
+    /// A mapping whose values `each` reads (nil leaves the key out), its keys sorted when the cursor sorts keys.
     mutating func mapping(depth: Int, _ each: (inout Self, String) throws(Failure) -> Value?) throws(Failure) -> Value {
         var entries: [Value.MapEntry] = []
         try members(depth: depth) { (reader: inout Self, key: String) throws(Failure) in
@@ -372,7 +332,7 @@ extension JSONReader.Cursor {
         func hasZeroByte(_ x: UInt64) -> Bool { (x &- ones) & ~x & highs != 0 }
         while true {
             while index + 8 <= bytes.count {
-                let word = UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self)
+                let word = UnsafeRawBufferPointer(bytes).loadUnaligned(fromByteOffset: index, as: UInt64.self)
                 let special = hasZeroByte(word ^ (ones &* 0x22)) || hasZeroByte(word ^ (ones &* 0x5c))
                     || (word &- ones &* 0x20) & ~word & highs != 0  // a byte below 0x20
                 if special { break }

@@ -403,6 +403,7 @@ typealias Call = HubTransport.HTTPRequest
         let process = Process()
         private let lock = NSLock()
         private var text = ""
+        private var ended = false  // the pipe reached its end: every line the process wrote is in `text`
 
         init(config: String) throws {
             process.executableURL = URL(fileURLWithPath: CLI.binary)
@@ -412,7 +413,12 @@ typealias Call = HubTransport.HTTPRequest
             process.standardOutput = FileHandle.nullDevice
             pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
                 let data = handle.availableData
-                guard let self, !data.isEmpty else { return }
+                guard let self else { return }
+                if data.isEmpty {
+                    handle.readabilityHandler = nil
+                    self.lock.withLock { self.ended = true }
+                    return
+                }
                 self.lock.withLock { self.text += String(decoding: data, as: UTF8.self) }
             }
             try process.run()
@@ -432,9 +438,11 @@ typealias Call = HubTransport.HTTPRequest
             throw CancellationError()
         }
 
+        /// SIGTERM; the exit status once the process has ended and its last log lines have been read.
         func terminate() -> Int32 {
-            process.terminate()  // SIGTERM
+            process.terminate()
             process.waitUntilExit()
+            for _ in 0..<200 where !lock.withLock({ ended }) { usleep(10_000) }
             return process.terminationStatus
         }
     }
