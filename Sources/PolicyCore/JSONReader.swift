@@ -238,48 +238,39 @@ extension JSONReader.Cursor {
     /// Reads a mapping at the cursor, calling `each` with the cursor on each key's value; `each` must move past it.
     /// Without `readingKeys` the keys are only checked and `each` gets "" for each.
     mutating func members(depth: Int, readingKeys: Bool = true, _ each: (inout Self, String) throws(Failure) -> Void) throws(Failure) {
-        guard depth < 512 else { throw fail("nesting is too deep") }
-        guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { throw fail("expected '{'") }
-        index += 1
-        skipSpace()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
-            index += 1
-            return
-        }
-        while true {
-            skipSpace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a key") }
+        try sequence(depth: depth, open: UInt8(ascii: "{"), close: UInt8(ascii: "}")) { (reader: inout Self) throws(Failure) in
+            guard reader.index < reader.bytes.count, reader.bytes[reader.index] == UInt8(ascii: "\"") else {
+                throw reader.fail("expected a key")
+            }
             let key: String
             if readingKeys {
-                key = try string()
+                key = try reader.string()
             } else {
-                try skipString()
+                try reader.skipString()
                 key = ""
             }
-            skipSpace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
-            index += 1
-            skipSpace()
-            try each(&self, key)
-            skipSpace()
-            guard index < bytes.count else { throw fail("unexpected end") }
-            if bytes[index] == UInt8(ascii: ",") {
-                index += 1
-                continue
+            reader.skipSpace()
+            guard reader.index < reader.bytes.count, reader.bytes[reader.index] == UInt8(ascii: ":") else {
+                throw reader.fail("expected ':'")
             }
-            guard bytes[index] == UInt8(ascii: "}") else { throw fail("expected ',' or '}'") }
-            index += 1
-            return
+            reader.index += 1
+            reader.skipSpace()
+            try each(&reader, key)
         }
     }
 
     /// Reads a list at the cursor, calling `each` with the cursor on each element; `each` must move past it.
     mutating func elements(depth: Int, _ each: (inout Self) throws(Failure) -> Void) throws(Failure) {
+        try sequence(depth: depth, open: UInt8(ascii: "["), close: UInt8(ascii: "]"), each)
+    }
+
+    /// `open`, then entries read by `each` separated by commas, then `close`: the frame of mappings and lists.
+    mutating func sequence(depth: Int, open: UInt8, close: UInt8, _ each: (inout Self) throws(Failure) -> Void) throws(Failure) {
         guard depth < 512 else { throw fail("nesting is too deep") }
-        guard index < bytes.count, bytes[index] == UInt8(ascii: "[") else { throw fail("expected '['") }
+        guard index < bytes.count, bytes[index] == open else { throw fail("expected '\(Character(Unicode.Scalar(open)))'") }
         index += 1
         skipSpace()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
+        if index < bytes.count, bytes[index] == close {
             index += 1
             return
         }
@@ -292,7 +283,7 @@ extension JSONReader.Cursor {
                 index += 1
                 continue
             }
-            guard bytes[index] == UInt8(ascii: "]") else { throw fail("expected ',' or ']'") }
+            guard bytes[index] == close else { throw fail("expected ',' or '\(Character(Unicode.Scalar(close)))'") }
             index += 1
             return
         }

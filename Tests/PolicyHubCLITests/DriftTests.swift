@@ -101,14 +101,8 @@ import Testing
             let double = try KubernetesAPIDouble.started(pki: pki, tokens: ["hub-token"], clientCertificates: false)
             defer { double.stop() }
             let kubeconfig = folder + "/kubeconfig.yaml"
-            try double.kubeconfig(cluster: "k", caPEM: pki.caCertificate, token: "hub-token")
-                .write(toFile: kubeconfig, atomically: true, encoding: .utf8)
-            try """
-                apiVersion: policyhub.dev/v1alpha1
-                kind: MemberCluster
-                metadata: {name: staging-k8s}
-                spec: {environment: staging, target: {kubernetes: {kubeconfig: kubeconfig.yaml}}}
-                """.write(toFile: folder + "/clusters/staging-k8s.yaml", atomically: true, encoding: .utf8)
+            try KubernetesApplyTests.addMember("staging-k8s", virtual: "k", kubeconfig: "kubeconfig.yaml", in: folder,
+                                               double: double, pki: pki)
             #expect(try CLI.run(["apply", "--repo", folder]).status == 0)
             #expect(try CLI.run(["drift", "--repo", folder]).status == 0)
 

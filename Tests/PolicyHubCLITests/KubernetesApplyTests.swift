@@ -6,6 +6,20 @@ import Testing
 @Suite(.serialized) struct KubernetesApplyTests {
     typealias CLI = CommandLineTests
 
+    /// A staging member `name` on `double`: a kubeconfig at `kubeconfig` (relative to `folder`) for virtual
+    /// cluster `virtual` (the member's name when nil) with a bearer token, and the cluster file naming it.
+    static func addMember(_ name: String, virtual: String? = nil, kubeconfig: String, in folder: String,
+                          double: KubernetesAPIDouble, pki: TestPKI, token: String = "hub-token") throws {
+        try double.kubeconfig(cluster: virtual ?? name, caPEM: pki.caCertificate, token: token)
+            .write(toFile: folder + "/" + kubeconfig, atomically: true, encoding: .utf8)
+        try """
+            apiVersion: policyhub.dev/v1alpha1
+            kind: MemberCluster
+            metadata: {name: \(name)}
+            spec: {environment: staging, target: {kubernetes: {kubeconfig: \(kubeconfig)}}}
+            """.write(toFile: folder + "/clusters/\(name).yaml", atomically: true, encoding: .utf8)
+    }
+
     static func kubectl(_ arguments: [String], kubeconfig: String, home: String) throws -> CommandLineTests.Run {
         try CommandLineTests.runProcess("/usr/bin/env", ["kubectl", "--kubeconfig", kubeconfig] + arguments, environment: [
             "HOME": home, "KUBECACHEDIR": home + "/kube-cache", "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin",
@@ -85,14 +99,7 @@ import Testing
             let double = try KubernetesAPIDouble.started(pki: pki, tokens: ["hub-token"], clientCertificates: false)
             defer { double.stop() }
             double.setFault(.crdMissing, cluster: "no-nv")
-            try double.kubeconfig(cluster: "no-nv", caPEM: pki.caCertificate, token: "hub-token")
-                .write(toFile: folder + "/kubeconfig.yaml", atomically: true, encoding: .utf8)
-            try """
-                apiVersion: policyhub.dev/v1alpha1
-                kind: MemberCluster
-                metadata: {name: no-nv}
-                spec: {environment: staging, target: {kubernetes: {kubeconfig: kubeconfig.yaml}}}
-                """.write(toFile: folder + "/clusters/no-nv.yaml", atomically: true, encoding: .utf8)
+            try Self.addMember("no-nv", kubeconfig: "kubeconfig.yaml", in: folder, double: double, pki: pki)
             let apply = try CLI.run(["apply", "--repo", folder])
             #expect(apply.status == 1)
             #expect(apply.stderr.contains("policyhub: cluster no-nv: the NeuVector CRDs are not served"))

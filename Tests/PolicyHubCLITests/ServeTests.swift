@@ -492,14 +492,7 @@ typealias Call = HubTransport.HTTPRequest
             let pki = try TestPKI.make(in: folder + "/pki")
             let double = try KubernetesAPIDouble.started(pki: pki, tokens: ["hub-token"])
             defer { double.stop() }
-            try double.kubeconfig(cluster: "slow-k8s", caPEM: pki.caCertificate, token: "hub-token")
-                .write(toFile: folder + "/slow.kubeconfig", atomically: true, encoding: .utf8)
-            try """
-                apiVersion: policyhub.dev/v1alpha1
-                kind: MemberCluster
-                metadata: {name: slow-k8s}
-                spec: {environment: staging, target: {kubernetes: {kubeconfig: slow.kubeconfig}}}
-                """.write(toFile: folder + "/clusters/slow-k8s.yaml", atomically: true, encoding: .utf8)
+            try KubernetesApplyTests.addMember("slow-k8s", kubeconfig: "slow.kubeconfig", in: folder, double: double, pki: pki)
             let applied = try CLI.run(["apply", "--repo", folder])
             #expect(applied.status == 0, "\(applied.stderr)")
             let admin = TokenFile.newToken()
