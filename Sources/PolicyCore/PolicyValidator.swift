@@ -119,11 +119,7 @@ public struct PolicyValidator {
         let targetClass = GroupClass.of(target)
         checkSelector(target, role: "target", definitions: definitions)
         if object.kind == .securityRule, let ns = object.metadata.namespace {
-            if !target.criteria.contains(where: { $0.key == "domain" && $0.op == .equal && $0.value == ns }),
-               target.nameReferral != true {
-                error("the target of an NvSecurityRule in namespace '\(ns)' must have the criterion 'domain = \(ns)' (NeuVector: \"SecurityRule in nameSpace \(ns) need target group \(target.name) belong to it\")",
-                      target.origin.at("criteria"))
-            }
+            checkConfinement(target, namespace: ns, definitions: definitions)
         }
         switch spec.target.policyMode {
         case .none: break
@@ -217,6 +213,48 @@ public struct PolicyValidator {
                 }
             }
         }
+    }
+
+    /// A namespace document's target selects workloads of its own namespace only (SEMANTICS §1.4), whatever
+    /// its flags: never a reserved cluster-wide group; `domain = <ns>` among its criteria (NeuVector's own
+    /// rule); no other `domain`/`namespace` criterion (criteria of one key are OR'd, so a second one widens
+    /// the group); and, through `name_referral`, a group definition that is confined the same way.
+    private mutating func checkConfinement(_ target: GroupSelector, namespace ns: String,
+                                           definitions: [String: GroupSelector]) {
+        switch GroupClass.of(target) {
+        case .containers, .nodes, .external:
+            error("the target of an NvSecurityRule in namespace '\(ns)' cannot be the reserved cluster-wide group '\(target.name)'; select the namespace's own workloads (criterion 'domain = \(ns)')",
+                  target.origin.at("name"))
+            return
+        case .federal, .reserved, .learned, .serviceIP, .address, .custom:
+            break
+        }
+        for problem in PolicyValidator.confinementProblems(target.criteria, namespace: ns) {
+            error("the target of an NvSecurityRule in namespace '\(ns)' \(problem.message) (NeuVector: \"SecurityRule in nameSpace \(ns) need target group \(target.name) belong to it\")",
+                  problem.at ?? target.origin.at("criteria"))
+        }
+        if target.nameReferral == true, let definition = definitions[target.name] {
+            for problem in PolicyValidator.confinementProblems(definition.criteria, namespace: ns) {
+                error("name_referral: the NvGroupDefinition of '\(target.name)' at \(definition.origin.location) \(problem.message), so it cannot be the target of a document in namespace '\(ns)'",
+                      target.origin.at("name_referral"))
+            }
+        }
+    }
+
+    /// Why criteria do not confine a group to namespace `ns` (empty when they do).
+    static func confinementProblems(_ criteria: [Criterion], namespace ns: String) -> [(message: String, at: SourceLocation?)] {
+        var problems: [(message: String, at: SourceLocation?)] = []
+        var confined = false
+        for c in criteria where Coverage.normalisedKey(c.key) == "domain" {
+            if c.key == "domain" && c.op == .equal && c.value == ns {
+                confined = true
+            } else {
+                problems.append(("has the criterion '\(c.key) \(c.op.rawValue) \(c.value)', which reaches beyond namespace '\(ns)' (criteria of one key are OR'd); 'domain = \(ns)' must be the only domain criterion",
+                                 c.origin.at("value")))
+            }
+        }
+        if !confined { problems.insert(("must have the criterion 'domain = \(ns)'", nil), at: 0) }
+        return problems
     }
 
     private mutating func checkSelector(_ selector: GroupSelector, role: String,
