@@ -56,15 +56,21 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     }
 
     public func send(_ request: HTTPRequest, tls: TLSSettings) async -> Result<HTTPResponse, TransportError> {
+        if let problem = RequestURL.pathProblem(request.url) {
+            return .failure(.refused(url: RequestURL.redacted(request.url), message: problem))
+        }
+        if let deadline = request.deadline, deadline <= Date().timeIntervalSince1970 {
+            return .failure(.timeout(url: RequestURL.redacted(request.url), message: "the deadline for this member passed before the request was sent"))
+        }
         guard let easy = curl_easy_init() else {
-            return .failure(.other(url: request.url, message: "libcurl could not make a transfer (out of memory)"))
+            return .failure(.other(url: RequestURL.redacted(request.url), message: "libcurl could not make a transfer (out of memory)"))
         }
         return await withCheckedContinuation { continuation in
             let transfer = Transfer(handle: easy, request: request, tls: tls, settings: settings, continuation: continuation)
             lock.lock()
             if stopping {
                 lock.unlock()
-                continuation.resume(returning: .failure(.other(url: request.url, message: "the transport is shut down")))
+                continuation.resume(returning: .failure(.other(url: RequestURL.redacted(request.url), message: "the transport is shut down")))
                 return
             }
             queued.append(transfer)
@@ -87,7 +93,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
                 lock.unlock()
                 for transfer in active.values { curl_multi_remove_handle(multi, transfer.handle) }
                 active = [:]
-                for transfer in left { transfer.finish(.failure(.other(url: transfer.request.url, message: "the transport is shut down"))) }
+                for transfer in left { transfer.finish(.failure(.other(url: transfer.printableURL, message: "the transport is shut down"))) }
                 return
             }
             let due = delayed.filter { $0.due <= now }.map(\.transfer)
@@ -139,6 +145,10 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         if let retryAfter, transfer.attempts < settings.maxAttempts {
             let backoff = min(settings.maxDelay, settings.baseDelay * pow(2, Double(transfer.attempts - 1)))
             let delay = retryAfter >= 0 ? min(retryAfter, settings.maxDelay) : backoff
+            if let deadline = transfer.request.deadline, Date().timeIntervalSince1970 + delay >= deadline {
+                transfer.finish(result)  // no attempt could finish before the member's deadline
+                return
+            }
             lock.lock()
             delayed.append((Date().timeIntervalSince1970 + delay, transfer))
             lock.unlock()
@@ -162,6 +172,13 @@ final class Transfer {
     var body: [UInt8] = []
     var headers: [HTTPHeader] = []
     var attempts = 0
+    /// Response header bytes of this attempt.
+    var headerBytes = 0
+    /// The bound this attempt's answer broke, which ended it.
+    var exceeded: String?
+
+    /// The URL as it may be printed: without a password.
+    var printableURL: String { RequestURL.redacted(request.url) }
 
     /// Takes ownership of `handle` (a fresh easy handle) and cleans it up when done.
     init(handle: UnsafeMutableRawPointer, request: HTTPRequest, tls: TLSSettings, settings: TransportSettings,
@@ -186,14 +203,32 @@ final class Transfer {
         attempts += 1
         body = []
         headers = []
+        headerBytes = 0
+        exceeded = nil
         curl_easy_reset(handle)
         let me = Unmanaged.passUnretained(self).toOpaque()
         ccurl_setopt_string(handle, CURLOPT_URL, request.url)
+        // the path goes out exactly as built: never squashed by libcurl (send() refused dot segments already)
+        ccurl_setopt_long(handle, CURLOPT_PATH_AS_IS, 1)
         ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
         ccurl_setopt_string(handle, CURLOPT_USERAGENT, settings.userAgent)
         ccurl_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, "")
-        ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(settings.connectTimeout * 1000))
-        ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(settings.totalTimeout * 1000))
+        var total = settings.totalTimeout
+        if let deadline = request.deadline { total = max(0.001, min(total, deadline - Date().timeIntervalSince1970)) }
+        ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(min(settings.connectTimeout, total) * 1000))
+        ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, Int(total * 1000)))
+        // the body as received (before gzip is undone) is bounded here; as decoded, in the write function
+        ccurl_setopt_long(handle, CURLOPT_NOPROGRESS, 0)
+        ccurl_setopt_pointer(handle, CURLOPT_XFERINFODATA, me)
+        ccurl_setopt_xferinfo_function(handle) { user, _, received, _, _ in
+            guard let user else { return 0 }
+            let transfer = Unmanaged<Transfer>.fromOpaque(user).takeUnretainedValue()
+            if received > Int64(transfer.settings.maxResponseBytes) {
+                transfer.exceeded = "the response body is larger than \(Transfer.size(transfer.settings.maxResponseBytes)), the limit for one answer"
+                return 1
+            }
+            return 0
+        }
         errorBuffer[0] = 0
         ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer)
         switch request.method {
@@ -247,6 +282,10 @@ final class Transfer {
             guard let data, let user else { return 0 }
             let transfer = Unmanaged<Transfer>.fromOpaque(user).takeUnretainedValue()
             let length = size * count
+            if transfer.body.count + length > transfer.settings.maxResponseBytes {
+                transfer.exceeded = "the response body is larger than \(Transfer.size(transfer.settings.maxResponseBytes)) once decoded, the limit for one answer"
+                return 0  // libcurl ends the transfer
+            }
             data.withMemoryRebound(to: UInt8.self, capacity: length) { bytes in
                 transfer.body.append(contentsOf: UnsafeBufferPointer(start: bytes, count: length))
             }
@@ -257,29 +296,47 @@ final class Transfer {
             guard let data, let user else { return 0 }
             let transfer = Unmanaged<Transfer>.fromOpaque(user).takeUnretainedValue()
             let length = size * count
-            data.withMemoryRebound(to: UInt8.self, capacity: length) { bytes in
+            transfer.headerBytes += length
+            if transfer.headerBytes > transfer.settings.maxHeaderBytes {
+                transfer.exceeded = "the response headers are larger than \(Transfer.size(transfer.settings.maxHeaderBytes)), the limit for one answer"
+                return 0
+            }
+            let accepted = data.withMemoryRebound(to: UInt8.self, capacity: length) { bytes in
                 transfer.received(headerLine: UnsafeBufferPointer(start: bytes, count: length))
             }
-            return length
+            return accepted ? length : 0
         }
     }
 
     /// One header line as libcurl hands it over, CR LF included: read as bytes (thousands per push, so
     /// no Foundation string trimming).
-    func received(headerLine raw: UnsafeBufferPointer<UInt8>) {
+    /// False when the answer announces a body over the bound (the transfer ends before it is read).
+    func received(headerLine raw: UnsafeBufferPointer<UInt8>) -> Bool {
         let line = Transfer.trimmed(raw[...])
         if line.starts(with: "HTTP/".utf8) {  // a new response (after 100 or a redirect)
             headers = []
-            return
+            return true
         }
-        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return }  // the blank line after them
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return true }  // the blank line after them
         let name = String(decoding: UnsafeBufferPointer(rebasing: Transfer.trimmed(line[..<colon])), as: UTF8.self)
         let value = String(decoding: UnsafeBufferPointer(rebasing: Transfer.trimmed(line[(colon + 1)...])), as: UTF8.self)
         headers.append(HTTPHeader(name, value))
         // the body arrives in pieces: room for all of it at once instead of growing (bounded: a hint only)
         if name.utf8.count == 14, name.lowercased() == "content-length", let length = Int(value), length > 0 {
-            body.reserveCapacity(min(length, 64 << 20))
+            if length > settings.maxResponseBytes {
+                exceeded = "the response announces a body of \(Transfer.size(length)) (Content-Length), more than \(Transfer.size(settings.maxResponseBytes)), the limit for one answer"
+                return false
+            }
+            body.reserveCapacity(length)
         }
+        return true
+    }
+
+    /// A byte count for people: `64 MiB`, `2048 MiB`, `512 KiB`, `100 bytes`.
+    static func size(_ bytes: Int) -> String {
+        if bytes >= 1 << 20 && bytes % (1 << 20) == 0 || bytes >= 16 << 20 { return "\(bytes >> 20) MiB" }
+        if bytes >= 1 << 10 { return "\(bytes >> 10) KiB" }
+        return "\(bytes) bytes"
     }
 
     static func trimmed(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> Slice<UnsafeBufferPointer<UInt8>> {
@@ -292,20 +349,30 @@ final class Transfer {
 
     /// The outcome of the attempt that just finished.
     func result(_ code: CURLcode) -> Result<HTTPResponse, TransportError> {
+        let url = printableURL
+        if let exceeded {
+            return .failure(.refused(url: url, message: exceeded))
+        }
         if code != CURLE_OK {
             let detail = String(cString: UnsafePointer(errorBuffer))
-            let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+            let message = RequestURL.redactedText(detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail)
+            if message.contains("header") && (code == CURLE_OUT_OF_MEMORY || message.contains("giant") || message.contains("too large")) {
+                return .failure(.refused(url: url, message: "the response headers are too large (\(message))"))
+            }
+            if code == CURLE_OPERATION_TIMEDOUT, let deadline = request.deadline, Date().timeIntervalSince1970 >= deadline - 0.05 {
+                return .failure(.timeout(url: url, message: "the deadline for this member passed (\(message))"))
+            }
             switch code {
             case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_RECV_ERROR, CURLE_SEND_ERROR,
                  CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE:
-                return .failure(.connection(url: request.url, message: message))
+                return .failure(.connection(url: url, message: message))
             case CURLE_OPERATION_TIMEDOUT:
-                return .failure(.timeout(url: request.url, message: message))
+                return .failure(.timeout(url: url, message: message))
             case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
                  CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR:
-                return .failure(.tls(url: request.url, message: message))
+                return .failure(.tls(url: url, message: message))
             default:
-                return .failure(.other(url: request.url, message: message))
+                return .failure(.other(url: url, message: message))
             }
         }
         var status = 0

@@ -4,12 +4,16 @@ public struct HTTPRequest: Sendable, Hashable {
     public var url: String
     public var headers: [HTTPHeader]
     public var body: [UInt8]?
+    /// When the whole exchange, retries included, must be over (seconds since 1970); nil: only the
+    /// transport's own timeouts apply.
+    public var deadline: Double?
 
-    public init(method: String, url: String, headers: [HTTPHeader] = [], body: [UInt8]? = nil) {
+    public init(method: String, url: String, headers: [HTTPHeader] = [], body: [UInt8]? = nil, deadline: Double? = nil) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
+        self.deadline = deadline
     }
 }
 
@@ -77,6 +81,11 @@ public struct TransportSettings: Sendable, Hashable {
     /// Transfers running at once; more wait in a queue.
     public var maxInFlight = 64
     public var userAgent = "policyhub/0.1"
+    /// The largest response body accepted, counted both as received and as decoded (gzip): larger answers
+    /// fail that request. Sized for the largest legitimate list of NeuVector objects of one kind.
+    public var maxResponseBytes = 64 << 20
+    /// The largest total of response header bytes accepted.
+    public var maxHeaderBytes = 128 << 10
 
     public init() {}
 }
@@ -86,6 +95,8 @@ public enum TransportError: Error, Sendable, Hashable, CustomStringConvertible {
     case connection(url: String, message: String)
     case timeout(url: String, message: String)
     case tls(url: String, message: String)
+    /// The answer broke a bound (body or header size) or the request would not go where it was built to go.
+    case refused(url: String, message: String)
     case other(url: String, message: String)
 
     public var description: String {
@@ -93,6 +104,7 @@ public enum TransportError: Error, Sendable, Hashable, CustomStringConvertible {
         case .connection(let url, let message): return "cannot connect to \(url): \(message)"
         case .timeout(let url, let message): return "timed out talking to \(url): \(message)"
         case .tls(let url, let message): return "TLS failure with \(url): \(message)"
+        case .refused(let url, let message): return "refused \(url): \(message)"
         case .other(let url, let message): return "request to \(url) failed: \(message)"
         }
     }
@@ -101,7 +113,7 @@ public enum TransportError: Error, Sendable, Hashable, CustomStringConvertible {
     var isTransient: Bool {
         switch self {
         case .connection, .timeout: return true
-        case .tls, .other: return false
+        case .tls, .refused, .other: return false
         }
     }
 }

@@ -89,12 +89,19 @@ public enum Kubeconfig {
         }
         var url = server
         while url.hasSuffix("/") { url.removeLast() }
-        if url.hasPrefix("http://") {
+        let printable = RequestURL.redacted(server)  // a password in the URL is never printed or stored
+        switch RequestURL.scheme(of: url) {
+        case "http"?:
             if token != nil || certificate.bytes != nil || certificate.file != nil {
-                throw fail("server \(server) is plain http://; the hub refuses to send credentials without TLS")
+                throw fail("server \(printable) is plain http://; the hub refuses to send credentials without TLS")
             }
-        } else if !url.hasPrefix("https://") {
-            throw fail("server \(server) is not an http(s) URL")
+        case "https"?:
+            break
+        default:
+            throw fail("server \(printable) is not an http(s) URL")
+        }
+        if let scheme = url.range(of: "://") {  // schemes are case-insensitive: HTTPS:// is https://
+            url = url[..<scheme.lowerBound].lowercased() + url[scheme.lowerBound...]
         }
         if let serverName = cluster["tls-server-name"]?.stringValue, let components = URLComponents(string: url),
            let host = components.host {

@@ -1,4 +1,5 @@
 import Foundation
+import Members
 import PolicyCore
 import PolicyYAML
 
@@ -36,6 +37,13 @@ enum KubeconfigCheck {
         if !contexts.contains(wanted) {
             let known = contexts.isEmpty ? "none" : contexts.joined(separator: ", ")
             return "context '\(wanted)' is not in kubeconfig '\(kubeconfig)' (contexts: \(known))"
+        }
+        // what the push would refuse (plain http with credentials, a server that is no URL, an unreadable
+        // CA or token file) is an error now, not at push time
+        do throws(KubeconfigError) {
+            _ = try Kubeconfig.endpoint(path: path, context: context)
+        } catch {
+            return "cluster '\(cluster.name)': \(error.message) (in kubeconfig '\(kubeconfig)')"
         }
         return nil
     }

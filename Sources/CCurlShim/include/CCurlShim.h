@@ -10,6 +10,7 @@ CURLcode ccurl_setopt_slist(CURL *handle, CURLoption option, struct curl_slist *
 CURLcode ccurl_setopt_blob(CURL *handle, CURLoption option, const void *data, size_t length);
 CURLcode ccurl_setopt_write_function(CURL *handle, curl_write_callback callback);
 CURLcode ccurl_setopt_header_function(CURL *handle, curl_write_callback callback);
+CURLcode ccurl_setopt_xferinfo_function(CURL *handle, curl_xferinfo_callback callback);
 CURLcode ccurl_getinfo_long(CURL *handle, CURLINFO info, long *value);
 CURLcode ccurl_getinfo_pointer(CURL *handle, CURLINFO info, void **value);
 CURLMcode ccurl_multi_setopt_long(CURLM *multi, CURLMoption option, long value);
