@@ -10,21 +10,32 @@ public struct KubernetesMember: Member {
     public let cluster: String
     public let endpoint: KubernetesEndpoint
     public let transport: any HTTPTransport
+    /// When this member's work must be over, retries included (seconds since 1970); nil: no overall bound.
+    public var deadline: Double?
+    /// The most managed objects one push deletes; more is refused until a person raises the bound.
+    public var maxDeletions: Int
 
     public static let fieldManager = "policyhub"
     static let selector = "app.kubernetes.io%2Fmanaged-by%3Dpolicyhub"
+    /// Deletions sent at once.
+    static let deletionsInFlight = 8
+    /// The default of `maxDeletions`.
+    public static let defaultMaxDeletions = 100
 
-    public init(cluster: String, endpoint: KubernetesEndpoint, transport: any HTTPTransport) {
+    public init(cluster: String, endpoint: KubernetesEndpoint, transport: any HTTPTransport, deadline: Double? = nil,
+                maxDeletions: Int = KubernetesMember.defaultMaxDeletions) {
         self.cluster = cluster
         self.endpoint = endpoint
         self.transport = transport
+        self.deadline = deadline
+        self.maxDeletions = maxDeletions
     }
 
     func request(_ method: String, _ path: String, body: [UInt8]? = nil, contentType: String? = nil) -> HTTPRequest {
         var headers = [HTTPHeader("Accept", "application/json")]
         if let token = endpoint.token { headers.append(HTTPHeader("Authorization", "Bearer \(token)")) }
         if let contentType { headers.append(HTTPHeader("Content-Type", contentType)) }
-        return HTTPRequest(method: method, url: endpoint.server + path, headers: headers, body: body)
+        return HTTPRequest(method: method, url: endpoint.server + path, headers: headers, body: body, deadline: deadline)
     }
 
     /// The error for a response that is not a success: the server's Status message when it sent one.
@@ -58,11 +69,11 @@ public struct KubernetesMember: Member {
         }
     }
 
-    /// The API path of one object.
+    /// The API path of one object, every segment percent-encoded (names never become path structure).
     public static func path(_ identity: ObjectIdentity) -> String {
-        let name = identity.name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? identity.name
+        let name = RequestURL.segment(identity.name)
         if identity.kind.isNamespaced {
-            return "/apis/neuvector.com/v1/namespaces/\(identity.namespace)/\(identity.kind.plural)/\(name)"
+            return "/apis/neuvector.com/v1/namespaces/\(RequestURL.segment(identity.namespace))/\(identity.kind.plural)/\(name)"
         }
         return "/apis/neuvector.com/v1/\(identity.kind.plural)/\(name)"
     }
@@ -79,9 +90,9 @@ public struct KubernetesMember: Member {
                 return .failure(error)
             }
         }()
-        async let listed: Result<[ObjectIdentity], MemberError> = { () async -> Result<[ObjectIdentity], MemberError> in
+        async let listed: Result<ManagedListing, MemberError> = { () async -> Result<ManagedListing, MemberError> in
             do throws(MemberError) {
-                return .success(try await managedIdentities())
+                return .success(try await managedListing())
             } catch {
                 return .failure(error)
             }
@@ -117,22 +128,52 @@ public struct KubernetesMember: Member {
             case .failure(let error): throw error
             }
         }
-        let held: [ObjectIdentity]
+        let held: ManagedListing
         switch await listed {
-        case .success(let identities): held = identities
+        case .success(let listing): held = listing
         case .failure(let error): throw error
         }
+        outcome.refused = held.refused.map(\.description)
         let desired = Set(objects.map(\.identity))
-        for identity in held where !desired.contains(identity) {
-            let response = try await send(request("DELETE", KubernetesMember.path(identity),
-                                                  body: Array("{\"propagationPolicy\":\"Background\"}\n".utf8),
-                                                  contentType: "application/json"), object: identity, doing: "delete")
-            guard response.status == 200 || response.status == 202 || response.status == 404 else {
-                throw failure(response, object: identity, doing: "delete")
-            }
-            outcome.deleted.append(identity)
+        let stale = held.objects.keys.filter { !desired.contains($0) }.sorted()
+        if stale.count > maxDeletions {
+            throw MemberError(cluster: cluster, message: "\(stale.count) objects labelled as managed by the hub are no longer desired, more than the \(maxDeletions) one push may delete; nothing was deleted (the rest was applied). Check what created them, then confirm with --max-deletions \(stale.count)")
         }
+        outcome.deleted = try await delete(stale)
         return outcome
+    }
+
+    /// Deletes `identities`, a few at once; the first failure (in identity order) is thrown after all finished.
+    func delete(_ identities: [ObjectIdentity]) async throws(MemberError) -> [ObjectIdentity] {
+        let results = await withTaskGroup(of: (ObjectIdentity, MemberError?).self) { group in
+            var pending = identities[...]
+            func startNext() {
+                guard let identity = pending.popFirst() else { return }
+                group.addTask {
+                    let delete = self.request("DELETE", KubernetesMember.path(identity),
+                                              body: Array("{\"propagationPolicy\":\"Background\"}\n".utf8),
+                                              contentType: "application/json")
+                    do throws(MemberError) {
+                        let response = try await self.send(delete, object: identity, doing: "delete")
+                        guard response.status == 200 || response.status == 202 || response.status == 404 else {
+                            return (identity, self.failure(response, object: identity, doing: "delete"))
+                        }
+                        return (identity, nil)
+                    } catch {
+                        return (identity, error)
+                    }
+                }
+            }
+            for _ in 0..<KubernetesMember.deletionsInFlight { startNext() }
+            var out: [(ObjectIdentity, MemberError?)] = []
+            while let result = await group.next() {
+                out.append(result)
+                startNext()
+            }
+            return out.sorted { $0.0 < $1.0 }
+        }
+        if let failed = results.first(where: { $0.1 != nil })?.1 { throw failed }
+        return results.map(\.0)
     }
 
     public func heldObjects() async throws(MemberError) -> HeldObjects {
@@ -144,7 +185,13 @@ public struct KubernetesMember: Member {
             for item in try answer.get() {
                 let metadata = item.value["metadata"]
                 guard let name = metadata?["name"]?.stringValue else { continue }
-                let identity = ObjectIdentity(kind: kind, namespace: metadata?["namespace"]?.stringValue ?? "", name: name)
+                let identity: ObjectIdentity
+                switch ObjectIdentity.listed(kind: kind, namespace: metadata?["namespace"]?.stringValue, name: name) {
+                case .success(let valid): identity = valid
+                case .failure(let problem):
+                    held.refused.append(problem)
+                    continue
+                }
                 if metadata?["labels"]?[HubAnnotation.managedByKey] == .string(HubAnnotation.managedByValue) {
                     held.managed[identity] = HeldObject(value: item.value, specJSON: item.kept)
                 } else {
@@ -184,19 +231,27 @@ public struct KubernetesMember: Member {
         return items
     }
 
-    func managedIdentities() async throws(MemberError) -> [ObjectIdentity] {
-        try await managedObjects().keys.sorted()
+    /// The managed objects the member lists, and those listed under names the hub refuses to act on.
+    struct ManagedListing {
+        var objects: [ObjectIdentity: Value] = [:]
+        var refused: [ListedNameProblem] = []
     }
 
-    public func managedObjects() async throws(MemberError) -> [ObjectIdentity: Value] {
-        var out: [ObjectIdentity: Value] = [:]
+    func managedListing() async throws(MemberError) -> ManagedListing {
+        var out = ManagedListing()
         for kind in [ObjectKind.clusterSecurityRule, .securityRule] {
             for item in try await list(kind) {
                 guard let name = item["metadata"]?["name"]?.stringValue else { continue }
-                let identity = ObjectIdentity(kind: kind, namespace: item["metadata"]?["namespace"]?.stringValue ?? "", name: name)
-                out[identity] = item  // read canonical
+                switch ObjectIdentity.listed(kind: kind, namespace: item["metadata"]?["namespace"]?.stringValue, name: name) {
+                case .success(let identity): out.objects[identity] = item  // read canonical
+                case .failure(let problem): out.refused.append(problem)
+                }
             }
         }
         return out
+    }
+
+    public func managedObjects() async throws(MemberError) -> [ObjectIdentity: Value] {
+        try await managedListing().objects
     }
 }

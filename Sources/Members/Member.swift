@@ -6,6 +6,8 @@ public struct PushOutcome: Sendable, Hashable {
     public var updated: [ObjectIdentity] = []
     public var deleted: [ObjectIdentity] = []
     public var unchanged = 0
+    /// Objects the member listed under names that are not Kubernetes names: reported, never acted on.
+    public var refused: [String] = []
 
     public init() {}
 }

@@ -59,11 +59,15 @@ public struct HeldObjects: Sendable {
     public var unmanaged: [ObjectIdentity]
     /// Objects that could not be read as NeuVector objects, with the reason.
     public var unreadable: [(ObjectIdentity, String)]
+    /// Objects listed under names that are not Kubernetes names: reported, never acted on.
+    public var refused: [ListedNameProblem]
 
-    public init(managed: [ObjectIdentity: HeldObject], unmanaged: [ObjectIdentity], unreadable: [(ObjectIdentity, String)] = []) {
+    public init(managed: [ObjectIdentity: HeldObject], unmanaged: [ObjectIdentity], unreadable: [(ObjectIdentity, String)] = [],
+                refused: [ListedNameProblem] = []) {
         self.managed = managed
         self.unmanaged = unmanaged
         self.unreadable = unreadable
+        self.refused = refused
     }
 }
 
@@ -176,7 +180,28 @@ public enum DriftComparison {
             findings.append(DriftFinding(cluster: cluster, kind: .unmanaged, object: identity,
                                          message: "a NeuVector object the hub does not manage (reported, never touched)"))
         }
-        return findings.sorted()
+        for problem in held.refused.prefix(maxFindingsPerCluster) {
+            findings.append(DriftFinding(cluster: cluster, kind: .unmanaged, object: nil, message: problem.description))
+        }
+        return bounded(findings.sorted(), cluster: cluster)
+    }
+
+    /// The most findings one cluster's report lists; beyond it, one finding per class says how many more.
+    public static let maxFindingsPerCluster = 1000
+
+    /// At most `maxFindingsPerCluster` findings (sorted), then one line per class counting the rest, so that
+    /// a member listing a million objects gives a report of bounded size.
+    static func bounded(_ findings: [DriftFinding], cluster: String) -> [DriftFinding] {
+        guard findings.count > maxFindingsPerCluster else { return findings }
+        var kept = Array(findings.prefix(maxFindingsPerCluster))
+        var left: [DriftClass: Int] = [:]
+        for finding in findings.dropFirst(maxFindingsPerCluster) { left[finding.kind, default: 0] += 1 }
+        for kind in DriftClass.allCases {
+            guard let count = left[kind] else { continue }
+            kept.append(DriftFinding(cluster: cluster, kind: kind, object: nil,
+                                     message: "\(count) more \(kind.rawValue) finding\(count == 1 ? "" : "s") not listed: a report lists at most \(maxFindingsPerCluster) per cluster"))
+        }
+        return kept
     }
 }
 

@@ -58,3 +58,42 @@ public struct ObjectIdentity: Sendable, Hashable, Comparable, CustomStringConver
         (a.kind.rawValue, a.namespace, a.name) < (b.kind.rawValue, b.namespace, b.name)
     }
 }
+
+extension ObjectIdentity {
+    /// The identity of an object a member listed, or why the hub must not act on it: its name must be a DNS-1123
+    /// subdomain and, for a namespaced kind, its namespace a DNS-1123 label (what the API server itself
+    /// enforces), because these words go into request paths sent with the hub's credentials.
+    public static func listed(kind: ObjectKind, namespace: String?, name: String) -> Result<ObjectIdentity, ListedNameProblem> {
+        let namespace = namespace ?? ""
+        let nameOK = NeuVectorNames.isDNS1123Subdomain(name)
+        let namespaceOK = kind.isNamespaced ? NeuVectorNames.isDNS1123Label(namespace) : namespace.isEmpty
+        guard nameOK && namespaceOK else { return .failure(ListedNameProblem(kind: kind, namespace: namespace, name: name)) }
+        return .success(ObjectIdentity(kind: kind, namespace: namespace, name: name))
+    }
+}
+
+/// An object a member listed under a name or namespace that is not a valid Kubernetes name: reported, never
+/// acted on (no request is ever built from it).
+public struct ListedNameProblem: Error, Sendable, Hashable, CustomStringConvertible {
+    public var kind: ObjectKind
+    public var namespace: String
+    public var name: String
+
+    public var description: String {
+        let place = namespace.isEmpty ? "" : " in namespace \(ListedNameProblem.quoted(namespace))"
+        return "the member listed a \(kind.rawValue) named \(ListedNameProblem.quoted(name))\(place), which is not a valid Kubernetes name; it was not acted on"
+    }
+
+    /// A member's words, printable: quoted, control characters escaped, at most 120 characters.
+    static func quoted(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars.prefix(120) {
+            if scalar.value < 0x20 || scalar.value == 0x7f || scalar == "'" || scalar == "\\" {
+                out += scalar.escaped(asASCII: true)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return "'" + out + (text.unicodeScalars.count > 120 ? "…" : "") + "'"
+    }
+}

@@ -22,6 +22,12 @@ struct ApplyCommand: AsyncParsableCommand {
 
     @OptionGroup var repository: RepositoryOptions
 
+    @OptionGroup var member: MemberOptions
+
+    @Option(name: .long, help: ArgumentHelp("The most managed objects one push may delete from one cluster; more fails that cluster and deletes nothing there until you confirm with a larger number.",
+                                            valueName: "count"))
+    var maxDeletions: Int = KubernetesMember.defaultMaxDeletions
+
     @Option(name: .long, help: ArgumentHelp("The state file.", valueName: "path"))
     var state: String?
 
@@ -45,38 +51,27 @@ struct ApplyCommand: AsyncParsableCommand {
 
     func validate() throws {
         if concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
+        if maxDeletions < 0 { throw ValidationError("--max-deletions must be 0 or more") }
     }
 
     func run() async throws {
-        let session = try HubSession.open(repository: repository, statePath: state)
-        let lock = try StateLock(statePath: session.store.path, timeout: lockTimeout)
-        defer { withExtendedLifetime(lock) {} }
-        let clusters = try session.clusters(named: cluster)
         let actor = currentAuthor(author)
-
-        // 1. The root environment's revision from policies/.
-        guard let pending = try session.rootRevisionForWorkingTree(author: actor) else { throw ExitStatus.failure }
-        var rootRevision = pending.revision
-        if pending.isNew {
-            if dryRun {
-                emit("would record revision \(rootRevision.id) of \(rootRevision.environment) from policies/ (\(rootRevision.documentCount) documents)")
-            } else {
-                rootRevision = try storeCall {
-                    try session.store.recordRevision(environment: rootRevision.environment, documents: session.workingDocuments,
-                                                     author: actor, cause: "apply", at: now())
-                }
-                printError("recorded revision \(rootRevision.id) of \(rootRevision.environment) (\(rootRevision.documentCount) documents)")
-            }
+        let statePath = HubSession.statePath(repository: repository, state: state)
+        var session: HubSession
+        var plan: PushPlan
+        // two runs push in turns (the second then finds what the first pushed in step) ...
+        let pushing = try StateLock(statePath: statePath, timeout: lockTimeout, purpose: .push)
+        defer { withExtendedLifetime(pushing) {} }
+        do {
+            // ... but the state lock, which every writer of a revision takes (the daemon's API writes too), is
+            // held only while the tree is read and recorded and the plan made, never across network time: the
+            // tree read here is the one the recorded parent had
+            let lock = try StateLock(statePath: statePath, timeout: lockTimeout)
+            defer { withExtendedLifetime(lock) {} }
+            (session, plan) = try recordAndPlan(author: actor)
         }
-
-        // 2. What each cluster must hold.
-        var plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)
-        if repair {
-            plan.toPush += plan.inStep
-            plan.inStep = []
-            plan.toPush.sort { $0.cluster.name < $1.cluster.name }
-        }
-        for (name, reason) in plan.untouched { printError("\(name): \(reason)") }
+        session.limits = member.limits
+        session.limits.maxDeletions = maxDeletions
         if dryRun {
             for item in plan.toPush {
                 emit("would push \(item.cluster.name) (\(item.cluster.environment), revision \(item.revision.id)): \(item.policy.objects.count) objects")
@@ -86,7 +81,57 @@ struct ApplyCommand: AsyncParsableCommand {
         }
 
         // 3. Push, several at once.
-        try await PushRun.run(session: session, plan: plan, concurrency: concurrency, clusterCount: clusters.count)
+        try await PushRun.run(session: session, plan: plan, concurrency: concurrency, clusterCount: plan.clusterCount)
+    }
+
+    /// Reads the repository, records the root environment's revision from policies/ on top of the desired
+    /// revision it was read against (compare and swap: another writer in between means reading again), and
+    /// makes the push plan.
+    func recordAndPlan(author actor: String) throws -> (HubSession, PushPlan) {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let session = try HubSession.open(repository: repository, statePath: state)
+            let clusters = try session.clusters(named: cluster)
+
+            // 1. The root environment's revision from policies/.
+            guard let pending = try session.rootRevisionForWorkingTree(author: actor) else { throw ExitStatus.failure }
+            var rootRevision = pending.revision
+            if pending.isNew {
+                if dryRun {
+                    emit("would record revision \(rootRevision.id) of \(rootRevision.environment) from policies/ (\(rootRevision.documentCount) documents)")
+                } else {
+                    var failure: HubStoreError?
+                    do {
+                        rootRevision = try session.store.recordRevision(
+                            environment: rootRevision.environment, documents: session.workingDocuments, author: actor,
+                            cause: "apply", at: now(), expectedParent: .mustBe(rootRevision.parent))
+                    } catch {
+                        failure = error
+                    }
+                    if let failure {
+                        if case .conflict(let environment, _, let current) = failure, attempt < 5 {
+                            printError("policyhub: \(environment) moved to \(current.map { "r\($0)" } ?? "none") while policies/ was read; reading it again")
+                            continue
+                        }
+                        printError("policyhub: \(failure)")
+                        throw ExitStatus.failure
+                    }
+                    printError("recorded revision \(rootRevision.id) of \(rootRevision.environment) (\(rootRevision.documentCount) documents)")
+                }
+            }
+
+            // 2. What each cluster must hold.
+            var plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)
+            plan.clusterCount = clusters.count
+            if repair {
+                plan.toPush += plan.inStep
+                plan.inStep = []
+                plan.toPush.sort { $0.cluster.name < $1.cluster.name }
+            }
+            for (name, reason) in plan.untouched { printError("\(name): \(reason)") }
+            return (session, plan)
+        }
     }
 }
 
@@ -153,6 +198,7 @@ enum PushRun {
                     totals.updated += record.updated
                     totals.deleted += record.deleted
                     line = "\(item.cluster.name): \(record.created) created, \(record.updated) updated, \(record.deleted) deleted"
+                    for refused in outcome.refused { printError("\(item.cluster.name): warning: \(refused)") }
                 case .failure(let error):
                     record.error = error.description
                     failures.append(error.description)
@@ -201,6 +247,8 @@ struct PushPlan {
     var toPush: [Item] = []
     var inStep: [Item] = []
     var untouched: [(String, String)] = []
+    /// How many clusters were considered.
+    var clusterCount = 0
 
     static func make(session: HubSession, clusters: [MemberCluster], rootRevision: Revision?) throws -> PushPlan {
         var plan = PushPlan()

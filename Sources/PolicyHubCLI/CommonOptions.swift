@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HubService
+import Members
 import PolicyCore
 
 /// Options every command that reads a policy repository takes.
@@ -70,6 +71,15 @@ final class CommandCapture: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// The revision the command recorded, when it recorded one (the daemon answers with exactly it).
+    private(set) var recordedRevision: Int64?
+
+    func recorded(_ revision: Int64) {
+        lock.lock()
+        recordedRevision = revision
+        lock.unlock()
+    }
+
     func classify(_ kind: OperationError.Kind, currentRevision: Int64? = nil) {
         lock.lock()
         if self.kind == nil { self.kind = kind }
@@ -105,4 +115,25 @@ func openValid(_ options: RepositoryOptions) throws -> (Workspace, Renderer) {
         throw ExitStatus.failure
     }
     return (workspace, renderer)
+}
+
+/// Bounds on the work one member may cause: how long it may take, and how much a push may delete.
+struct MemberLimits: Sendable {
+    /// Seconds one cluster's whole exchange may take, retries included.
+    var clusterTimeout: Double = 120
+    /// Managed objects one push may delete from one cluster.
+    var maxDeletions = KubernetesMember.defaultMaxDeletions
+}
+
+/// The options that set `MemberLimits`.
+struct MemberOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Seconds one cluster may take, retries included; a member that answers slowly or never fails by name after it.",
+                                            valueName: "seconds"))
+    var clusterTimeout: Double = 120
+
+    var limits: MemberLimits { MemberLimits(clusterTimeout: clusterTimeout) }
+
+    func validate() throws {
+        if !(clusterTimeout > 0) { throw ValidationError("--cluster-timeout must be a positive number of seconds") }
+    }
 }

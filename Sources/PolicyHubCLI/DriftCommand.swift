@@ -25,6 +25,8 @@ struct DriftCommand: AsyncParsableCommand {
 
     @OptionGroup var repository: RepositoryOptions
 
+    @OptionGroup var member: MemberOptions
+
     @Option(name: .long, help: ArgumentHelp("The state file.", valueName: "path"))
     var state: String?
 
@@ -46,7 +48,9 @@ struct DriftCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let session = try HubSession.open(repository: repository, statePath: state)
+        var opened = try HubSession.open(repository: repository, statePath: state)
+        opened.limits = member.limits
+        let session = opened
         defer { session.transports.shutdown() }
         if history {
             for report in try storeCall({ try session.store.driftReports(limit: 50) }) {

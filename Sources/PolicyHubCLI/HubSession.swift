@@ -19,6 +19,8 @@ struct HubSession {
     let root: String
     /// One libcurl transport for every Kubernetes member of this run, started on first use.
     let transports = TransportHolder()
+    /// How long each member may take and how much a push may delete (commands set it from their options).
+    var limits = MemberLimits()
 
     /// Opens the repository (exit 1 when invalid) and the state file.
     static func open(repository: RepositoryOptions, statePath: String?) throws -> HubSession {
@@ -41,6 +43,11 @@ struct HubSession {
             printError("policyhub: \(error)")
             throw ExitStatus.failure
         }
+    }
+
+    /// The state file a command names (`--state`), or the default, as an absolute path.
+    static func statePath(repository: RepositoryOptions, state: String?) -> String {
+        resolve(state ?? StateOptions.defaultPath, root: repository.root)
     }
 
     static func resolve(_ path: String, root: String) -> String {
@@ -73,7 +80,8 @@ struct HubSession {
         case .kubernetes(let kubeconfig, let context):
             do throws(KubeconfigError) {
                 let endpoint = try Kubeconfig.endpoint(path: KubeconfigCheck.resolve(kubeconfig, root: root), context: context)
-                return .success(KubernetesMember(cluster: cluster.name, endpoint: endpoint, transport: transports.transport))
+                return .success(KubernetesMember(cluster: cluster.name, endpoint: endpoint, transport: transports.transport,
+                                                 deadline: now() + limits.clusterTimeout, maxDeletions: limits.maxDeletions))
             } catch {
                 return .failure(MemberError(cluster: cluster.name, message: error.description))
             }
@@ -152,15 +160,23 @@ final class TransportHolder: @unchecked Sendable {
     }
 }
 
-/// An exclusive lock beside the state file, so that two `apply` runs never push at once.
+/// An exclusive lock beside the state file. `.state` (`state.sqlite.lock`) is held by every writer of a
+/// revision while it reads and records, and never across a member's network time; `.push`
+/// (`state.sqlite.push.lock`) by a run while it pushes, so that two runs push in turns.
 final class StateLock {
+    enum Purpose {
+        case state, push
+    }
+
     private let fd: Int32
     let path: String
 
     /// Takes the lock, waiting up to `timeout` seconds for another holder, saying so once.
-    init(statePath: String, timeout: Double) throws {
-        path = statePath + ".lock"
-        fd = open(path, O_RDWR | O_CREAT, 0o600)
+    init(statePath: String, timeout: Double, purpose: Purpose = .state) throws {
+        path = statePath + (purpose == .state ? ".lock" : ".push.lock")
+        try? FileManager.default.createDirectory(atPath: (statePath as NSString).deletingLastPathComponent,
+                                                 withIntermediateDirectories: true)
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             printError("policyhub: cannot open the lock file \(path): \(String(cString: strerror(errno)))")
             throw ExitStatus.failure

@@ -238,6 +238,11 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
     {
         let session = try await session()  // the documents come from the store; the session gives the fleet
         guard let root = session.fleet.root else { throw OperationError(.failure, "the fleet has no root environment") }
+        // the repository file and the revision change together under the state lock, which `apply` holds
+        // while it reads policies/ and records it: an apply never records a tree read between the two
+        let statePath = self.statePath
+        let (lock, _) = try await captured { try StateLock(statePath: statePath, timeout: 30) }
+        defer { withExtendedLifetime(lock) {} }
         let (current, documents) = try rootDocuments(session)
         if let baseRevision, baseRevision != current?.id {
             throw OperationError(.conflict, "\(root.name) is at \(current.map { "r\($0.id)" } ?? "no revision"), not r\(baseRevision); another change landed first",
@@ -278,11 +283,17 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
             throw OperationError(.notFound, "\(identity) is not in the root environment's revision")
         }
         let cause = yaml == nil ? "api: remove \(identity)" : (existing == nil ? "api: add \(identity)" : "api: change \(identity)")
-        let revision = try store {
-            try session.store.recordRevision(environment: root.name, documents: kept, author: author, cause: cause, at: now(),
-                                             expectedParent: .mustBe(current?.id))
+        let previous = try writeSource(source, documents: kept.filter { $0.source == source })
+        let revision: Revision
+        do {
+            revision = try store {
+                try session.store.recordRevision(environment: root.name, documents: kept, author: author, cause: cause, at: now(),
+                                                 expectedParent: .mustBe(current?.id))
+            }
+        } catch {
+            restoreSource(source, previous)  // one outcome: no revision, so the file as it was
+            throw error
         }
-        writeSource(source, documents: kept.filter { $0.source == source })
         invalidate()
         return .map([Value.MapEntry("revision", LiveHubOperations.revisionValue(revision)),
                      Value.MapEntry("source", .string(source))])
@@ -290,17 +301,56 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
 
     /// Keeps the repository in step with the recorded revision: the source file holds its documents again
     /// (removed when none is left), so that git and the next `policyhub apply` see the edit.
-    func writeSource(_ source: String, documents: [StoredDocument]) {
+    /// Returns the file's previous bytes (nil: there was none); throws when the file could not be changed.
+    func writeSource(_ source: String, documents: [StoredDocument]) throws(OperationError) -> Data? {
         let path = (root as NSString).appendingPathComponent(source)
+        let previous = FileManager.default.contents(atPath: path)
         if documents.isEmpty {
-            try? FileManager.default.removeItem(atPath: path)
+            if previous != nil && unlink(path) != 0 {
+                throw OperationError(.failure, "cannot remove \(source): \(String(cString: strerror(errno))); nothing was recorded")
+            }
+            return previous
+        }
+        var values: [Value] = []
+        for document in documents.sorted(by: { $0.identity < $1.identity }) {
+            guard let value = try? JSONReader.parse(Array(document.body.utf8)) else {
+                throw OperationError(.failure, "the stored form of \(document.identity) cannot be read back; nothing was recorded")
+            }
+            values.append(value)
+        }
+        try write(Data(YAMLWriter.documents(values).utf8), to: path, naming: source)
+        return previous
+    }
+
+    /// Puts a source file back as it was before `writeSource` (best effort: the revision was not recorded).
+    func restoreSource(_ source: String, _ previous: Data?) {
+        let path = (root as NSString).appendingPathComponent(source)
+        guard let previous else {
+            unlink(path)
             return
         }
-        let values = documents.sorted { $0.identity < $1.identity }.compactMap { try? JSONReader.parse(Array($0.body.utf8)) }
-        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        do throws(OperationError) {
+            try write(previous, to: path, naming: source)
+        } catch {
+            FileHandle.standardError.write(Data("policyhub: \(error.message)\n".utf8))
+        }
+    }
+
+    /// Writes `data` to `path` atomically (a temporary file beside it, then rename).
+    func write(_ data: Data, to path: String, naming source: String) throws(OperationError) {
+        do {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        } catch {
+            throw OperationError(.failure, "cannot create the folder of \(source): \(error.localizedDescription); nothing was recorded")
+        }
         let temporary = path + ".policyhub-tmp"
-        if FileManager.default.createFile(atPath: temporary, contents: Data(YAMLWriter.documents(values).utf8)) {
-            rename(temporary, path)
+        guard FileManager.default.createFile(atPath: temporary, contents: data) else {
+            throw OperationError(.failure, "cannot write \(source) (\(temporary)); nothing was recorded")
+        }
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw OperationError(.failure, "cannot replace \(source): \(reason); nothing was recorded")
         }
     }
 
@@ -314,7 +364,7 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
         if let base = request.baseRevision { arguments += ["--base-revision", String(base)] }
         let capture = try await command(PromoteCommand.self, arguments)
         let session = try await session()
-        let revision = try store { try session.store.desiredRevision(environment: request.to) }
+        let revision = try answerRevision(capture, environment: request.to, session: session)
         return .map([
             Value.MapEntry("dryRun", .bool(request.dryRun)),
             Value.MapEntry("revision", LiveHubOperations.revisionValue(revision)),
@@ -324,10 +374,17 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
     }
 
     func rollback(environment: String, to: Int64, author: String) async throws(OperationError) -> Value {
-        _ = try await command(RollbackCommand.self, ["--env", environment, "--to", "r\(to)", "--author", author])
+        let capture = try await command(RollbackCommand.self, ["--env", environment, "--to", "r\(to)", "--author", author])
         let session = try await session()
-        let revision = try store { try session.store.desiredRevision(environment: environment) }
+        let revision = try answerRevision(capture, environment: environment, session: session)
         return .map([Value.MapEntry("revision", LiveHubOperations.revisionValue(revision))])
+    }
+
+    /// The revision a command recorded (never whatever another request made desired by the time it is read),
+    /// or, when it recorded none, what `environment` holds.
+    func answerRevision(_ capture: CommandCapture, environment: String, session: HubSession) throws(OperationError) -> Revision? {
+        if let id = capture.recordedRevision { return try store { try session.store.revision(id: id) } }
+        return try store { try session.store.desiredRevision(environment: environment) }
     }
 
     // MARK: - Drift and reconcile
@@ -380,13 +437,19 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
         let statePath = self.statePath
         let root = self.root
         let (summary, _) = try await captured { () async throws -> PushRun.Summary in
-            let session = try HubSession.open(repository: RepositoryOptions.at(root), statePath: statePath)
-            let lock = try StateLock(statePath: session.store.path, timeout: 600)
-            defer { withExtendedLifetime(lock) {} }
-            let rootRevision = try session.fleet.root.flatMap { environment in
-                try storeCall { try session.store.desiredRevision(environment: environment.name) }
-            }
-            let plan = try PushPlan.make(session: session, clusters: session.fleet.clusters, rootRevision: rootRevision)
+            // pushes take turns with other runs; the state lock is held while the plan is made, never across
+            // the members' network time (API writes wait for it)
+            let pushing = try StateLock(statePath: statePath, timeout: 600, purpose: .push)
+            defer { withExtendedLifetime(pushing) {} }
+            let (session, plan) = try { () throws -> (HubSession, PushPlan) in
+                let lock = try StateLock(statePath: statePath, timeout: 600)
+                defer { withExtendedLifetime(lock) {} }
+                let session = try HubSession.open(repository: RepositoryOptions.at(root), statePath: statePath)
+                let rootRevision = try session.fleet.root.flatMap { environment in
+                    try storeCall { try session.store.desiredRevision(environment: environment.name) }
+                }
+                return (session, try PushPlan.make(session: session, clusters: session.fleet.clusters, rootRevision: rootRevision))
+            }()
             if plan.toPush.isEmpty && plan.inStep.allSatisfy({ $0.appliedRevision == $0.revision.id }) {
                 return PushRun.Summary(pushed: 0, inStep: plan.inStep.count, failures: [])
             }

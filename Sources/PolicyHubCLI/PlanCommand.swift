@@ -17,6 +17,8 @@ struct PlanCommand: AsyncParsableCommand {
 
     @OptionGroup var repository: RepositoryOptions
 
+    @OptionGroup var member: MemberOptions
+
     @Option(name: .long, help: ArgumentHelp("The state file.", valueName: "path"))
     var state: String?
 
@@ -41,7 +43,9 @@ struct PlanCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let session = try HubSession.open(repository: repository, statePath: state)
+        var opened = try HubSession.open(repository: repository, statePath: state)
+        opened.limits = member.limits
+        let session = opened
         let clusters = try session.clusters(named: cluster)
         let rootRevision = try session.rootRevisionForWorkingTree(author: "plan")?.revision
         let plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)

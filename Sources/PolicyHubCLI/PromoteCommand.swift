@@ -80,8 +80,7 @@ struct PromoteCommand: AsyncParsableCommand {
     func run() async throws {
         let session = try HubSession.open(repository: repository, statePath: state)
         // the CLI serializes promotions on the state lock; the daemon answers a stale base with 409 instead
-        let lock = CommandCapture.current == nil ? try StateLock(statePath: session.store.path, timeout: lockTimeout) : nil
-        defer { withExtendedLifetime(lock) {} }
+        var lock = CommandCapture.current == nil ? try StateLock(statePath: session.store.path, timeout: lockTimeout) : nil
         guard let target = session.fleet.environment(named: to) else {
             throw refusal(.notFound, "policyhub: unknown environment '\(to)' (known: \(session.fleet.environments.map(\.name).joined(separator: ", ")))")
         }
@@ -143,8 +142,13 @@ struct PromoteCommand: AsyncParsableCommand {
             try session.store.recordRevision(environment: target.name, documents: result.documents, author: pending.author,
                                              cause: cause, at: now(), expectedParent: .mustBe(current?.id))
         }
+        CommandCapture.current?.recorded(revision.id)
         printError("recorded revision \(revision.id) of \(target.name) (\(cause))")
+        withExtendedLifetime(lock) {}
+        lock = nil  // recorded: the state lock is never held across a member's network time
         if push {
+            let pushing = CommandCapture.current == nil ? try StateLock(statePath: session.store.path, timeout: 300, purpose: .push) : nil
+            defer { withExtendedLifetime(pushing) {} }
             let clusters = session.fleet.clusters.filter { $0.environment == target.name }
             let plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: nil)
             try await PushRun.run(session: session, plan: plan, concurrency: concurrency, clusterCount: clusters.count)

@@ -37,8 +37,7 @@ struct RollbackCommand: AsyncParsableCommand {
             throw ValidationError("--to '\(revision)' is not a revision such as r12 or 12")
         }
         let session = try HubSession.open(repository: repository, statePath: state)
-        let lock = CommandCapture.current == nil ? try StateLock(statePath: session.store.path, timeout: 300) : nil
-        defer { withExtendedLifetime(lock) {} }
+        var lock = CommandCapture.current == nil ? try StateLock(statePath: session.store.path, timeout: 300) : nil
         guard session.fleet.environment(named: environment) != nil else {
             throw refusal(.notFound, "policyhub: unknown environment '\(environment)'")
         }
@@ -57,11 +56,16 @@ struct RollbackCommand: AsyncParsableCommand {
             try session.store.recordRevision(environment: environment, documents: documents, author: currentAuthor(author),
                                              cause: "rollback to r\(id)", at: now(), expectedParent: .mustBe(current?.id))
         }
+        CommandCapture.current?.recorded(recorded.id)
         printError("recorded revision \(recorded.id) of \(environment) (rollback to r\(id), from \(current.map { "r\($0.id)" } ?? "none"))")
         if session.fleet.root?.name == environment {
             printError("note: \(environment) is the root environment; the next policyhub apply records policies/ again unless it is reverted in git too")
         }
+        withExtendedLifetime(lock) {}
+        lock = nil  // recorded: the state lock is never held across a member's network time
         if push {
+            let pushing = CommandCapture.current == nil ? try StateLock(statePath: session.store.path, timeout: 300, purpose: .push) : nil
+            defer { withExtendedLifetime(pushing) {} }
             let clusters = session.fleet.clusters.filter { $0.environment == environment }
             let rootRevision = session.fleet.root?.name == environment ? recorded : nil
             let plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)

@@ -31,6 +31,20 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         case forbidden
         /// Answer every apply with a 409 field-manager conflict.
         case conflict
+        // Hostile members: answers that must cost the hub one failed cluster, never the process.
+        /// Announce a body of 2 GiB (`Content-Length`), then send zeros for as long as the client reads.
+        case hugeContentLength
+        /// A chunked body that never ends (a list whose items keep coming).
+        case endlessBody
+        /// A gzip body (`Content-Encoding: gzip`) that decodes to far more than it is: these bytes.
+        case gzipBody([UInt8])
+        /// One byte a second, forever.
+        case slowDrip
+        /// A response with `count` headers of 1 KiB each.
+        case hugeHeaders(count: Int)
+        /// Lists answer with `count` generated objects labelled as managed by the hub (sent as they are made,
+        /// so a million costs the double no memory); other requests are served as usual.
+        case listFlood(count: Int)
     }
 
     /// One stored object and its JSON, encoded once when stored (gets, lists and applies answer with it).
@@ -55,6 +69,9 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
 
     private let lock = NSLock()
     private var clusters: [String: VirtualCluster] = [:]
+    /// `METHOD URI` of every request received, in order, whatever it asked for (a hostile member's test
+    /// reads it to see that no request left the paths the hub builds).
+    private var log: [String] = []
     private var resourceVersion = 1000
     private var firstRequest: Double?
     private var lastRequest: Double?
@@ -163,6 +180,13 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// Every request received so far, as `METHOD URI`.
+    public var requestLog: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return log
+    }
+
     /// Forgets every object and request count (the faults stay).
     public func reset() {
         lock.lock()
@@ -261,6 +285,9 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         case close
         case hang
         case dropAfterHead(status: Int, body: [UInt8])
+        /// A head, then the chunks `chunk(0)`, `chunk(1)`, … until one is nil, `interval` apart (nil: as fast
+        /// as the client reads); the body is chunked unless `headers` give a Content-Length.
+        case stream(status: Int, headers: [(String, String)], interval: TimeAmount?, chunk: @Sendable (Int) -> [UInt8]?)
     }
 
     static func json(_ status: Int, _ value: Value, headers: [(String, String)] = []) -> Answer {
@@ -286,6 +313,7 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
     func answer(_ request: Request) -> Answer {
         lock.lock()
         defer { lock.unlock() }
+        log.append("\(request.method.rawValue) \(request.uri)")
         var path = Substring(request.uri)
         var query = ""
         if let mark = path.firstIndex(of: "?") {
@@ -307,12 +335,31 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
             return KubernetesAPIDouble.json(500, KubernetesAPIDouble.statusBody(500, reason: "InternalError",
                                                                                 message: "Internal error occurred: injected"))
         case .dropMidResponse: return .dropAfterHead(status: 200, body: Array("{\"kind\":\"Stat".utf8))
+        case .hugeContentLength:
+            let zeros = [UInt8](repeating: 0x20, count: 64 << 10)
+            return .stream(status: 200, headers: [("Content-Length", "2147483648")], interval: nil) { _ in zeros }
+        case .endlessBody:
+            return .stream(status: 200, headers: [], interval: nil) { index in
+                index == 0 ? Array("{\"kind\":\"NvSecurityRuleList\",\"items\":[".utf8)
+                    : Array(String(repeating: "{\"metadata\":{\"name\":\"endless-\(index)\"}},", count: 100).utf8)
+            }
+        case .gzipBody(let bytes):
+            return .response(status: 200, contentType: "application/json", body: bytes, headers: [("Content-Encoding", "gzip")])
+        case .slowDrip:
+            let text = Array("{\"kind\":\"NvSecurityRuleList\",\"items\":[".utf8)
+            return .stream(status: 200, headers: [], interval: .seconds(1)) { index in [text[index % text.count]] }
+        case .hugeHeaders(let count):
+            let value = String(repeating: "x", count: 1024)
+            return .response(status: 200, contentType: "application/json", body: Array("{}".utf8),
+                             headers: (0..<count).map { ("X-Padding-\($0)", value) })
+        case .listFlood(let count) where request.method == .GET && KubernetesAPIDouble.isList(rest):
+            return KubernetesAPIDouble.flood(count: count, kind: rest.last == "nvclustersecurityrules" ? .clusterSecurityRule : .securityRule)
         case .status(let code, let retryAfter, let count) where count > 0:
             cluster.fault = count > 1 ? .status(code: code, retryAfter: retryAfter, count: count - 1) : .none
             let reason = code == 429 ? "TooManyRequests" : "ServiceUnavailable"
             return KubernetesAPIDouble.json(code, KubernetesAPIDouble.statusBody(code, reason: reason, message: "injected \(code)"),
                                             headers: retryAfter.map { [("Retry-After", String($0))] } ?? [])
-        case .none, .crdMissing, .forbidden, .conflict, .status: break
+        case .none, .crdMissing, .forbidden, .conflict, .status, .listFlood: break
         }
         // authentication: a listed bearer token, or a verified client certificate
         if !tokens.isEmpty {
@@ -395,6 +442,30 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         default:
             return KubernetesAPIDouble.json(405, KubernetesAPIDouble.statusBody(405, reason: "MethodNotAllowed",
                                                                                 message: "the server does not allow this method on the requested resource"))
+        }
+    }
+
+    /// Whether path parts (after `/clusters/<name>`) ask for a list of a NeuVector rule kind.
+    static func isList(_ parts: [String]) -> Bool {
+        guard parts.count >= 4, parts[0] == "apis", parts[1] == "neuvector.com", let last = parts.last else { return false }
+        return (last == "nvsecurityrules" || last == "nvclustersecurityrules") && (parts.count == 4 || parts.count == 6)
+    }
+
+    /// A list of `count` generated managed objects, made 1,000 at a time as the client reads.
+    static func flood(count: Int, kind: ObjectKind) -> Answer {
+        let batch = 1000
+        return .stream(status: 200, headers: [], interval: nil) { index in
+            if index == 0 { return Array("{\"apiVersion\":\"neuvector.com/v1\",\"kind\":\"\(kind.rawValue)List\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[".utf8) }
+            let batches = (count + batch - 1) / batch
+            if index == batches + 1 { return Array("]}".utf8) }
+            if index > batches + 1 { return nil }
+            let first = (index - 1) * batch
+            var text = ""
+            for n in first..<min(count, first + batch) {
+                let namespace = kind == .securityRule ? ",\"namespace\":\"flood\"" : ""
+                text += (n == 0 ? "" : ",") + "{\"apiVersion\":\"neuvector.com/v1\",\"kind\":\"\(kind.rawValue)\",\"metadata\":{\"name\":\"flood-\(n)\"\(namespace),\"labels\":{\"app.kubernetes.io/managed-by\":\"policyhub\"}},\"spec\":{\"target\":{\"selector\":{\"name\":\"flood-\(n)\"}}}}"
+            }
+            return Array(text.utf8)
         }
     }
 
@@ -611,6 +682,31 @@ final class DoubleHandler: ChannelInboundHandler, @unchecked Sendable {
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))))
                 .whenComplete { _ in bound.value.close(promise: nil) }
+        case .stream(let status, let extra, let interval, let chunk):
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "application/json")
+            for (name, value) in extra { headers.add(name: name, value: value) }
+            if !headers.contains(name: "Content-Length") { headers.add(name: "Transfer-Encoding", value: "chunked") }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status),
+                                                                 headers: headers))), promise: nil)
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            @Sendable func send(_ index: Int) {
+                let context = bound.value
+                guard context.channel.isActive else { return }
+                guard let bytes = chunk(index) else {
+                    context.writeAndFlush(handler.value.wrapOutboundOut(.end(nil)), promise: nil)
+                    return
+                }
+                let part = handler.value.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes))))
+                context.writeAndFlush(part).whenComplete { result in
+                    guard case .success = result else { return }  // the client went away: stop
+                    // a later turn of the loop (never recursion), paced so that one endless answer cannot keep
+                    // the double's event loop from its other connections
+                    context.eventLoop.scheduleTask(in: interval ?? .microseconds(50)) { send(index + 1) }
+                }
+            }
+            send(0)
         case .response(let status, let contentType, let bytes, let extra):
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: contentType)
