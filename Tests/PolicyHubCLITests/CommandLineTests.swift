@@ -9,7 +9,9 @@ import Testing
         var stderr: String
     }
 
+    /// The policyhub executable under test: `POLICYHUB_BINARY` when set (a sanitizer build), else the package's own.
     static let binary: String = {
+        if let chosen = ProcessInfo.processInfo.environment["POLICYHUB_BINARY"], !chosen.isEmpty { return chosen }
         let candidates = [".build/debug/policyhub", ".build/release/policyhub"].map { Repo.root + "/" + $0 }
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
     }()

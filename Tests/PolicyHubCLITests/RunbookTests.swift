@@ -56,8 +56,11 @@ import Testing
 
     static func beforeStep(_ runbook: String, _ step: Step, folder: String) throws {
         // the unreachable member answers again before it is pushed
-        if runbook == "unreachable-member.md", step.arguments.first == "apply" {
-            try FileManager.default.removeItem(atPath: folder + "/.policyhub/gitops/staging-eu-1")
+        var folderIsThere: ObjCBool = false
+        let gitops = folder + "/.policyhub/gitops/staging-eu-1"
+        if runbook == "unreachable-member.md", step.arguments.first == "apply",
+           FileManager.default.fileExists(atPath: gitops, isDirectory: &folderIsThere), !folderIsThere.boolValue {
+            try FileManager.default.removeItem(atPath: gitops)
         }
     }
 
