@@ -257,13 +257,30 @@ public struct HubAPI: Sendable {
             throw APIError(404, "NotFound", "unknown kind '\(kindText)' (known: \(ObjectKind.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         let namespace = parameters.get("namespace") ?? ""
+        let name = parameters.get("name") ?? ""
+        // checked before anything touches the repository: these words become a file's path
+        if parameters.get("namespace") != nil && !NeuVectorNames.isDNS1123Label(namespace) {
+            throw APIError(400, "BadRequest", "'\(HubAPI.printable(namespace))' is not a namespace name (a DNS-1123 label: lower-case letters, digits and '-', at most 63)")
+        }
+        if !NeuVectorNames.isDNS1123Subdomain(name) {
+            throw APIError(400, "BadRequest", "'\(HubAPI.printable(name))' is not a document name (a DNS-1123 subdomain: lower-case letters, digits, '-' and '.')")
+        }
         if kind.isNamespaced && namespace.isEmpty {
             throw APIError(404, "NotFound", "\(kind.rawValue) is namespaced: use /v1/namespaces/{namespace}/documents/\(kind.rawValue)/{name}")
         }
         if !kind.isNamespaced && !namespace.isEmpty {
             throw APIError(404, "NotFound", "\(kind.rawValue) is cluster-scoped (a global document): use /v1/documents/\(kind.rawValue)/{name}")
         }
-        return ObjectIdentity(kind: kind, namespace: namespace, name: parameters.get("name") ?? "")
+        return ObjectIdentity(kind: kind, namespace: namespace, name: name)
+    }
+
+    /// A word from a request, safe to echo: control characters escaped, at most 100 characters.
+    static func printable(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars.prefix(100) {
+            out += scalar.value < 0x20 || scalar.value == 0x7f ? scalar.escaped(asASCII: true) : String(scalar)
+        }
+        return text.unicodeScalars.count > 100 ? out + "…" : out
     }
 
     /// `If-Match: r12` (or `12`): the root revision an edit starts from.
@@ -292,11 +309,42 @@ public struct HubAPI: Sendable {
             throw APIError(400, "BadRequest", "the body is not JSON: \(error.message) at byte \(error.offset)")
         }
         guard case .map(let entries) = value else { throw APIError(400, "BadRequest", "the body must be a JSON object") }
+        if let duplicate = HubAPI.duplicateKey(in: value) {
+            // most proxies and JSON libraries take the last of two equal keys, this reader the first: refuse both
+            throw APIError(400, "BadRequest", "the key '\(printable(duplicate))' appears twice in one JSON object")
+        }
         let unknown = entries.map(\.key).filter { !allowed.contains($0) }
         if !unknown.isEmpty {
             throw APIError(422, "Invalid", "unknown field\(unknown.count == 1 ? "" : "s") \(unknown.sorted().joined(separator: ", ")) (known: \(allowed.sorted().joined(separator: ", ")))")
         }
         return value
+    }
+
+    /// The first key that appears twice in one mapping anywhere in `value`.
+    static func duplicateKey(in value: Value) -> String? {
+        switch value {
+        case .map(let entries):
+            var seen = Set<String>()
+            for entry in entries {
+                if !seen.insert(entry.key).inserted { return entry.key }
+                if let inner = duplicateKey(in: entry.value) { return inner }
+            }
+            return nil
+        case .list(let items):
+            for item in items { if let inner = duplicateKey(in: item) { return inner } }
+            return nil
+        default:
+            return nil
+        }
+    }
+
+    /// The methods of the routes whose path template matches `path` (for 405's `Allow`).
+    static func methods(matching path: String) -> [String] {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        return routes.filter { route in
+            let template = route.path.split(separator: "/", omittingEmptySubsequences: false)
+            return template.count == parts.count && zip(template, parts).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
+        }.map(\.method.rawValue)
     }
 
     static func promotionRequest(_ body: [UInt8]) throws(APIError) -> PromotionRequest {
@@ -381,9 +429,14 @@ struct NotFoundMiddleware: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as HTTPError where error.status == .notFound || error.status == .methodNotAllowed {
-            let status = Int(error.status.code)
-            return HubAPI.json(status, APIError(status, status == 404 ? "NotFound" : "MethodNotAllowed",
-                                                "no route \(request.method.rawValue) \(request.uri.path)").body)
+            let allowed = HubAPI.methods(matching: request.uri.path)
+            if !allowed.isEmpty {
+                var response = HubAPI.json(405, APIError(405, "MethodNotAllowed",
+                                                         "\(request.method.rawValue) is not allowed on \(request.uri.path); allowed: \(allowed.joined(separator: ", "))").body)
+                response.headers[.allow] = allowed.joined(separator: ", ")
+                return response
+            }
+            return HubAPI.json(404, APIError(404, "NotFound", "no route \(request.method.rawValue) \(request.uri.path)").body)
         }
     }
 }

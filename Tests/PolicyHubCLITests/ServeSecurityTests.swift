@@ -82,4 +82,74 @@ import Testing
             for id in ids { #expect(revisions.bodyText.contains("\"\(id)\"")) }
         }
     }
+
+    /// One request as raw bytes over a plain socket (no client normalises its path), and the whole answer.
+    static func raw(port: Int, _ request: String) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(connected == 0)
+        _ = Array(request.utf8).withUnsafeBufferPointer { send(fd, $0.baseAddress, $0.count, 0) }
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            answer += buffer[..<count]
+        }
+        return String(decoding: answer, as: UTF8.self)
+    }
+
+    /// Path segments that name a namespace or document are checked before the repository is touched: a
+    /// security admin's `PUT /v1/namespaces/../documents/...` once wrote policies/<name>.yaml.
+    @Test func pathSegmentsOutsideTheLayoutAreRefused() async throws {
+        try await ServeTests.withHub { hub in
+            let admin = try #require(hub.tokens["security-admin"])
+            let body = ServeTests.paymentsRule
+            for path in ["/v1/namespaces/../documents/NvSecurityRule/mygroup", "/v1/namespaces/%2E%2E/documents/NvSecurityRule/mygroup",
+                         "/v1/namespaces/payments/documents/NvSecurityRule/..%2Fescape", "/v1/namespaces/Payments/documents/NvSecurityRule/x",
+                         "/v1/documents/NvClusterSecurityRule/a%2Fb"] {
+                let answer = try Self.raw(port: hub.port, """
+                    PUT \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(admin)\r\nContent-Type: application/yaml\r\n\
+                    Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)
+                    """)
+                #expect(answer.hasPrefix("HTTP/1.1 400"), "\(path): \(answer.prefix(400))")
+                #expect(answer.contains("is not a"), "\(path): \(answer)")
+            }
+            let validate = try CLI.run(["validate", "--repo", hub.folder])
+            #expect(validate.status == 0, "\(validate.stdout)\(validate.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: hub.folder + "/policies/mygroup.yaml"))
+        }
+    }
+
+    @Test func aWrongMethodOnAKnownPathIs405WithAllow() async throws {
+        try await ServeTests.withHub { hub in
+            let answer = await hub.request("DELETE", "/v1/clusters", token: hub.tokens["security-admin"])
+            #expect(answer.status == 405, "\(answer.bodyText)")
+            #expect(answer.header("Allow") == "GET")
+            let document = await hub.request("POST", "/v1/documents/NvClusterSecurityRule/x", token: hub.tokens["security-admin"])
+            #expect(document.status == 405)
+            #expect(document.header("Allow") == "GET, PUT, DELETE")
+            #expect(await hub.request("GET", "/v1/nothing-here", token: hub.tokens["viewer"]).status == 404)
+        }
+    }
+
+    /// What a reviewer reads and what the hub does must not differ: duplicate keys are refused.
+    @Test func duplicateKeysInAJSONBodyAre400() async throws {
+        try await ServeTests.withHub { hub in
+            let before = await hub.revisions("production")
+            let answer = await hub.request("POST", "/v1/promotions", token: hub.tokens["promoter"],
+                                           body: #"{"to":"production","namespaces":["demo"],"force":false,"force":true}"#)
+            #expect(answer.status == 400, "\(answer.bodyText)")
+            #expect(answer.bodyText.contains("'force' appears twice"))
+            #expect(await hub.revisions("production") == before)
+        }
+    }
 }
