@@ -9,6 +9,6 @@ swift build -c release --product policyhub
 bin=.build/release/policyhub
 $bin validate
 $bin apply
-$bin status || [ $? -eq 2 ]   # 2: some cluster is not in step (production waits for its first promotion)
+$bin status || [ $? -eq 2 ]   # 2 when a cluster is behind its desired revision (production waits for its first promotion: untouched, not behind)
 $bin explain --cluster prod-eu-1 --target nv.node-pod.demo --process /usr/bin/nc
 $bin explain --cluster prod-eu-1 --target nv.api.payments --peer external --port tcp/22 --app SSH --direction egress

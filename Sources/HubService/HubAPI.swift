@@ -64,7 +64,7 @@ public struct HubAPI: Sendable {
     ]
 
     public let operations: any HubOperations
-    public let tokens: TokenFile
+    public let tokens: TokenSource
     public let metrics: HubMetrics
     public let maxBodyBytes: Int
     public let logger: Logger
@@ -74,7 +74,7 @@ public struct HubAPI: Sendable {
     /// the default executor at normal priority.
     public let requestExecutor: NicedExecutor?
 
-    public init(operations: any HubOperations, tokens: TokenFile, metrics: HubMetrics, maxBodyBytes: Int, logger: Logger,
+    public init(operations: any HubOperations, tokens: TokenSource, metrics: HubMetrics, maxBodyBytes: Int, logger: Logger,
                 requestExecutor: NicedExecutor? = nil, afterDriftReport: @escaping @Sendable (DriftRun, String) async -> Void) {
         self.requestExecutor = requestExecutor
         self.operations = operations
@@ -117,8 +117,8 @@ public struct HubAPI: Sendable {
                 guard let presented = HubAPI.bearerToken(request) else {
                     throw APIError(401, "Unauthorized", "send Authorization: Bearer <token>")
                 }
-                guard let found = tokens.principal(token: presented) else {
-                    throw APIError(401, "Unauthorized", "the token is not valid")
+                guard let found = tokens.current().principal(token: presented) else {
+                    throw APIError(401, "Unauthorized", "the token is not valid (unknown, revoked or expired)")
                 }
                 principal = found
                 guard access.allows(found) else {
@@ -128,6 +128,11 @@ public struct HubAPI: Sendable {
             response = try await answer(route, request: request, parameters: parameters, principal: principal)
         } catch {
             response = HubAPI.json(error.status, error.body)
+            if error.status == 401 || error.status == 403 {
+                // who was refused what: the principal (never the token) or "anonymous", and the route
+                await operations.auditDenied(principal: principal?.name ?? "anonymous", method: route.method.rawValue,
+                                             route: route.path, path: request.uri.path, status: error.status)
+            }
         }
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18

@@ -41,6 +41,9 @@ public protocol HubOperations: Sendable {
     func audit(limit: Int) async throws(OperationError) -> Value
     /// Whether the store and the repository can be read (for /readyz), or why not.
     func readiness() async -> String?
+    /// Writes a refused request (401 or 403) to the audit log: who (a token's name, or "anonymous"), the
+    /// route and the path asked for. A failure to write is logged, never answered.
+    func auditDenied(principal: String, method: String, route: String, path: String, status: Int) async
 }
 
 /// A promotion asked for through the API, with the CLI's selection words.

@@ -55,7 +55,7 @@ public struct HubServer: Sendable {
     public func run(signals: [UnixSignal] = [.sigterm, .sigint], onRunning: @escaping @Sendable (Int) -> Void = { _ in })
         async throws
     {
-        let tokens = try TokenFile.load(path: config.tokensPath)
+        let tokens = try TokenSource(path: config.tokensPath, logger: logger)
         let transport = config.webhookURL == nil ? nil : CurlTransport()
         defer { transport?.shutdown() }
         let after = afterDriftReport(transport: transport)
@@ -96,6 +96,14 @@ public struct HubServer: Sendable {
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: app), .init(service: scheduler)],
             gracefulShutdownSignals: signals, logger: logger))
+        // SIGHUP reads the tokens file again (it is also read again whenever it changes) instead of ending the
+        // daemon; only a daemon that handles signals at all traps it
+        let reloads = signals.isEmpty ? nil : Task {
+            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                if tokens.reload() == nil { logger.info("SIGHUP: tokens file \(tokens.path) read again") }
+            }
+        }
+        defer { reloads?.cancel() }
         try await group.run()
         try? await eventLoops.shutdownGracefully()
         logger.info("policyhub stopped: requests and jobs in progress finished")

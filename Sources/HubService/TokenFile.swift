@@ -14,12 +14,17 @@ import PolicyYAML
 ///   role: namespace-owner
 ///   namespaces: [payments]
 ///   sha256: ...
+///   created: 2026-12-01T09:00:00Z
+///   expires: 2027-03-01T09:00:00Z    # optional: after it the token is refused
 /// ```
 public struct TokenFile: Sendable {
     public struct Entry: Sendable, Hashable {
         public var principal: Principal
         /// SHA-256 of the token, 32 bytes.
         public var digest: [UInt8]
+        /// When the token was made and when it stops working (seconds since 1970), when known.
+        public var created: Double?
+        public var expires: Double?
     }
 
     public var entries: [Entry]
@@ -31,8 +36,13 @@ public struct TokenFile: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError(path: path, line: 0, column: 0, message: "cannot read the tokens file")
         }
+        return try parse([UInt8](data), path: path)
+    }
+
+    /// Reads the bytes of a tokens file.
+    static func parse(_ data: [UInt8], path: String) throws(ConfigError) -> TokenFile {
         let nodes: [YAMLNode]
-        switch YAMLParser.parseDocuments([UInt8](data), file: path) {
+        switch YAMLParser.parseDocuments(data, file: path) {
         case .success(let parsed): nodes = parsed
         case .failure(let diagnostic): throw ConfigError(diagnostic)
         }
@@ -59,20 +69,44 @@ public struct TokenFile: Sendable {
             if role == .namespaceOwner && namespaces.isEmpty {
                 throw fail("a namespace-owner token needs namespaces: [...]")
             }
-            entries.append(Entry(principal: Principal(name: name, role: role, namespaces: namespaces), digest: digest))
+            var times: [Double?] = []
+            for key in ["created", "expires"] {
+                guard let node = item[key] else {
+                    times.append(nil)
+                    continue
+                }
+                guard let text = node.scalar, let time = TokenFile.time(text) else {
+                    throw fail("\(key) must be a UTC time such as 2027-03-01T09:00:00Z", node)
+                }
+                times.append(time)
+            }
+            entries.append(Entry(principal: Principal(name: name, role: role, namespaces: namespaces), digest: digest,
+                                 created: times[0], expires: times[1]))
         }
         return TokenFile(entries: entries)
     }
 
     /// The principal a presented token belongs to, or nil. Every entry is compared, each in constant
     /// time, so the time taken says nothing about which digest bytes matched.
-    public func principal(token: String) -> Principal? {
+    /// A token past its `expires` time is refused.
+    public func principal(token: String, at now: Double = Date().timeIntervalSince1970) -> Principal? {
         let digest = Array(SHA256.hash(data: Array(token.utf8)))
         var found: Principal?
         for entry in entries where TokenFile.constantTimeEqual(entry.digest, digest) && found == nil {
+            if let expires = entry.expires, expires <= now { continue }
             found = entry.principal
         }
         return found
+    }
+
+    /// `2027-03-01T09:00:00Z` as seconds since 1970, or nil.
+    public static func time(_ text: String) -> Double? {
+        ISO8601DateFormatter().date(from: text)?.timeIntervalSince1970
+    }
+
+    /// Seconds since 1970 as `2027-03-01T09:00:00Z`.
+    public static func timeText(_ seconds: Double) -> String {
+        ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: seconds.rounded(.down)))
     }
 
     /// A token name that YAML reads back as the same string without quoting.
@@ -122,30 +156,74 @@ public struct TokenFile: Sendable {
     }
 
     /// Appends an entry to the tokens file (created with mode 0600 when missing); the token itself is
-    /// not written. Throws `ConfigError` when the name is taken or the file cannot be written.
-    public static func append(path: String, name: String, role: Role, namespaces: [String], sha256: String) throws(ConfigError) {
-        var text = ""
-        if FileManager.default.fileExists(atPath: path) {
-            let existing = try load(path: path)
-            if existing.entries.contains(where: { $0.principal.name == name }) {
-                throw ConfigError(path: path, line: 0, column: 0, message: "a token named '\(name)' exists already")
-            }
-            text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-            if !text.contains("tokens:") { text = "tokens:\n" }
-            if !text.hasSuffix("\n") { text += "\n" }
-        } else {
-            text = "# PolicyHub API tokens: SHA-256 of each token, never the token.\ntokens:\n"
-        }
+    /// not written. Throws `ConfigError` when the name is taken or the file cannot be read or written: an
+    /// existing file is never replaced by one that lost its entries.
+    public static func append(path: String, name: String, role: Role, namespaces: [String], sha256: String,
+                              created: Double = Date().timeIntervalSince1970, expires: Double? = nil) throws(ConfigError) {
         guard TokenFile.isPlainName(name), namespaces.allSatisfy(NeuVectorNames.isDNS1123Label) else {
             throw ConfigError(path: path, line: 0, column: 0,
                               message: "token names use letters, digits, '-', '_', '.', '@'; namespaces are DNS-1123 labels")
         }
-        text += "- name: \(name)\n  role: \(role.rawValue)\n"
+        var text = "# PolicyHub API tokens: SHA-256 of each token, never the token.\ntokens:\n"
+        if let existing = try existingText(path) {
+            let file = try parse(Array(existing.utf8), path: path)
+            if file.entries.contains(where: { $0.principal.name == name }) {
+                throw ConfigError(path: path, line: 0, column: 0, message: "a token named '\(name)' exists already")
+            }
+            if file.entries.isEmpty && !existing.contains("tokens:") {
+                text = existing + (existing.isEmpty || existing.hasSuffix("\n") ? "" : "\n") + "tokens:\n"
+            } else {
+                text = existing + (existing.hasSuffix("\n") ? "" : "\n")
+            }
+        }
+        text += entryText(name: name, role: role, namespaces: namespaces, sha256: sha256, created: created, expires: expires)
+        try replace(path, with: text)
+    }
+
+    /// Removes the token named `name`; the file is written again from its entries (comments are not kept).
+    public static func revoke(path: String, name: String) throws(ConfigError) {
+        guard let existing = try existingText(path) else {
+            throw ConfigError(path: path, line: 0, column: 0, message: "there is no tokens file")
+        }
+        let file = try parse(Array(existing.utf8), path: path)
+        guard file.entries.contains(where: { $0.principal.name == name }) else {
+            let known = file.entries.map(\.principal.name)
+            throw ConfigError(path: path, line: 0, column: 0,
+                              message: "no token is named '\(name)' (known: \(known.isEmpty ? "none" : known.joined(separator: ", ")))")
+        }
+        var text = "# PolicyHub API tokens: SHA-256 of each token, never the token.\ntokens:\n"
+        for entry in file.entries where entry.principal.name != name {
+            text += entryText(name: entry.principal.name, role: entry.principal.role, namespaces: entry.principal.namespaces,
+                              sha256: entry.digest.map { String(format: "%02x", $0) }.joined(), created: entry.created,
+                              expires: entry.expires)
+        }
+        try replace(path, with: text)
+    }
+
+    /// The file's text, nil when there is no file; an error when it exists but cannot be read as text.
+    static func existingText(_ path: String) throws(ConfigError) -> String? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(path: path, line: 0, column: 0, message: "the tokens file exists but cannot be read as UTF-8 text; it was left as it is")
+        }
+        return text
+    }
+
+    static func entryText(name: String, role: Role, namespaces: [String], sha256: String, created: Double?, expires: Double?) -> String {
+        var text = "- name: \(name)\n  role: \(role.rawValue)\n"
         if !namespaces.isEmpty { text += "  namespaces: [\(namespaces.joined(separator: ", "))]\n" }
         text += "  sha256: \(sha256)\n"
+        if let created { text += "  created: \(timeText(created))\n" }
+        if let expires { text += "  expires: \(timeText(expires))\n" }
+        return text
+    }
+
+    /// Writes `text` over `path` atomically, mode 0600.
+    static func replace(_ path: String, with text: String) throws(ConfigError) {
         let temporary = path + ".tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]),
               rename(temporary, path) == 0 else {
+            unlink(temporary)
             throw ConfigError(path: path, line: 0, column: 0, message: "cannot write the tokens file")
         }
     }

@@ -15,9 +15,14 @@ struct RepositoryOptions: ParsableArguments {
     }
 }
 
-/// How a command prints its result.
+/// How a report prints its result (status, history, plan, explain): anything else is a usage error.
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case text
+    case json
+}
+
+/// How `render` prints effective policy.
+enum DocumentFormat: String, ExpressibleByArgument, CaseIterable {
     case yaml
     case json
 }

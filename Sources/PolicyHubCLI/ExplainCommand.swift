@@ -89,7 +89,7 @@ struct ExplainCommand: ParsableCommand {
         }
         switch output {
         case .json: print(JSONWriter.pretty(ExplainCommand.value(explanation, cluster: member)), terminator: "")
-        case .text, .yaml: print(ExplainCommand.text(explanation, cluster: member, query: query), terminator: "")
+        case .text: print(ExplainCommand.text(explanation, cluster: member, query: query), terminator: "")
         }
     }
 

@@ -38,7 +38,7 @@ struct HistoryCommand: ParsableCommand {
                 map.set("desired", .bool(desired.contains(r.id)))
                 return map.value
             })), terminator: "")
-        case .text, .yaml:
+        case .text:
             if revisions.isEmpty { print("no revisions yet") }
             for r in revisions {
                 let mark = desired.contains(r.id) ? " (desired)" : ""

@@ -23,6 +23,8 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
         var placement: Renderer.PlacementClass
     }
     private var renderers: [Int64: Renderer] = [:]
+    /// The state file for audit lines written outside a session (refused requests).
+    private var auditStore: SQLiteHubStore?
     /// How long a read repository is reused before it is read again (writes through the API drop it at once).
     let sessionLifetime: Double
 
@@ -468,6 +470,23 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
                   Value.MapEntry("actor", .string(entry.actor)), Value.MapEntry("action", .string(entry.action)),
                   Value.MapEntry("detail", .string(entry.detail))])
         }))])
+    }
+
+    func auditDenied(principal: String, method: String, route: String, path: String, status: Int) async {
+        let statePath = self.statePath
+        do {
+            // the state file alone: a refusal is audited even while the repository does not read
+            let store = try lock.withLock { () throws -> SQLiteHubStore in
+                if let auditStore { return auditStore }
+                let opened = try SQLiteHubStore(path: statePath)
+                auditStore = opened
+                return opened
+            }
+            let shown = path.unicodeScalars.prefix(200).map { $0.value < 0x20 ? "?" : String($0) }.joined()
+            try store.audit(actor: principal, action: "denied", detail: "\(status) \(method) \(route) (\(shown))", at: now())
+        } catch {
+            FileHandle.standardError.write(Data("policyhub: cannot audit a refused request: \(error)\n".utf8))
+        }
     }
 
     func readiness() async -> String? {

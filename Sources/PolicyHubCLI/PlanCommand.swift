@@ -91,7 +91,7 @@ struct PlanCommand: AsyncParsableCommand {
         results.sort { $0.cluster.name < $1.cluster.name }
         switch output {
         case .json: print(JSONWriter.pretty(.list(results.map(PlanCommand.value))), terminator: "")
-        case .text, .yaml: print(PlanCommand.text(results), terminator: "")
+        case .text: print(PlanCommand.text(results), terminator: "")
         }
         if results.contains(where: { $0.error != nil }) { throw ExitStatus.failure }
         if results.contains(where: { $0.changes > 0 }) { throw ExitCode(2) }

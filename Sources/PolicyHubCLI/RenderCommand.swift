@@ -26,7 +26,7 @@ struct RenderCommand: ParsableCommand {
     var cluster: [String] = []
 
     @Option(name: .long, help: "Output format for standard output: yaml or json.")
-    var output: OutputFormat = .yaml
+    var output: DocumentFormat = .yaml
 
     @Option(name: .customLong("out-dir"), help: ArgumentHelp("Write one file per object below this folder.", valueName: "dir"))
     var outDir: String?
@@ -63,7 +63,7 @@ struct RenderCommand: ParsableCommand {
         } else {
             switch output {
             case .json: print(RenderOutput.json(rendered), terminator: "")
-            case .yaml, .text: print(RenderOutput.yaml(rendered), terminator: "")
+            case .yaml: print(RenderOutput.yaml(rendered), terminator: "")
             }
         }
         if ambiguous { throw ExitStatus.failure }

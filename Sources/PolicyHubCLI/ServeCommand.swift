@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HubService
 import Logging
+import PolicyCore
 
 /// `policyhub serve`: the hub daemon (REST API, tokens and roles, scheduled drift reports, reconcile).
 struct ServeCommand: AsyncParsableCommand {
@@ -46,7 +47,9 @@ struct ServeCommand: AsyncParsableCommand {
 /// `policyhub token`: API tokens.
 struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "token", abstract: "Create API tokens for policyhub serve.", subcommands: [Create.self])
+        commandName: "token", abstract: "Create, list and revoke the API tokens of policyhub serve.",
+        discussion: "A running daemon reads the tokens file again when it changes: no restart is needed.",
+        subcommands: [Create.self, List.self, Revoke.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -71,24 +74,113 @@ struct TokenCommand: AsyncParsableCommand {
         @Option(name: .long, help: ArgumentHelp("A namespace a namespace-owner may change (repeatable).", valueName: "ns"))
         var namespace: [String] = []
 
+        @Option(name: .long, help: ArgumentHelp("How long the token works: 90d, 12h, 30m or 2w; none given: until revoked.",
+                                                valueName: "duration"))
+        var expires: String?
+
         func validate() throws {
             guard let role = Role(rawValue: role) else {
                 throw ValidationError("--role must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             if role == .namespaceOwner && namespace.isEmpty { throw ValidationError("a namespace-owner token needs --namespace") }
             if role != .namespaceOwner && !namespace.isEmpty { throw ValidationError("--namespace is only for namespace-owner tokens") }
+            if let expires, TokenCommand.seconds(expires) == nil {
+                throw ValidationError("--expires '\(expires)' is not a duration such as 90d, 12h, 30m or 2w")
+            }
         }
 
         func run() async throws {
             let (token, digest) = TokenFile.newToken()
+            let created = now()
+            let until = expires.flatMap(TokenCommand.seconds).map { created + $0 }
             do {
-                try TokenFile.append(path: file, name: name, role: Role(rawValue: role) ?? .viewer, namespaces: namespace, sha256: digest)
+                try TokenFile.append(path: file, name: name, role: Role(rawValue: role) ?? .viewer, namespaces: namespace, sha256: digest,
+                                     created: created, expires: until)
             } catch {
                 printError(error.description)
                 throw ExitStatus.failure
             }
             print(token)
-            printError("appended '\(name)' (\(role)) to \(file); the token above is not stored anywhere")
+            let expiry = until.map { ", expires \(TokenFile.timeText($0))" } ?? ""
+            printError("appended '\(name)' (\(role)\(expiry)) to \(file); the token above is not stored anywhere")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "list",
+            abstract: "List the tokens: name, role, namespaces, created, expiry (never a hash or a token).")
+
+        @Option(name: .long, help: ArgumentHelp("The tokens file.", valueName: "path"))
+        var file: String = "hub-tokens.yaml"
+
+        @Option(name: .long, help: "text or json.")
+        var output: OutputFormat = .text
+
+        func run() throws {
+            let tokens: TokenFile
+            do {
+                tokens = try TokenFile.load(path: file)
+            } catch {
+                printError(error.description)
+                throw ExitStatus.failure
+            }
+            let at = now()
+            var rows: [Value] = []
+            var lines: [String] = []
+            for entry in tokens.entries {
+                let state = entry.expires.map { $0 <= at ? "expired" : "active" } ?? "active"
+                var row = ValueMapBuilder()
+                row.set("name", .string(entry.principal.name))
+                row.set("role", .string(entry.principal.role.rawValue))
+                row.set("namespaces", .list(entry.principal.namespaces.map(Value.string)))
+                row.set("created", entry.created.map { .string(TokenFile.timeText($0)) } ?? .null)
+                row.set("expires", entry.expires.map { .string(TokenFile.timeText($0)) } ?? .null)
+                row.set("state", .string(state))
+                rows.append(row.value)
+                let namespaces = entry.principal.namespaces.isEmpty ? "" : " [\(entry.principal.namespaces.joined(separator: ", "))]"
+                let created = entry.created.map { "created \(TokenFile.timeText($0))" } ?? "created unknown"
+                let expiry = entry.expires.map { ", \(state == "expired" ? "expired" : "expires") \(TokenFile.timeText($0))" } ?? ", no expiry"
+                lines.append("\(entry.principal.name)  \(entry.principal.role.rawValue)\(namespaces)  \(created)\(expiry)")
+            }
+            switch output {
+            case .json: print(JSONWriter.pretty(.list(rows)), terminator: "")
+            case .text: for line in lines { print(line) }
+            }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "revoke",
+            abstract: "Remove a token from the tokens file; a running daemon refuses it from its next request.")
+
+        @Option(name: .long, help: ArgumentHelp("The tokens file.", valueName: "path"))
+        var file: String = "hub-tokens.yaml"
+
+        @Argument(help: "The name of the token to revoke.")
+        var name: String
+
+        func run() throws {
+            do {
+                try TokenFile.revoke(path: file, name: name)
+            } catch {
+                printError(error.description)
+                throw ExitStatus.failure
+            }
+            printError("revoked '\(name)' in \(file)")
+        }
+    }
+
+    /// `90d`, `12h`, `30m`, `2w` as seconds.
+    static func seconds(_ text: String) -> Double? {
+        guard let unit = text.last, let count = Double(text.dropLast()), count > 0 else { return nil }
+        switch unit {
+        case "m": return count * 60
+        case "h": return count * 3600
+        case "d": return count * 86400
+        case "w": return count * 7 * 86400
+        default: return nil
         }
     }
 }

@@ -25,11 +25,13 @@ struct StatusCommand: ParsableCommand {
             throw ExitStatus.failure
         }
         let path = HubSession.resolve(state ?? StateOptions.defaultPath, root: repository.root)
+        // before the first apply there is no state yet: an empty store, not an error
+        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let store = try storeCall { try SQLiteHubStore(path: path) }
         let (rows, lines, behind) = try storeCall { try StatusCommand.rows(fleet: fleet, store: store) }
         switch output {
         case .json: print(JSONWriter.pretty(.list(rows)), terminator: "")
-        case .text, .yaml: for line in lines { print(line) }
+        case .text: for line in lines { print(line) }
         }
         if behind { throw ExitCode(2) }
     }
@@ -56,8 +58,9 @@ struct StatusCommand: ParsableCommand {
         for cluster in fleet.clusters where only == nil || cluster.name == only {
             let desired = desiredByEnvironment[cluster.environment] ?? nil
             let state = states[cluster.name]
-            let inStep = desired != nil && state?.appliedRevision == desired?.id && state?.lastResult != "failed"
-            if desired != nil && !inStep { behind = true }
+            // an environment before its first promotion desires nothing: its clusters are left untouched, not behind
+            let inStep = desired == nil || (state?.appliedRevision == desired?.id && state?.lastResult != "failed")
+            if !inStep { behind = true }
             var map = ValueMapBuilder()
             map.set("cluster", .string(cluster.name))
             map.set("environment", .string(cluster.environment))

@@ -339,9 +339,9 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
             let zeros = [UInt8](repeating: 0x20, count: 64 << 10)
             return .stream(status: 200, headers: [("Content-Length", "2147483648")], interval: nil) { _ in zeros }
         case .endlessBody:
+            let items = Array(String(repeating: "{\"metadata\":{\"name\":\"endless\"}},", count: 2000).utf8)
             return .stream(status: 200, headers: [], interval: nil) { index in
-                index == 0 ? Array("{\"kind\":\"NvSecurityRuleList\",\"items\":[".utf8)
-                    : Array(String(repeating: "{\"metadata\":{\"name\":\"endless-\(index)\"}},", count: 100).utf8)
+                index == 0 ? Array("{\"kind\":\"NvSecurityRuleList\",\"items\":[".utf8) : items
             }
         case .gzipBody(let bytes):
             return .response(status: 200, contentType: "application/json", body: bytes, headers: [("Content-Encoding", "gzip")])
@@ -703,7 +703,7 @@ final class DoubleHandler: ChannelInboundHandler, @unchecked Sendable {
                     guard case .success = result else { return }  // the client went away: stop
                     // a later turn of the loop (never recursion), paced so that one endless answer cannot keep
                     // the double's event loop from its other connections
-                    context.eventLoop.scheduleTask(in: interval ?? .microseconds(50)) { send(index + 1) }
+                    context.eventLoop.scheduleTask(in: interval ?? .milliseconds(1)) { send(index + 1) }
                 }
             }
             send(0)

@@ -1,0 +1,35 @@
+import Foundation
+import Testing
+
+/// What a script reads from a command agrees with its exit status, and an option it cannot honour is refused.
+@Suite struct OutputContractTests {
+    typealias CLI = CommandLineTests
+
+    @Test(arguments: ["status", "history", "plan", "explain"])
+    func aFormatACommandCannotPrintIsAUsageError(_ command: String) throws {
+        let run = try CLI.run([command, "--output", "yaml"])
+        #expect(run.status == 64, "\(run.stderr)")
+        #expect(run.stderr.contains("yaml"), "\(run.stderr)")
+    }
+
+    /// `status` exits 2 exactly when its JSON has a cluster that is not in step.
+    @Test func statusExitAgreesWithItsJSON() throws {
+        try Repo.withTemporaryFolder { folder in
+            try Repo.copyExample(to: folder)
+            func check(_ wanted: Int32) throws {
+                let status = try CLI.run(["status", "--repo", folder, "--output", "json"])
+                #expect(status.status == wanted, "\(status.stderr)")
+                let rows = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [[String: Any]])
+                let behind = rows.contains { $0["inStep"] as? Bool == false }
+                #expect(behind == (status.status == 2), "\(status.stdout)")
+            }
+            try check(0)  // nothing recorded yet: nothing is desired
+            #expect(try CLI.run(["apply", "--repo", folder]).status == 0)
+            try check(0)  // staging applied; production waits for its first promotion, untouched
+            #expect(try CLI.run(["promote", "--repo", folder, "--to", "production", "--all", "--force"]).status == 0)
+            try check(2)  // production now desires a revision it does not hold
+            #expect(try CLI.run(["apply", "--repo", folder]).status == 0)
+            try check(0)
+        }
+    }
+}
