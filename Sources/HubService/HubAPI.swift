@@ -189,7 +189,10 @@ public struct HubAPI: Sendable {
                 return HubAPI.json(200, try await operations.revisions(environment: parameter("environment"), limit: limit()))
             case .documents: return HubAPI.json(200, try await operations.documents())
             case .globalDocument, .namespaceDocument:
-                return HubAPI.json(200, try await operations.document(try HubAPI.identity(parameters)))
+                let document = try await operations.document(try HubAPI.identity(parameters))
+                var response = HubAPI.json(200, document)
+                response.headers[.eTag] = "\"\(DocumentPrecondition.etag(ofHash: document["hash"]?.stringValue))\""
+                return response
             case .putGlobalDocument, .putNamespaceDocument, .deleteGlobalDocument, .deleteNamespaceDocument:
                 let identity = try HubAPI.identity(parameters)
                 var body: [UInt8]?
@@ -197,9 +200,11 @@ public struct HubAPI: Sendable {
                     body = try await collect(request)
                     guard body?.isEmpty == false else { throw APIError(400, "BadRequest", "the body must be the document's YAML or JSON") }
                 }
-                let base = try HubAPI.baseRevision(request)
-                let result = try await operations.writeDocument(identity, yaml: body, baseRevision: base, author: author)
-                return HubAPI.json(200, result)
+                let precondition = try HubAPI.precondition(request)
+                let result = try await operations.writeDocument(identity, yaml: body, precondition: precondition, author: author)
+                var response = HubAPI.json(200, result)
+                if route.method == .put { response.headers[.eTag] = "\"\(DocumentPrecondition.etag(ofHash: result["hash"]?.stringValue))\"" }
+                return response
             case .promotions:
                 let promotion = try HubAPI.promotionRequest(try await collect(request))
                 return HubAPI.json(promotion.dryRun ? 200 : 201, try await operations.promote(promotion, author: author))
@@ -288,13 +293,16 @@ public struct HubAPI: Sendable {
         return text.unicodeScalars.count > 100 ? out + "…" : out
     }
 
-    /// `If-Match: r12` (or `12`): the root revision an edit starts from.
-    static func baseRevision(_ request: Request) throws(APIError) -> Int64? {
+    /// `If-Match: r12` (or `12`): the document as it was in that root revision; `If-Match: "sha256:..."`
+    /// (or `"absent"`): the document's ETag from a GET.
+    static func precondition(_ request: Request) throws(APIError) -> DocumentPrecondition? {
         guard let header = request.headers[.ifMatch] else { return nil }
-        guard let revision = revisionNumber(.string(header.trimmingCharacters(in: CharacterSet(charactersIn: "\" ")))) else {
-            throw APIError(400, "BadRequest", "If-Match must name a revision such as r12")
+        let text = header.trimmingCharacters(in: CharacterSet(charactersIn: "\" "))
+        if text.hasPrefix("sha256:") || text == "absent" { return .etag(text) }
+        guard let revision = revisionNumber(.string(text)) else {
+            throw APIError(400, "BadRequest", "If-Match must be a document's ETag (\"sha256:...\", from a GET) or a revision such as r12")
         }
-        return revision
+        return .revision(revision)
     }
 
     static func revisionNumber(_ value: Value?) -> Int64? {

@@ -19,9 +19,9 @@ public protocol HubOperations: Sendable {
     /// One document of the root environment: its identity, source and YAML.
     func document(_ identity: ObjectIdentity) async throws(OperationError) -> Value
     /// Validates `yaml` as the new version of `identity` (or, with nil, a removal) in the root environment's
-    /// tree and records a revision by `author`. `baseRevision` is the root revision the edit started from;
-    /// another revision recorded since makes it a conflict.
-    func writeDocument(_ identity: ObjectIdentity, yaml: [UInt8]?, baseRevision: Int64?, author: String)
+    /// tree and records a revision by `author`; a document equal to the one held records nothing. With a
+    /// `precondition`, a change of this document since (never of another one) makes it a conflict.
+    func writeDocument(_ identity: ObjectIdentity, yaml: [UInt8]?, precondition: DocumentPrecondition?, author: String)
         async throws(OperationError) -> Value
     /// A promotion (`dryRun` records nothing).
     func promote(_ request: PromotionRequest, author: String) async throws(OperationError) -> Value
@@ -44,6 +44,18 @@ public protocol HubOperations: Sendable {
     /// Writes a refused request (401 or 403) to the audit log: who (a token's name, or "anonymous"), the
     /// route and the path asked for. A failure to write is logged, never answered.
     func auditDenied(principal: String, method: String, route: String, path: String, status: Int) async
+}
+
+/// What `If-Match` says a document write expects (per document: another team's edit is no conflict).
+public enum DocumentPrecondition: Sendable, Hashable {
+    /// The document is as it was in this root revision (`If-Match: r12`).
+    case revision(Int64)
+    /// The document's current ETag (`If-Match: "sha256:..."`, from a GET); `absent` for a document that
+    /// must not exist yet.
+    case etag(String)
+
+    /// The ETag of a document with this content hash, or of no document.
+    public static func etag(ofHash hash: String?) -> String { hash ?? "absent" }
 }
 
 /// A promotion asked for through the API, with the CLI's selection words.
@@ -130,4 +142,13 @@ public struct OperationError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
+}
+
+extension DocumentPrecondition: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .revision(let id): return "r\(id)"
+        case .etag(let tag): return "ETag \"\(tag)\""
+        }
+    }
 }

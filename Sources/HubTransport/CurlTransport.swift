@@ -107,7 +107,10 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
             }
             lock.unlock()
             for transfer in starting {
-                transfer.prepare()
+                if let refused = transfer.prepare() {
+                    transfer.finish(.failure(.other(url: transfer.printableURL, message: refused)))
+                    continue
+                }
                 active[transfer.handle] = transfer
                 curl_multi_add_handle(multi, transfer.handle)
             }
@@ -198,8 +201,13 @@ final class Transfer {
         curl_slist_free_all(connectList)
     }
 
-    /// Sets every option for the next attempt.
-    func prepare() {
+    /// Sets every option for the next attempt; returns libcurl's refusal of one, which fails the request
+    /// (a rejected CA or certificate must never fall back to libcurl's defaults).
+    func prepare() -> String? {
+        var refused: String?
+        func check(_ code: CURLcode, _ option: String) {
+            if code != CURLE_OK && refused == nil { refused = "libcurl refused \(option): \(String(cString: curl_easy_strerror(code)))" }
+        }
         attempts += 1
         body = []
         headers = []
@@ -207,20 +215,20 @@ final class Transfer {
         exceeded = nil
         curl_easy_reset(handle)
         let me = Unmanaged.passUnretained(self).toOpaque()
-        ccurl_setopt_string(handle, CURLOPT_URL, request.url)
+        check(ccurl_setopt_string(handle, CURLOPT_URL, request.url), "CURLOPT_URL")
         // the path goes out exactly as built: never squashed by libcurl (send() refused dot segments already)
-        ccurl_setopt_long(handle, CURLOPT_PATH_AS_IS, 1)
-        ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
-        ccurl_setopt_string(handle, CURLOPT_USERAGENT, settings.userAgent)
-        ccurl_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, "")
+        check(ccurl_setopt_long(handle, CURLOPT_PATH_AS_IS, 1), "CURLOPT_PATH_AS_IS")
+        check(ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1), "CURLOPT_NOSIGNAL")
+        check(ccurl_setopt_string(handle, CURLOPT_USERAGENT, settings.userAgent), "CURLOPT_USERAGENT")
+        check(ccurl_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, ""), "CURLOPT_ACCEPT_ENCODING")
         var total = settings.totalTimeout
         if let deadline = request.deadline { total = max(0.001, min(total, deadline - Date().timeIntervalSince1970)) }
-        ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(min(settings.connectTimeout, total) * 1000))
-        ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, Int(total * 1000)))
+        check(ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(min(settings.connectTimeout, total) * 1000)), "CURLOPT_CONNECTTIMEOUT_MS")
+        check(ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, Int(total * 1000))), "CURLOPT_TIMEOUT_MS")
         // the body as received (before gzip is undone) is bounded here; as decoded, in the write function
-        ccurl_setopt_long(handle, CURLOPT_NOPROGRESS, 0)
-        ccurl_setopt_pointer(handle, CURLOPT_XFERINFODATA, me)
-        ccurl_setopt_xferinfo_function(handle) { user, _, received, _, _ in
+        check(ccurl_setopt_long(handle, CURLOPT_NOPROGRESS, 0), "CURLOPT_NOPROGRESS")
+        check(ccurl_setopt_pointer(handle, CURLOPT_XFERINFODATA, me), "CURLOPT_XFERINFODATA")
+        check(ccurl_setopt_xferinfo_function(handle) { user, _, received, _, _ in
             guard let user else { return 0 }
             let transfer = Unmanaged<Transfer>.fromOpaque(user).takeUnretainedValue()
             if received > Int64(transfer.settings.maxResponseBytes) {
@@ -228,21 +236,21 @@ final class Transfer {
                 return 1
             }
             return 0
-        }
+        }, "CURLOPT_XFERINFOFUNCTION")
         errorBuffer[0] = 0
-        ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer)
+        check(ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer), "CURLOPT_ERRORBUFFER")
         switch request.method {
-        case "GET": ccurl_setopt_long(handle, CURLOPT_HTTPGET, 1)
-        case "HEAD": ccurl_setopt_long(handle, CURLOPT_NOBODY, 1)
-        default: ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method)
+        case "GET": check(ccurl_setopt_long(handle, CURLOPT_HTTPGET, 1), "CURLOPT_HTTPGET")
+        case "HEAD": check(ccurl_setopt_long(handle, CURLOPT_NOBODY, 1), "CURLOPT_NOBODY")
+        default: check(ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method), "CURLOPT_CUSTOMREQUEST")
         }
         if let payload = request.body {
-            ccurl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, payload.count)
+            check(ccurl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, payload.count), "CURLOPT_POSTFIELDSIZE")
             if payload.isEmpty {
-                ccurl_setopt_string(handle, CURLOPT_COPYPOSTFIELDS, "")
+                check(ccurl_setopt_string(handle, CURLOPT_COPYPOSTFIELDS, ""), "CURLOPT_COPYPOSTFIELDS")
             } else {
                 payload.withUnsafeBufferPointer { buffer in  // libcurl copies the bytes
-                    _ = ccurl_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: buffer.baseAddress))
+                    check(ccurl_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: buffer.baseAddress)), "CURLOPT_COPYPOSTFIELDS")
                 }
             }
         }
@@ -252,33 +260,33 @@ final class Transfer {
         if request.body != nil && !request.headers.contains(where: { $0.name.lowercased() == "expect" }) {
             headerList = curl_slist_append(headerList, "Expect:")  // no 100-continue round trip
         }
-        ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList)
+        check(ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList), "CURLOPT_HTTPHEADER")
         // TLS: verification on unless switched off on purpose.
-        ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, tls.verifyPeer ? 1 : 0)
-        ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, tls.verifyPeer ? 2 : 0)
-        if let ca = tls.caPEM { ca.withUnsafeBytes { _ = ccurl_setopt_blob(handle, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count) } }
-        if let file = tls.caFile { ccurl_setopt_string(handle, CURLOPT_CAINFO, file) }
+        check(ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, tls.verifyPeer ? 1 : 0), "CURLOPT_SSL_VERIFYPEER")
+        check(ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, tls.verifyPeer ? 2 : 0), "CURLOPT_SSL_VERIFYHOST")
+        if let ca = tls.caPEM { check(ca.withUnsafeBytes { ccurl_setopt_blob(handle, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count) }, "CURLOPT_CAINFO_BLOB") }
+        if let file = tls.caFile { check(ccurl_setopt_string(handle, CURLOPT_CAINFO, file), "CURLOPT_CAINFO") }
         if tls.caPEM != nil || tls.caFile != nil {
             // the member's CA is the only trust anchor, as kubectl has it: not also the system's CA folder,
             // which libcurl would otherwise search (a file lookup per issuer) on every new connection
-            ccurl_setopt_pointer(handle, CURLOPT_CAPATH, nil)
+            check(ccurl_setopt_pointer(handle, CURLOPT_CAPATH, nil), "CURLOPT_CAPATH")
         }
         if let cert = tls.clientCertificatePEM {
-            ccurl_setopt_string(handle, CURLOPT_SSLCERTTYPE, "PEM")
-            cert.withUnsafeBytes { _ = ccurl_setopt_blob(handle, CURLOPT_SSLCERT_BLOB, $0.baseAddress, $0.count) }
+            check(ccurl_setopt_string(handle, CURLOPT_SSLCERTTYPE, "PEM"), "CURLOPT_SSLCERTTYPE")
+            check(cert.withUnsafeBytes { ccurl_setopt_blob(handle, CURLOPT_SSLCERT_BLOB, $0.baseAddress, $0.count) }, "CURLOPT_SSLCERT_BLOB")
         }
         if let key = tls.clientKeyPEM {
-            ccurl_setopt_string(handle, CURLOPT_SSLKEYTYPE, "PEM")
-            key.withUnsafeBytes { _ = ccurl_setopt_blob(handle, CURLOPT_SSLKEY_BLOB, $0.baseAddress, $0.count) }
+            check(ccurl_setopt_string(handle, CURLOPT_SSLKEYTYPE, "PEM"), "CURLOPT_SSLKEYTYPE")
+            check(key.withUnsafeBytes { ccurl_setopt_blob(handle, CURLOPT_SSLKEY_BLOB, $0.baseAddress, $0.count) }, "CURLOPT_SSLKEY_BLOB")
         }
-        if let file = tls.clientCertificateFile { ccurl_setopt_string(handle, CURLOPT_SSLCERT, file) }
-        if let file = tls.clientKeyFile { ccurl_setopt_string(handle, CURLOPT_SSLKEY, file) }
+        if let file = tls.clientCertificateFile { check(ccurl_setopt_string(handle, CURLOPT_SSLCERT, file), "CURLOPT_SSLCERT") }
+        if let file = tls.clientKeyFile { check(ccurl_setopt_string(handle, CURLOPT_SSLKEY, file), "CURLOPT_SSLKEY") }
         curl_slist_free_all(connectList)
         connectList = nil
         for entry in tls.connectTo { connectList = curl_slist_append(connectList, entry) }
-        if connectList != nil { ccurl_setopt_slist(handle, CURLOPT_CONNECT_TO, connectList) }
-        ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, me)
-        ccurl_setopt_write_function(handle) { data, size, count, user in
+        if connectList != nil { check(ccurl_setopt_slist(handle, CURLOPT_CONNECT_TO, connectList), "CURLOPT_CONNECT_TO") }
+        check(ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, me), "CURLOPT_WRITEDATA")
+        check(ccurl_setopt_write_function(handle) { data, size, count, user in
             guard let data, let user else { return 0 }
             let transfer = Unmanaged<Transfer>.fromOpaque(user).takeUnretainedValue()
             let length = size * count
@@ -290,9 +298,9 @@ final class Transfer {
                 transfer.body.append(contentsOf: UnsafeBufferPointer(start: bytes, count: length))
             }
             return length
-        }
-        ccurl_setopt_pointer(handle, CURLOPT_HEADERDATA, me)
-        ccurl_setopt_header_function(handle) { data, size, count, user in
+        }, "CURLOPT_WRITEFUNCTION")
+        check(ccurl_setopt_pointer(handle, CURLOPT_HEADERDATA, me), "CURLOPT_HEADERDATA")
+        check(ccurl_setopt_header_function(handle) { data, size, count, user in
             guard let data, let user else { return 0 }
             let transfer = Unmanaged<Transfer>.fromOpaque(user).takeUnretainedValue()
             let length = size * count
@@ -305,7 +313,8 @@ final class Transfer {
                 transfer.received(headerLine: UnsafeBufferPointer(start: bytes, count: length))
             }
             return accepted ? length : 0
-        }
+        }, "CURLOPT_HEADERFUNCTION")
+        return refused
     }
 
     /// One header line as libcurl hands it over, CR LF included: read as bytes (thousands per push, so

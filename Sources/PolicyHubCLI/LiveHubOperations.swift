@@ -235,7 +235,7 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
 
     // MARK: - Writing
 
-    func writeDocument(_ identity: ObjectIdentity, yaml: [UInt8]?, baseRevision: Int64?, author: String)
+    func writeDocument(_ identity: ObjectIdentity, yaml: [UInt8]?, precondition: DocumentPrecondition?, author: String)
         async throws(OperationError) -> Value
     {
         let session = try await session()  // the documents come from the store; the session gives the fleet
@@ -246,12 +246,28 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
         let (lock, _) = try await captured { try StateLock(statePath: statePath, timeout: 30) }
         defer { withExtendedLifetime(lock) {} }
         let (current, documents) = try rootDocuments(session)
-        if let baseRevision, baseRevision != current?.id {
-            throw OperationError(.conflict, "\(root.name) is at \(current.map { "r\($0.id)" } ?? "no revision"), not r\(baseRevision); another change landed first",
-                                 currentRevision: current?.id)
-        }
         var kept = documents.filter { $0.identity != identity }
         let existing = documents.first { $0.identity == identity }
+        if let precondition {
+            // per document: a change of another document since is no conflict
+            let expected: String?
+            switch precondition {
+            case .etag(let tag):
+                expected = tag == "absent" ? nil : tag
+            case .revision(let id):
+                let then: [StoredDocument]
+                do {
+                    then = try session.store.documents(revision: id)
+                } catch {
+                    throw OperationError(.conflict, "If-Match names r\(id), which is not a revision of \(root.name)", currentRevision: current?.id)
+                }
+                expected = then.first { $0.identity == identity }?.hash
+            }
+            if expected != existing?.hash {
+                throw OperationError(.conflict, "\(identity) changed since \(precondition.description) (its ETag is now \"\(DocumentPrecondition.etag(ofHash: existing?.hash))\"); another change landed first",
+                                     currentRevision: current?.id)
+            }
+        }
         let source = existing?.source ?? (identity.kind.isNamespaced
             ? "policies/namespaces/\(identity.namespace)/\(identity.name).yaml" : "policies/global/\(identity.name).yaml")
         if let yaml {
@@ -280,7 +296,14 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
             guard let document = policy.documents.first(where: { $0.object.identity == identity }) else {
                 throw OperationError(.failure, "the validated tree lost \(identity)")
             }
-            kept.append(StoredDocument(document))
+            let stored = StoredDocument(document)
+            if let existing, existing.hash == stored.hash {
+                // the same document again: nothing to record, the revision as it is
+                return .map([Value.MapEntry("revision", LiveHubOperations.revisionValue(current)),
+                             Value.MapEntry("source", .string(source)), Value.MapEntry("hash", .string(existing.hash)),
+                             Value.MapEntry("unchanged", .bool(true))])
+            }
+            kept.append(stored)
         } else if existing == nil {
             throw OperationError(.notFound, "\(identity) is not in the root environment's revision")
         }
@@ -297,8 +320,10 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
             throw error
         }
         invalidate()
+        let written = kept.first { $0.identity == identity }?.hash
         return .map([Value.MapEntry("revision", LiveHubOperations.revisionValue(revision)),
-                     Value.MapEntry("source", .string(source))])
+                     Value.MapEntry("source", .string(source)), Value.MapEntry("hash", written.map(Value.string) ?? .null),
+                     Value.MapEntry("unchanged", .bool(false))])
     }
 
     /// Keeps the repository in step with the recorded revision: the source file holds its documents again

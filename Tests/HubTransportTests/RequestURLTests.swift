@@ -59,3 +59,23 @@ import Testing
         #expect((try? fine.get().status) == 200)
     }
 }
+
+/// An option libcurl refuses fails the request by name instead of falling back to libcurl's default.
+@Suite struct CurlOptionTests {
+    @Test func aRefusedOptionFailsTheRequest() async throws {
+        let double = KubernetesAPIDouble(tokens: [])
+        try double.start(tls: nil)
+        defer { double.stop() }
+        var settings = TransportSettings()
+        settings.userAgent = String(repeating: "a", count: 9_000_000)  // over libcurl's 8 MB bound for a string option
+        let transport = CurlTransport(settings: settings)
+        defer { transport.shutdown() }
+        let result = await transport.send(HTTPRequest(method: "GET", url: double.url(cluster: "c1", tls: false) + "/api"), tls: TLSSettings())
+        guard case .failure(.other(_, let message)) = result else {
+            Issue.record("sent anyway: \(result)")
+            return
+        }
+        #expect(message.hasPrefix("libcurl refused CURLOPT_USERAGENT"), "\(message)")
+        #expect(double.requestLog.isEmpty)
+    }
+}

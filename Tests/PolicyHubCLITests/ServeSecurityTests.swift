@@ -152,4 +152,57 @@ import Testing
             #expect(await hub.revisions("production") == before)
         }
     }
+
+    /// If-Match is per document: one team's edit is no conflict for another's; the same document again
+    /// records nothing.
+    @Test func preconditionsArePerDocumentAndRepeatsRecordNothing() async throws {
+        try await ServeTests.withHub { hub in
+            let admin = hub.tokens["security-admin"]
+            let before = await hub.revisions("staging")
+            let path = "/v1/namespaces/payments/documents/NvSecurityRule/nv.audit.payments"
+            let created = await hub.request("PUT", path, token: admin, body: ServeTests.paymentsRule, headers: [HTTPHeader("If-Match", "\"absent\"")])
+            #expect(created.status == 200, "\(created.bodyText)")
+            let tag = try #require(created.header("ETag"))
+            #expect(tag.hasPrefix("\"sha256:"))
+            let read = await hub.request("GET", path, token: admin)
+            #expect(read.header("ETag") == tag)
+            // the same body again: 200, the revision unchanged, nothing recorded
+            let again = await hub.request("PUT", path, token: admin, body: ServeTests.paymentsRule)
+            #expect(again.status == 200)
+            #expect(hub.json(again)["unchanged"] == .bool(true))
+            #expect(hub.json(again)["revision"]?["id"] == hub.json(created)["revision"]?["id"])
+            #expect(await hub.revisions("staging") == before + 1)
+            // another team changes another document meanwhile: no conflict for this one
+            let other = await hub.request("PUT", "/v1/documents/NvClusterSecurityRule/other-team", token: admin,
+                                          body: ServeTests.globalRule("other-team"))
+            #expect(other.status == 200)
+            let changed = ServeTests.paymentsRule.replacingOccurrences(of: "/usr/bin/curl", with: "/usr/bin/wget").replacingOccurrences(of: "name: curl", with: "name: wget")
+            let edit = await hub.request("PUT", path, token: admin, body: changed, headers: [HTTPHeader("If-Match", tag)])
+            #expect(edit.status == 200, "\(edit.bodyText)")
+            // but a stale ETag of this document is
+            let stale = await hub.request("PUT", path, token: admin, body: ServeTests.paymentsRule, headers: [HTTPHeader("If-Match", tag)])
+            #expect(stale.status == 409, "\(stale.bodyText)")
+            #expect(stale.bodyText.contains("changed since ETag"))
+        }
+    }
+
+    /// The repository file and the revision are one outcome: a file that cannot be written records nothing.
+    @Test func aWriteThatCannotReachTheRepositoryRecordsNothing() async throws {
+        try await ServeTests.withHub { hub in
+            let admin = hub.tokens["security-admin"]
+            let before = await hub.revisions("staging")
+            // a folder where the document's file would go: the rename over it fails
+            try FileManager.default.createDirectory(atPath: hub.folder + "/policies/global/blocked.yaml/inside",
+                                                    withIntermediateDirectories: true)
+            let put = await hub.request("PUT", "/v1/documents/NvClusterSecurityRule/blocked", token: admin,
+                                        body: ServeTests.globalRule("blocked"))
+            #expect(put.status == 500, "\(put.bodyText)")
+            #expect(put.bodyText.contains("cannot replace policies/global/blocked.yaml") && put.bodyText.contains("nothing was recorded"),
+                    "\(put.bodyText)")
+            #expect(await hub.revisions("staging") == before)
+            let documents = await hub.request("GET", "/v1/documents", token: admin)
+            #expect(!documents.bodyText.contains("\"blocked\""))
+            #expect(!FileManager.default.fileExists(atPath: hub.folder + "/policies/global/blocked.yaml.policyhub-tmp"))
+        }
+    }
 }
