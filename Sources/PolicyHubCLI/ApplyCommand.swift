@@ -11,10 +11,10 @@ struct ApplyCommand: AsyncParsableCommand {
         commandName: "apply",
         abstract: "Record policies/ as the root environment's revision and push clusters that differ.",
         discussion: """
-            Validates first: an invalid tree records and pushes nothing. Then records a revision of the root
-            environment (when policies/ changed), renders each cluster's environment's desired revision, and
-            pushes every cluster whose desired hash differs from its applied hash, several at once. Clusters
-            already in step get no request at all; an environment other than the root one is left untouched
+            Validates first: an invalid tree records and pushes nothing. Then records a revision of the root \
+            environment (when policies/ changed), renders each cluster's environment's desired revision, and \
+            pushes every cluster whose desired hash differs from its applied hash, several at once. Clusters \
+            already in step get no request at all; an environment other than the root one is left untouched \
             until its first promotion. A failed cluster never stops the others; rerun to retry what failed.
 
             State: .policyhub/state.sqlite (or --state). Exit 0 when every cluster is in step, 1 when any failed.

@@ -10,11 +10,13 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Measure parse overhead and fleet-scale rendering on generated trees (use a release build).",
         discussion: """
-            parse:  validates a generated policy tree of --megabytes MB and divides by a bare libyaml event
-                    scan of the same files (read + scan, nothing built). Target: <= 3.
-            fleet:  renders 10,000 clusters in 20 placement classes from 100 global documents and 200
-                    namespaces of 20 rules, divided by rendering the 20 distinct classes. Target: <= 1.5,
-                    peak memory <= 1 GiB.
+            parse: validates a generated policy tree of --megabytes MB and divides by a bare libyaml event \
+            scan of the same files (read + scan, nothing built). Target: <= 3.
+
+            fleet: renders 10,000 clusters in 20 placement classes from 100 global documents and 200 \
+            namespaces of 20 rules, divided by rendering the 20 distinct classes. Target: <= 1.5, peak \
+            memory <= 1 GiB.
+
             Each measurement is the median of --runs runs. Build with: swift build -c release
             """,
         subcommands: [Parse.self, Fleet.self, BenchPushCommand.self, BenchPromoteCommand.self, BenchServeCommand.self])

@@ -13,11 +13,16 @@ struct BenchPushCommand: AsyncParsableCommand {
         commandName: "push",
         abstract: "Fan-out, no-op and kubectl comparisons of policyhub apply on the Kubernetes API double.",
         discussion: """
-            fan-out: policyhub apply of --clusters virtual clusters x ~20 objects (TLS, bearer token), divided by
-                     wrk sending the same requests (Lua script) to the same double over the same number of
-                     connections; curl --parallel beside it. Target <= 3.
-            no-op:   a second apply with nothing changed: its requests (target 0) and time (target <= 5% of the full push).
-            kubectl: 200 objects to one cluster, divided by kubectl apply --server-side of the same files. Target <= 0.2.
+            fan-out: policyhub apply of --clusters virtual clusters x ~20 objects (TLS, bearer token), divided by \
+            wrk sending the same requests (Lua script) to the same double over the same number of connections; \
+            curl --parallel beside it. Target <= 3.
+
+            no-op: a second apply with nothing changed: its requests (target 0) and time (target <= 5% of the \
+            full push).
+
+            kubectl: 200 objects to one cluster, divided by kubectl apply --server-side of the same files. \
+            Target <= 0.2.
+
             Needs wrk (apt-get install wrk) and kubectl; a missing tool's row is skipped and says so.
             """)
 

@@ -13,11 +13,11 @@ struct BenchServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "API load (--clients concurrent readers) during a daemon push of --clusters virtual clusters.",
         discussion: """
-            Two rounds on the same Kubernetes API double, each with a fresh state file holding a production
-            revision no cluster has applied: POST /v1/reconcile with no API load, then again while --clients
-            clients (libcurl, one request in flight each, no pause) read GET /v1/clusters/{c} and
-            GET /v1/clusters/{c}/policy with a viewer's token over loopback, from a second before the push until
-            it ends. Prints throughput, p50/p99 latency, transport errors and non-2xx answers, and how much longer
+            Two rounds on the same Kubernetes API double, each with a fresh state file holding a production \
+            revision no cluster has applied: POST /v1/reconcile with no API load, then again while --clients \
+            clients (libcurl, one request in flight each, no pause) read GET /v1/clusters/{c} and \
+            GET /v1/clusters/{c}/policy with a viewer's token over loopback, from a second before the push until \
+            it ends. Prints throughput, p50/p99 latency, transport errors and non-2xx answers, and how much longer \
             the push took under load (target: <= 25%, zero errors).
             """)
 

@@ -11,11 +11,11 @@ struct DriftCommand: AsyncParsableCommand {
         commandName: "drift",
         abstract: "Report, per cluster, missing, modified, extra, unmanaged, pending and unreachable objects.",
         discussion: """
-            Compares each cluster's desired effective policy (its environment's desired revision) with what the
-            member holds, and lists, per promotion edge, the documents that differ between source and target.
-            Each run is stored; the report says what is new and what was resolved since the previous one, and
-            --history lists earlier reports. Unmanaged objects are reported but are not drift (the hub never
-            touches them). Formats: table, json, markdown, policyreport (one wgpolicyk8s.io/v1alpha2
+            Compares each cluster's desired effective policy (its environment's desired revision) with what the \
+            member holds, and lists, per promotion edge, the documents that differ between source and target. \
+            Each run is stored; the report says what is new and what was resolved since the previous one, and \
+            --history lists earlier reports. Unmanaged objects are reported but are not drift (the hub never \
+            touches them). Formats: table, json, markdown, policyreport (one wgpolicyk8s.io/v1alpha2 \
             ClusterPolicyReport per cluster). Exit 0 no drift, 2 drift found, 1 error.
             """)
 

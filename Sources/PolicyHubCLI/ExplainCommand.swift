@@ -7,12 +7,14 @@ struct ExplainCommand: ParsableCommand {
         commandName: "explain",
         abstract: "Explain the decision for a network flow or a process on one cluster.",
         discussion: """
-            Network flow:  policyhub explain --cluster prod-eu-1 --target nv.node-pod.demo \\
-                             --peer nv.redis-pod.demo --port tcp/6379 --app Redis --direction egress
-            Process:       policyhub explain --cluster prod-eu-1 --target nv.node-pod.demo --process /usr/bin/nc
-
-            Prints the decision, the deciding rule with its file, line and tier, and the rules it beat.
+            Prints the decision, the deciding rule with its file, line and tier, and the rules it beat. \
             Groups are named as in the policies (nv.<svc>.<ns>, containers, external, nodes, ...).
+
+            Examples:
+              policyhub explain --cluster prod-eu-1 --target nv.node-pod.demo \\
+                --peer nv.redis-pod.demo --port tcp/6379 --app Redis --direction egress
+              policyhub explain --cluster prod-eu-1 --target nv.node-pod.demo \\
+                --process /usr/bin/nc
             """)
 
     @OptionGroup var repository: RepositoryOptions

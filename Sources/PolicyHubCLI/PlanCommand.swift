@@ -10,8 +10,8 @@ struct PlanCommand: AsyncParsableCommand {
         commandName: "plan",
         abstract: "Show, per cluster, the objects apply would create, update and delete, with the changed rules.",
         discussion: """
-            Compares each cluster's desired effective policy (policies/ for the root environment, the desired
-            revision for the others) with what the state file says it holds, or with what the member really
+            Compares each cluster's desired effective policy (policies/ for the root environment, the desired \
+            revision for the others) with what the state file says it holds, or with what the member really \
             holds (--live). Changes nothing. Exit 0 with no change, 2 when apply would change something, 1 on error.
             """)
 

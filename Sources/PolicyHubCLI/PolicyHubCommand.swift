@@ -7,8 +7,8 @@ public struct PolicyHubCommand: AsyncParsableCommand {
         commandName: "policyhub",
         abstract: "NeuVector security policy as code across a fleet of Kubernetes clusters.",
         discussion: """
-            Works on a policy repository: policies/global/ (NvClusterSecurityRule documents of the security
-            team), policies/namespaces/<ns>/ (NvSecurityRule documents of each namespace's team) and clusters/
+            Works on a policy repository: policies/global/ (NvClusterSecurityRule documents of the security \
+            team), policies/namespaces/<ns>/ (NvSecurityRule documents of each namespace's team) and clusters/ \
             (member clusters and environments). Run it in that repository or pass --repo PATH.
 
             Precedence: enforced global rules > namespace rules > baseline global rules.
@@ -18,7 +18,7 @@ public struct PolicyHubCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [ValidateCommand.self, RenderCommand.self, ExplainCommand.self, ApplyCommand.self, PlanCommand.self,
                       HistoryCommand.self, StatusCommand.self, PromoteCommand.self, RollbackCommand.self,
-                      DriftCommand.self, ServeCommand.self, TokenCommand.self,
+                      DriftCommand.self, ServeCommand.self, TokenCommand.self, CompletionCommand.self,
                       BenchCommand.self])
 
     public init() {}

@@ -11,14 +11,14 @@ struct PromoteCommand: AsyncParsableCommand {
         commandName: "promote",
         abstract: "Promote selected documents from the source environment to --to, behind its gates.",
         discussion: """
-            Builds a new revision of the target environment from its current one (empty before the first), with
-            each selected identity replaced by the source environment's version: added when new there, changed
+            Builds a new revision of the target environment from its current one (empty before the first), with \
+            each selected identity replaced by the source environment's version: added when new there, changed \
             when different, removed when deleted there. Everything not selected stays as it was.
 
-            Select with --namespace NS, --global NAME, --document KIND/NAMESPACE/NAME (each repeatable) or --all.
-            Before recording, the target's gates in clusters/environments.yaml are checked (requireInSync,
-            requireNoDrift, minimumSoak) and each failure is named; --force overrides them and is recorded.
-            --dry-run prints each target cluster's change of effective policy and records nothing; --push pushes
+            Select with --namespace NS, --global NAME, --document KIND/NAMESPACE/NAME (each repeatable) or --all. \
+            Before recording, the target's gates in clusters/environments.yaml are checked (requireInSync, \
+            requireNoDrift, minimumSoak) and each failure is named; --force overrides them and is recorded. \
+            --dry-run prints each target cluster's change of effective policy and records nothing; --push pushes \
             the target's clusters right after. Exit 0 promoted (or nothing to change), 1 refused or failed.
             """)
 

@@ -9,14 +9,14 @@ struct RenderCommand: ParsableCommand {
         commandName: "render",
         abstract: "Render the effective policy of clusters from the policies/ tree.",
         discussion: """
-            A pure function of the repository: the same files give byte-identical output in any order.
+            A pure function of the repository: the same files give byte-identical output in any order. \
             It renders policies/ for every cluster, whatever is deployed.
 
-            Without --out-dir, prints YAML documents (or JSON with --output json) to standard output.
+            Without --out-dir, prints YAML documents (or JSON with --output json) to standard output. \
             With --out-dir, writes one file per object in the GitOps layout:
               DIR/<cluster>/cluster/<kind>s/<name>.yaml
               DIR/<cluster>/namespaces/<ns>/<kind>s/<name>.yaml
-            Conflicts (shadowed, overridden, redundant, ambiguous) go to standard error; an ambiguous
+            Conflicts (shadowed, overridden, redundant, ambiguous) go to standard error; an ambiguous \
             conflict is an error and makes the exit status 1, after the output is written.
             """)
 

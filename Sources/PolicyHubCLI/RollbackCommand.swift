@@ -10,8 +10,8 @@ struct RollbackCommand: AsyncParsableCommand {
         commandName: "rollback",
         abstract: "Record a new revision of --env equal to an earlier revision, then push it (with --push or the next apply).",
         discussion: """
-            The earlier revision must belong to the same environment (policyhub history lists them). The new
-            revision records its cause. For the root environment, the next policyhub apply records policies/
+            The earlier revision must belong to the same environment (policyhub history lists them). The new \
+            revision records its cause. For the root environment, the next policyhub apply records policies/ \
             again: revert the change in git as well, or the rollback lasts only until then.
             """)
 

@@ -58,7 +58,7 @@ struct TokenCommand: AsyncParsableCommand {
             discussion: """
                 Roles: security-admin (everything), namespace-owner (only the documents of --namespace, repeatable; \
                 never global documents or promotions), promoter (promotions and rollbacks), viewer (read only). \
-                The token is printed on standard output and nowhere else; keep it in a secret store.
+                The token is printed on standard output and nowhere else; keep it in a secret store. \
                 Example: policyhub token create --name payments-ci --role namespace-owner --namespace payments
                 """)
 

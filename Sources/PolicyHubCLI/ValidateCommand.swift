@@ -7,7 +7,7 @@ struct ValidateCommand: ParsableCommand {
         commandName: "validate",
         abstract: "Check every policy and cluster file; print each problem as path:line:col: error: message.",
         discussion: """
-            Problems are sorted by file, line and column. Warnings do not fail the run.
+            Problems are sorted by file, line and column. Warnings do not fail the run. \
             Exit 0 when there is no error, 1 when there is any.
             """)
 

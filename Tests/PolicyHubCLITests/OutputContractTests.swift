@@ -32,4 +32,22 @@ import Testing
             try check(0)
         }
     }
+
+    /// Help paragraphs are wrapped by the argument parser to the terminal, never broken inside a sentence.
+    @Test func helpIsWrappedByTheParser() throws {
+        let wide = try CLI.runProcess(CLI.binary, ["apply", "--help"], environment: ["COLUMNS": "300"])
+        #expect(wide.stdout.contains("Validates first: an invalid tree records and pushes nothing. Then records a revision of the root environment (when policies/ changed)"),
+                "\(wide.stdout)")
+        let narrow = try CLI.runProcess(CLI.binary, ["drift", "--help"], environment: ["COLUMNS": "60"])
+        for line in narrow.stdout.split(separator: "\n") where !line.hasPrefix("USAGE") {
+            #expect(line.count <= 60, "\(line)")
+        }
+    }
+
+    @Test(arguments: ["bash", "zsh", "fish"])
+    func completionScripts(_ shell: String) throws {
+        let run = try CLI.run(["completion", shell])
+        #expect(run.status == 0)
+        #expect(run.stdout.contains("promote") && run.stdout.contains("max-deletions"), "\(run.stdout.prefix(300))")
+    }
 }
