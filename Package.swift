@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "policyhub", targets: ["policyhub"]),
+        .executable(name: "policyhub-bench", targets: ["PolicyHubBench"]),
         .library(name: "PolicyCore", targets: ["PolicyCore"]),
         .library(name: "PolicyYAML", targets: ["PolicyYAML"]),
     ],
@@ -47,11 +48,16 @@ let package = Package(
             .product(name: "UnixSignals", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "PolicyHubCLI", dependencies: [
-            "PolicyCore", "PolicyYAML", "PolicyHubTesting", "HubStore", "Members", "HubTransport", "HubService",
+            "PolicyCore", "PolicyYAML", "HubStore", "Members", "HubTransport", "HubService",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "policyhub", dependencies: ["PolicyHubCLI"]),
-        // Generators and doubles for tests and benchmarks (`policyhub bench`).
+        // The benchmarks (`policyhub-bench`): the only executable that links the test doubles.
+        .executableTarget(name: "PolicyHubBench", dependencies: [
+            "PolicyCore", "PolicyYAML", "PolicyHubCLI", "PolicyHubTesting", "HubTransport", "Members", "HubService", "HubStore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Generators and doubles for tests and benchmarks (`policyhub-bench`), never linked into `policyhub`.
         .target(name: "PolicyHubTesting", dependencies: [
             "PolicyCore", "PolicyYAML",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),

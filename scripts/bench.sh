@@ -4,10 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 command -v wrk >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q wrk; }
-swift build -c release --product policyhub
-bin=.build/release/policyhub
-$bin bench parse --runs 9
-$bin bench fleet --runs 5
-$bin bench push --clusters 1000 --drift-runs 7 2>&1 | grep -v '^\['
-$bin bench promote --runs 5
-$bin bench serve 2>&1 | grep -v '^\['
+swift build -c release --product policyhub-bench
+bin=.build/release/policyhub-bench
+$bin parse --runs 9
+$bin fleet --runs 5
+$bin push --clusters 1000 --drift-runs 7 2>&1 | grep -v '^\['
+$bin promote --runs 5
+$bin serve 2>&1 | grep -v '^\['

@@ -13,7 +13,7 @@ public struct LoadedRepository: Sendable {
 /// Reads a policy repository from disk. The only code that touches the policy files.
 public enum RepositoryLoader {
     /// Repository-relative paths of the YAML files below `folder`, sorted.
-    static func yamlFiles(root: String, folder: String) -> [String] {
+    public static func yamlFiles(root: String, folder: String) -> [String] {
         let base = (root as NSString).appendingPathComponent(folder)
         guard let enumerator = FileManager.default.enumerator(atPath: base) else { return [] }
         var out: [String] = []

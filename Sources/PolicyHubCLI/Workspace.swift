@@ -37,7 +37,7 @@ public struct Workspace: Sendable {
 
 extension ParallelFor {
     /// Spreads the work over every core with Dispatch.
-    static let dispatch = ParallelFor { count, body in
+    public static let dispatch = ParallelFor { count, body in
         if count < 2 {
             for index in 0..<count { body(index) }
         } else {

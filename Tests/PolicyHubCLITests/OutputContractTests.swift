@@ -50,4 +50,14 @@ import Testing
         #expect(run.status == 0)
         #expect(run.stdout.contains("promote") && run.stdout.contains("max-deletions"), "\(run.stdout.prefix(300))")
     }
+
+    /// `policyhub` ships no test code: the API double, the test PKI and the generators live in
+    /// PolicyHubTesting, which only the tests and `policyhub-bench` link.
+    @Test func thePolicyhubBinaryLinksNoTestCode() throws {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: CLI.binary))
+        #expect(bytes.range(of: Data("PolicyHubTesting".utf8)) == nil)
+        #expect(bytes.range(of: Data("KubernetesAPIDouble".utf8)) == nil)
+        let bench = try CLI.run(["bench", "parse"])
+        #expect(bench.status == 64, "\(bench.stderr)")
+    }
 }

@@ -3,6 +3,7 @@ import Foundation
 import HubTransport
 import Members
 import PolicyCore
+import PolicyHubCLI
 import PolicyHubTesting
 import PolicyYAML
 
@@ -127,7 +128,7 @@ struct BenchPushCommand: AsyncParsableCommand {
             driftTimes.append(try await BenchPushCommand.silenced {
                 try await BenchSupport.timeAsync {
                     do {
-                        try await BenchPushCommand.run(DriftCommand.self, ["--repo", repo])
+                        try await BenchPushCommand.run(["drift", "--repo", repo])
                     } catch let exit as ExitCode where exit.rawValue == 2 {
                         driftFound = true  // a result, not a failure of the benchmark; said below
                     }
@@ -199,13 +200,18 @@ struct BenchPushCommand: AsyncParsableCommand {
     }
 
     static func apply(_ arguments: [String]) async throws {
-        try await run(ApplyCommand.self, arguments)
+        try await run(["apply"] + arguments)
     }
 
     /// Runs a subcommand in this process, as the command line would.
-    static func run<C: AsyncParsableCommand>(_ type: C.Type, _ arguments: [String]) async throws {
-        var command = try type.parse(arguments)
-        try await command.run()
+    /// Runs a policyhub command in this process, as `policyhub ARGUMENTS...` would.
+    static func run(_ arguments: [String]) async throws {
+        var command = try PolicyHubCommand.parseAsRoot(arguments)
+        if var asynchronous = command as? AsyncParsableCommand {
+            try await asynchronous.run()
+        } else {
+            try command.run()
+        }
     }
 
     /// 200 objects to one cluster: the hub's push against kubectl apply --server-side of the same files.

@@ -4,6 +4,7 @@ import HubService
 import HubTransport
 import Logging
 import PolicyCore
+import PolicyHubCLI
 import PolicyHubTesting
 
 /// `policyhub bench serve`: the daemon under read load while it pushes a fleet, against the same push
@@ -103,8 +104,8 @@ struct BenchServeCommand: AsyncParsableCommand {
             for round in ["quiet", "loaded"] {
                 let state = root + "/state-\(round).sqlite"
                 try await BenchPushCommand.silenced {
-                    try await BenchPushCommand.run(ApplyCommand.self, ["--repo", repo, "--state", state, "--author", "bench"])
-                    try await BenchPushCommand.run(PromoteCommand.self, ["--repo", repo, "--state", state, "--to", "production",
+                    try await BenchPushCommand.run(["apply", "--repo", repo, "--state", state, "--author", "bench"])
+                    try await BenchPushCommand.run(["promote", "--repo", repo, "--state", state, "--to", "production",
                                                                           "--all", "--force", "--author", "bench"])
                 }
                 double.reset()

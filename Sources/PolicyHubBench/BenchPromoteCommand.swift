@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PolicyCore
+import PolicyHubCLI
 import PolicyHubTesting
 
 /// `policyhub bench promote`: a dry-run promotion of one namespace to a large production environment,
@@ -33,13 +34,13 @@ struct BenchPromoteCommand: AsyncParsableCommand {
                     spec: {environment: production, target: {directory: {path: .policyhub/gitops/prod-\(index)}}}
                     """.write(toFile: root + "/clusters/prod-\(index).yaml", atomically: false, encoding: .utf8)
             }
-            try await BenchPushCommand.run(ApplyCommand.self, ["--repo", root, "--author", "bench"])
-            try await BenchPushCommand.run(PromoteCommand.self, ["--repo", root, "--to", "production", "--all", "--force", "--author", "bench"])
+            try await BenchPushCommand.run(["apply", "--repo", root, "--author", "bench"])
+            try await BenchPushCommand.run(["promote", "--repo", root, "--to", "production", "--all", "--force", "--author", "bench"])
             // staging moves on in namespace ns0: that is what the dry run will carry to production
             let rules = root + "/policies/namespaces/ns0/rules.yaml"
             try String(contentsOfFile: rules, encoding: .utf8).replacingOccurrences(of: "tcp/8000", with: "tcp/9000")
                 .write(toFile: rules, atomically: true, encoding: .utf8)
-            try await BenchPushCommand.run(ApplyCommand.self, ["--repo", root, "--author", "bench"])
+            try await BenchPushCommand.run(["apply", "--repo", root, "--author", "bench"])
             let workspace = Workspace.open(root: root)
             guard workspace.renderer(revision: "r") != nil, let fleet = workspace.fleet else {
                 throw ValidationError("generated tree is invalid")
@@ -58,7 +59,7 @@ struct BenchPromoteCommand: AsyncParsableCommand {
                 fflush(nil)
                 dup2(devnull, 1)  // the dry run prints every cluster's difference; time it, do not show it
                 dryRun.append(try await BenchSupport.timeAsync {
-                    try await BenchPushCommand.run(PromoteCommand.self, ["--repo", root, "--to", "production", "--namespace", "ns0",
+                    try await BenchPushCommand.run(["promote", "--repo", root, "--to", "production", "--namespace", "ns0",
                                                                          "--dry-run"])
                 })
                 fflush(nil)

@@ -1,13 +1,16 @@
 import ArgumentParser
 import Foundation
 import PolicyCore
+import PolicyHubCLI
 import PolicyHubTesting
 import PolicyYAML
 
-/// `policyhub bench`: measured speed, each number against a reference measured in the same run.
+/// `policyhub-bench`: measured speed, each number against a reference measured in the same run. A separate
+/// executable, so that `policyhub` links no test code (the API double, the test PKI, the generators).
+@main
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench",
+        commandName: "policyhub-bench",
         abstract: "Measure parse overhead and fleet-scale rendering on generated trees (use a release build).",
         discussion: """
             parse: validates a generated policy tree of --megabytes MB and divides by a bare libyaml event \
