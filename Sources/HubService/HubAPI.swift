@@ -174,10 +174,14 @@ public struct HubAPI: Sendable {
             case .healthz:
                 return HubAPI.json(200, .map([Value.MapEntry("status", .string("ok"))]))
             case .readyz:
-                if let problem = await operations.readiness() {
+                switch await operations.readiness() {
+                case .ready:
+                    return HubAPI.json(200, .map([Value.MapEntry("status", .string("ready"))]))
+                case .degraded(let reason):
+                    return HubAPI.json(200, .map([Value.MapEntry("status", .string("degraded")), Value.MapEntry("reason", .string(reason))]))
+                case .notReady(let problem):
                     return HubAPI.json(503, .map([Value.MapEntry("status", .string("not ready")), Value.MapEntry("reason", .string(problem))]))
                 }
-                return HubAPI.json(200, .map([Value.MapEntry("status", .string("ready"))]))
             case .metrics:
                 return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                                 body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition())))
@@ -417,6 +421,7 @@ struct APIError: Error {
         case .invalid: self.init(422, "Invalid", error.message)
         case .conflict: self.init(409, "Conflict", error.message)
         case .gateFailed: self.init(412, "GateFailed", error.message)
+        case .unavailable: self.init(503, "Unavailable", error.message)
         case .failure: self.init(500, "InternalError", error.message)
         }
         diagnostics = error.diagnostics

@@ -40,10 +40,20 @@ public protocol HubOperations: Sendable {
     /// The audit log, newest first.
     func audit(limit: Int) async throws(OperationError) -> Value
     /// Whether the store and the repository can be read (for /readyz), or why not.
-    func readiness() async -> String?
+    func readiness() async -> Readiness
     /// Writes a refused request (401 or 403) to the audit log: who (a token's name, or "anonymous"), the
     /// route and the path asked for. A failure to write is logged, never answered.
     func auditDenied(principal: String, method: String, route: String, path: String, status: Int) async
+}
+
+/// What `/readyz` answers.
+public enum Readiness: Sendable, Hashable {
+    /// Everything reads.
+    case ready
+    /// Serving, but from the last valid state (SEMANTICS §8): why, in words.
+    case degraded(String)
+    /// Cannot serve: why.
+    case notReady(String)
 }
 
 /// What `If-Match` says a document write expects (per document: another team's edit is no conflict).
@@ -124,6 +134,8 @@ public struct OperationError: Error, Sendable, CustomStringConvertible {
         case conflict
         /// 412: promotion gates failed and `force` was not set.
         case gateFailed
+        /// 503: the hub cannot answer now (the repository never read valid since the start); not a fault.
+        case unavailable
         /// 500: the store, repository or a member failed.
         case failure
     }

@@ -48,7 +48,7 @@ struct DriftCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var opened = try HubSession.open(repository: repository, statePath: state)
+        var opened = try HubSession.open(repository: repository, statePath: state, workingTree: .optional)
         opened.limits = member.limits
         let session = opened
         defer { session.transports.shutdown() }

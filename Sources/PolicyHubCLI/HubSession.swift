@@ -12,8 +12,18 @@ enum StateOptions {
 
 /// A validated repository, the state store and the members: what `apply`, `plan` and `status` work with.
 struct HubSession {
+    /// What a command needs of the working tree `policies/`.
+    enum WorkingTree {
+        /// It records or previews the working tree (apply, plan): an invalid tree stops it.
+        case required
+        /// It works from stored revisions (drift, promote, rollback, the daemon): an invalid tree is named
+        /// and the command goes on without it (SEMANTICS §8).
+        case optional
+    }
+
     let workspace: Workspace
-    let policy: ValidatedPolicySet
+    /// The validated working tree; nil when it is invalid and the command works from stored revisions.
+    let policy: ValidatedPolicySet?
     let fleet: ValidatedFleet
     let store: SQLiteHubStore
     let root: String
@@ -22,23 +32,32 @@ struct HubSession {
     /// How long each member may take and how much a push may delete (commands set it from their options).
     var limits = MemberLimits()
 
-    /// Opens the repository (exit 1 when invalid) and the state file.
-    static func open(repository: RepositoryOptions, statePath: String?) throws -> HubSession {
+    /// Opens the repository and the state file; exit 1 when clusters/ is invalid, or policies/ is and the
+    /// command needs it.
+    static func open(repository: RepositoryOptions, statePath: String?, workingTree: WorkingTree = .required) throws -> HubSession {
         let workspace = Workspace.open(root: repository.root)
-        guard workspace.isValid, let policy = workspace.policy, let fleet = workspace.fleet else {
+        guard let fleet = workspace.fleet, !workspace.diagnostics.contains(where: { $0.isError && $0.location.file.hasPrefix("clusters/") }),
+              workspace.policy != nil || workingTree == .optional else {
             report(workspace.diagnostics)
             printError("policyhub: the policy repository is invalid; nothing was recorded or pushed")
             throw ExitStatus.failure
         }
-        for diagnostic in workspace.diagnostics { printError(diagnostic.description) }
+        let policy = workspace.isValid ? workspace.policy : nil
+        if policy == nil {
+            let errors = workspace.policyErrors
+            printError("policyhub: warning: policies/ is invalid (\(errors.count) error\(errors.count == 1 ? "" : "s"), first: \(errors.first?.description ?? "?")); working from the stored revisions, nothing is recorded from policies/ until it validates (policyhub validate lists every error)")
+        } else {
+            for diagnostic in workspace.diagnostics { printError(diagnostic.description) }
+        }
         let path = resolve(statePath ?? StateOptions.defaultPath, root: repository.root)
         do {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
                                                     withIntermediateDirectories: true)
             let store = try SQLiteHubStore(path: path)
-            let working = policy.documents.map(StoredDocument.init)
+            let working = policy?.documents.map(StoredDocument.init) ?? []
             return HubSession(workspace: workspace, policy: policy, fleet: fleet, store: store, root: repository.root,
-                              workingDocuments: working, workingTreeHash: SQLiteHubStore.treeHash(working))
+                              workingDocuments: working,
+                              workingTreeHash: policy == nil ? "invalid working tree" : SQLiteHubStore.treeHash(working))
         } catch let error as HubStoreError {
             printError("policyhub: \(error)")
             throw ExitStatus.failure
@@ -62,7 +81,7 @@ struct HubSession {
     /// The root environment's revision for policies/ as it is now: the desired one when the tree is
     /// unchanged (`isNew` false), otherwise the revision an apply would record (not stored).
     func rootRevisionForWorkingTree(author: String) throws -> (revision: Revision, isNew: Bool)? {
-        guard let root = fleet.root else { return nil }
+        guard let root = fleet.root, policy != nil else { return nil }
         let documents = workingDocuments
         let treeHash = workingTreeHash
         let current = try storeCall { try store.desiredRevision(environment: root.name) }
@@ -92,7 +111,7 @@ struct HubSession {
     /// revision's own documents, validated again.
     func renderer(for revision: Revision) throws -> Renderer {
         let id = "r\(revision.id)"
-        if revision.treeHash == workingTreeHash {
+        if let policy, revision.treeHash == workingTreeHash {
             return Renderer(policy: policy, fleet: fleet, revision: id)
         }
         let documents: [StoredDocument]

@@ -25,6 +25,10 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
     private var renderers: [Int64: Renderer] = [:]
     /// The state file for audit lines written outside a session (refused requests).
     private var auditStore: SQLiteHubStore?
+    /// The last session that read: served while the repository does not (SEMANTICS §8).
+    private var lastValid: HubSession?
+    /// What is wrong with the repository now, for /readyz.
+    private var treeProblem: String?
     /// How long a read repository is reused before it is read again (writes through the API drop it at once).
     let sessionLifetime: Double
 
@@ -45,8 +49,13 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
             let value = try await CommandCapture.$current.withValue(capture) { try await body() }
             return (value, capture)
         } catch {
+            if !(error is ExitCode) && capture.kind == nil {
+                // the request's words did not make a valid command (a value the parser refuses): the caller's
+                // mistake, in the parser's words, never a dump of an internal type
+                throw OperationError(.invalid, PolicyHubCommand.message(for: error))
+            }
             var lines = capture.errors.filter { !$0.hasPrefix("[") }
-            if lines.isEmpty { lines = ["\(error)"] }
+            if lines.isEmpty { lines = ["the operation failed"] }
             let diagnostics = lines.filter { $0.contains(": error: ") || $0.contains(": warning: ") }
             let message = lines.filter { !diagnostics.contains($0) && !$0.hasSuffix("warnings") && !$0.hasSuffix("warning") }
                 .map { $0.hasPrefix("policyhub: ") ? String($0.dropFirst(11)) : $0 }.joined(separator: "; ")
@@ -80,20 +89,43 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
         }
         if let cached, !mustLoad { return cached }
         do {
-            let (session, _) = try await captured {
-                try HubSession.open(repository: RepositoryOptions.at(root), statePath: statePath)
+            // an invalid policies/ is named and worked around (stored revisions); an invalid clusters/ is not
+            let (session, capture) = try await captured {
+                try HubSession.open(repository: RepositoryOptions.at(root), statePath: statePath, workingTree: .optional)
             }
+            let problem = session.policy == nil
+                ? capture.errors.first { $0.contains("policies/ is invalid") }.map { String($0.dropFirst("policyhub: warning: ".count)) }
+                : nil
             lock.withLock {
                 cachedSession = (session, now())
+                lastValid = session
                 policies = [:]
                 renderers = [:]
                 reloading = false
             }
+            note(problem)
             return session
         } catch {
-            lock.withLock { reloading = false }
-            throw error
+            // the repository stopped reading: the last valid session goes on serving, and says why
+            let fallback = lock.withLock { () -> HubSession? in
+                reloading = false
+                if let lastValid { cachedSession = (lastValid, now()) }
+                return lastValid
+            }
+            note("the repository does not read (\(error.message)); serving the last valid state")
+            if let fallback { return fallback }
+            throw OperationError(.unavailable, "the repository has not read valid since the daemon started: \(error.message)",
+                                 diagnostics: error.diagnostics)
         }
+    }
+
+    /// Keeps what is wrong with the repository for /readyz, and logs each new problem once.
+    func note(_ problem: String?) {
+        let changed = lock.withLock { () -> Bool in
+            defer { treeProblem = problem }
+            return treeProblem != problem
+        }
+        if changed, let problem { FileHandle.standardError.write(Data("policyhub: \(problem)\n".utf8)) }
     }
 
     /// Forgets the cached repository and renders (after an API write changed a repository file). Revisions,
@@ -240,6 +272,12 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
     {
         let session = try await session()  // the documents come from the store; the session gives the fleet
         guard let root = session.fleet.root else { throw OperationError(.failure, "the fleet has no root environment") }
+        guard session.policy != nil, lock.withLock({ treeProblem }) == nil else {
+            // a write records the root environment and its file: never on top of a tree that does not validate
+            let problems = session.workspace.policyErrors
+            throw OperationError(.conflict, "policies/ in the repository is invalid (\(problems.count) error\(problems.count == 1 ? "" : "s")); fix it before writing through the API",
+                                 diagnostics: problems.prefix(50).map(\.description))
+        }
         // the repository file and the revision change together under the state lock, which `apply` holds
         // while it reads policies/ and records it: an apply never records a tree read between the two
         let statePath = self.statePath
@@ -471,7 +509,7 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
             let (session, plan) = try { () throws -> (HubSession, PushPlan) in
                 let lock = try StateLock(statePath: statePath, timeout: 600)
                 defer { withExtendedLifetime(lock) {} }
-                let session = try HubSession.open(repository: RepositoryOptions.at(root), statePath: statePath)
+                let session = try HubSession.open(repository: RepositoryOptions.at(root), statePath: statePath, workingTree: .optional)
                 let rootRevision = try session.fleet.root.flatMap { environment in
                     try storeCall { try session.store.desiredRevision(environment: environment.name) }
                 }
@@ -514,13 +552,14 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
         }
     }
 
-    func readiness() async -> String? {
+    func readiness() async -> Readiness {
         do throws(OperationError) {
             let session = try await session()
             _ = try store { try session.store.clusterStates() }
-            return nil
+            if let problem = lock.withLock({ treeProblem }) { return .degraded(problem) }
+            return .ready
         } catch {
-            return error.message
+            return .notReady(error.message)
         }
     }
 }

@@ -78,7 +78,7 @@ struct PromoteCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let session = try HubSession.open(repository: repository, statePath: state)
+        let session = try HubSession.open(repository: repository, statePath: state, workingTree: .optional)
         // the CLI serializes promotions on the state lock; the daemon answers a stale base with 409 instead
         var lock = CommandCapture.current == nil ? try StateLock(statePath: session.store.path, timeout: lockTimeout) : nil
         guard let target = session.fleet.environment(named: to) else {
@@ -113,8 +113,8 @@ struct PromoteCommand: AsyncParsableCommand {
         // the new tree must still be valid on its own
         // a promoted tree equal to the working tree was validated when the repository was read
         let promotedPolicy: ValidatedPolicySet
-        if SQLiteHubStore.treeHash(result.documents) == session.workingTreeHash {
-            promotedPolicy = session.policy
+        if let working = session.policy, SQLiteHubStore.treeHash(result.documents) == session.workingTreeHash {
+            promotedPolicy = working
         } else {
             let validated = HubSession.validate(HubSession.objects(of: result.documents))
             guard let value = validated.value else {

@@ -36,7 +36,7 @@ struct RollbackCommand: AsyncParsableCommand {
         guard let id = Int64(revision.hasPrefix("r") ? String(revision.dropFirst()) : revision) else {
             throw ValidationError("--to '\(revision)' is not a revision such as r12 or 12")
         }
-        let session = try HubSession.open(repository: repository, statePath: state)
+        let session = try HubSession.open(repository: repository, statePath: state, workingTree: .optional)
         var lock = CommandCapture.current == nil ? try StateLock(statePath: session.store.path, timeout: 300) : nil
         guard session.fleet.environment(named: environment) != nil else {
             throw refusal(.notFound, "policyhub: unknown environment '\(environment)'")

@@ -35,10 +35,12 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "policyhub")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let operations = LiveHubOperations(root: hub.repository, statePath: hub.statePath, pushConcurrency: hub.pushConcurrency)
-        // the repository must be valid to start; later problems are answered per request
-        if let problem = await operations.readiness() {
-            printError("policyhub: cannot serve: \(problem)")
-            throw ExitStatus.failure
+        // a broken repository does not stop the daemon (SEMANTICS §8): it serves the last valid state and
+        // says why in /readyz and here
+        switch await operations.readiness() {
+        case .ready: break
+        case .degraded(let reason): printError("policyhub: serving degraded: \(reason)")
+        case .notReady(let problem): printError("policyhub: not ready: \(problem) (serving; /readyz answers 503 until it reads)")
         }
         try await HubServer(config: hub, operations: operations, logger: logger).run()
     }

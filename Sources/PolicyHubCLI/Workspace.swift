@@ -14,6 +14,11 @@ public struct Workspace: Sendable {
 
     public var isValid: Bool { policy != nil && fleet != nil && !diagnostics.hasErrors }
 
+    /// The errors of the policy tree alone (not of clusters/), for commands that can work without it.
+    public var policyErrors: [Diagnostic] {
+        diagnostics.filter { $0.isError && !$0.location.file.hasPrefix("clusters/") }
+    }
+
     /// Reads and validates the repository at `root`.
     public static func open(root: String, limits: YAMLLimits = .default) -> Workspace {
         let repository = RepositoryLoader.load(root: root, limits: limits)
@@ -22,9 +27,11 @@ public struct Workspace: Sendable {
             KubeconfigCheck.problem($0, root: root)
         }
         let all = (repository.diagnostics + policy.diagnostics + fleet.diagnostics).sorted()
-        let decodeOK = !repository.diagnostics.hasErrors
-        return Workspace(repository: repository, diagnostics: all, policy: decodeOK ? policy.value : nil,
-                         fleet: decodeOK ? fleet.value : nil)
+        // a file of clusters/ that does not decode spoils the fleet; any other one, the policy tree
+        let fleetDecodes = !repository.diagnostics.contains { $0.isError && $0.location.file.hasPrefix("clusters/") }
+        let policyDecodes = !repository.diagnostics.contains { $0.isError && !$0.location.file.hasPrefix("clusters/") }
+        return Workspace(repository: repository, diagnostics: all, policy: policyDecodes ? policy.value : nil,
+                         fleet: fleetDecodes ? fleet.value : nil)
     }
 
     /// A renderer for the working tree, with the tree's content hash as its revision unless one is given.
