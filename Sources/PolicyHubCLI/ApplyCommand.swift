@@ -250,14 +250,18 @@ struct PushPlan {
     /// How many clusters were considered.
     var clusterCount = 0
 
-    static func make(session: HubSession, clusters: [MemberCluster], rootRevision: Revision?) throws -> PushPlan {
+    /// `override`: the revision every cluster of `clusters` is planned for (a stored one, `plan --revision`).
+    static func make(session: HubSession, clusters: [MemberCluster], rootRevision: Revision?,
+                     override: Revision? = nil) throws -> PushPlan {
         var plan = PushPlan()
         let states = Dictionary(try storeCall { try session.store.clusterStates() }.map { ($0.cluster, $0) },
                                 uniquingKeysWith: { a, _ in a })
         var byRevision: [Int64: (Revision, [MemberCluster])] = [:]
         for cluster in clusters {
             let revision: Revision?
-            if cluster.environment == session.fleet.root?.name {
+            if let override {
+                revision = override
+            } else if cluster.environment == session.fleet.root?.name {
                 revision = rootRevision
             } else {
                 revision = try storeCall { try session.store.desiredRevision(environment: cluster.environment) }

@@ -19,6 +19,11 @@ struct ExplainCommand: ParsableCommand {
 
     @OptionGroup var repository: RepositoryOptions
 
+    @OptionGroup var view: PolicyViewOptions
+
+    @Option(name: .long, help: ArgumentHelp("The state file (for --env and --revision).", valueName: "path"))
+    var state: String?
+
     @Option(name: .long, help: "The cluster whose effective policy decides.")
     var cluster: String
 
@@ -68,9 +73,13 @@ struct ExplainCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (workspace, renderer) = try openValid(repository)
-        guard let member = workspace.fleet?.cluster(named: cluster) else {
-            printError("policyhub: unknown cluster '\(cluster)'")
+        let (renderer, fleet, inScope, shown) = try view.resolve(repository, statePath: state)
+        guard let member = fleet.cluster(named: cluster) else {
+            printError("policyhub: unknown cluster '\(cluster)' (known: \(fleet.clusters.map(\.name).joined(separator: ", ")))")
+            throw ExitStatus.failure
+        }
+        guard inScope.contains(where: { $0.name == cluster }) else {
+            printError("policyhub: cluster '\(cluster)' is in \(member.environment), not in \(shown.storedRevision?.environment ?? "the view"); use --env \(member.environment)")
             throw ExitStatus.failure
         }
         let policy = renderer.render(cluster: member)
@@ -90,8 +99,8 @@ struct ExplainCommand: ParsableCommand {
             throw ExitStatus.failure
         }
         switch output {
-        case .json: print(JSONWriter.pretty(ExplainCommand.value(explanation, cluster: member)), terminator: "")
-        case .text: print(ExplainCommand.text(explanation, cluster: member, query: query), terminator: "")
+        case .json: print(JSONWriter.pretty(ExplainCommand.value(explanation, cluster: member, view: shown)), terminator: "")
+        case .text: print(ExplainCommand.text(explanation, cluster: member, query: query, view: shown), terminator: "")
         }
     }
 
@@ -109,10 +118,12 @@ struct ExplainCommand: ParsableCommand {
         return map.value
     }
 
-    static func value(_ e: Explanation, cluster: MemberCluster) -> Value {
+    static func value(_ e: Explanation, cluster: MemberCluster, view: PolicyView) -> Value {
         var map = ValueMapBuilder()
         map.set("cluster", .string(cluster.name))
         map.set("environment", .string(cluster.environment))
+        map.set("view", .string(view.description))
+        map.set("revision", view.storedRevision.map { .string("r\($0.id)") } ?? .null)
         map.set("decision", .string(e.decision))
         map.set("deciding", e.deciding.map(matchValue) ?? .null)
         map.set("beaten", .list(e.beaten.map(matchValue)))
@@ -120,8 +131,8 @@ struct ExplainCommand: ParsableCommand {
         return map.value
     }
 
-    static func text(_ e: Explanation, cluster: MemberCluster, query: ExplainQuery) -> String {
-        var out = "cluster \(cluster.name) (environment \(cluster.environment))\n"
+    static func text(_ e: Explanation, cluster: MemberCluster, query: ExplainQuery, view: PolicyView) -> String {
+        var out = "cluster \(cluster.name) (environment \(cluster.environment)), from \(view.description)\n"
         out += "decision: \(e.decision.uppercased())\n"
         func line(_ m: Explanation.Match) -> String {
             let rank = m.rank >= 0 ? (isNetwork(query) ? "priority \(m.rank)" : "entry \(m.rank + 1)") : "dropped"

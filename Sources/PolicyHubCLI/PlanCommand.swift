@@ -19,6 +19,8 @@ struct PlanCommand: AsyncParsableCommand {
 
     @OptionGroup var member: MemberOptions
 
+    @OptionGroup var view: PolicyViewOptions
+
     @Option(name: .long, help: ArgumentHelp("The state file.", valueName: "path"))
     var state: String?
 
@@ -43,12 +45,24 @@ struct PlanCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var opened = try HubSession.open(repository: repository, statePath: state)
+        let stored = view.env != nil || view.revision != nil
+        var opened = try HubSession.open(repository: repository, statePath: state, workingTree: stored ? .optional : .required)
         opened.limits = member.limits
         let session = opened
-        let clusters = try session.clusters(named: cluster)
-        let rootRevision = try session.rootRevisionForWorkingTree(author: "plan")?.revision
-        let plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)
+        var clusters = try session.clusters(named: cluster)
+        let plan: PushPlan
+        let heading: String
+        if stored {
+            let (_, _, inScope, shown) = try view.resolve(repository, statePath: state)
+            let names = Set(inScope.map(\.name))
+            clusters = clusters.filter { names.contains($0.name) }
+            plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: nil, override: shown.storedRevision)
+            heading = "plan of \(shown.description)"
+        } else {
+            let rootRevision = try session.rootRevisionForWorkingTree(author: "plan")?.revision
+            plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)
+            heading = "plan of the working tree policies/ for \(session.fleet.root?.name ?? "the root environment"), each other environment's desired revision"
+        }
         let states = Dictionary(try storeCall { try session.store.clusterStates() }.map { ($0.cluster, $0) },
                                 uniquingKeysWith: { a, _ in a })
         var results: [ClusterPlan] = []
@@ -91,7 +105,7 @@ struct PlanCommand: AsyncParsableCommand {
         results.sort { $0.cluster.name < $1.cluster.name }
         switch output {
         case .json: print(JSONWriter.pretty(.list(results.map(PlanCommand.value))), terminator: "")
-        case .text: print(PlanCommand.text(results), terminator: "")
+        case .text: print(heading + (live ? ", against what the members hold" : ", against the state file") + "\n" + PlanCommand.text(results), terminator: "")
         }
         if results.contains(where: { $0.error != nil }) { throw ExitStatus.failure }
         if results.contains(where: { $0.changes > 0 }) { throw ExitCode(2) }

@@ -18,7 +18,7 @@ public struct PolicyHubCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [ValidateCommand.self, RenderCommand.self, ExplainCommand.self, ApplyCommand.self, PlanCommand.self,
                       HistoryCommand.self, StatusCommand.self, PromoteCommand.self, RollbackCommand.self,
-                      DriftCommand.self, ServeCommand.self, TokenCommand.self, CompletionCommand.self])
+                      DriftCommand.self, DiffCommand.self, ServeCommand.self, TokenCommand.self, CompletionCommand.self])
 
     public init() {}
 }

@@ -223,6 +223,9 @@ struct PromoteCommand: AsyncParsableCommand {
 
     /// The readable difference between two renders of a cluster; objects with the same spec hash and
     /// metadata are not compared field by field.
+    /// What `difference` says when nothing differs.
+    static let noChange = "  no change\n"
+
     static func difference(before: [RenderedObject], after: [RenderedObject]) -> String {
         let old = Dictionary(before.map { ($0.identity, $0) }, uniquingKeysWith: { a, _ in a })
         let new = Dictionary(after.map { ($0.identity, $0) }, uniquingKeysWith: { a, _ in a })
@@ -243,6 +246,6 @@ struct PromoteCommand: AsyncParsableCommand {
             }
         }
         for identity in old.keys.sorted() where new[identity] == nil { out += "  - \(identity)\n" }
-        return out.isEmpty ? "  no change\n" : out
+        return out.isEmpty ? PromoteCommand.noChange : out
     }
 }

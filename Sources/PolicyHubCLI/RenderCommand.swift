@@ -31,21 +31,23 @@ struct RenderCommand: ParsableCommand {
     @Option(name: .customLong("out-dir"), help: ArgumentHelp("Write one file per object below this folder.", valueName: "dir"))
     var outDir: String?
 
-    @Option(name: .long, help: ArgumentHelp("The policyhub.dev/revision annotation (default: tree-<content hash>).", valueName: "id"))
-    var revision: String?
+    @OptionGroup var view: PolicyViewOptions
+
+    @Option(name: .long, help: ArgumentHelp("The state file (for --env and --revision).", valueName: "path"))
+    var state: String?
 
     func run() throws {
-        let workspace = Workspace.open(root: repository.root)
-        guard let renderer = workspace.renderer(revision: revision), let fleet = workspace.fleet else {
-            report(workspace.diagnostics)
-            printError("policyhub: the policy repository is invalid; nothing was rendered")
-            throw ExitStatus.failure
-        }
-        for diagnostic in workspace.diagnostics { printError(diagnostic.description) }
-        var clusters = fleet.clusters
+        let (renderer, fleet, inScope, shown) = try view.resolve(repository, statePath: state)
+        // standard output stays the objects alone (it goes to kubectl or a file); which policy it is goes here
+        printError("policyhub render: \(shown.description)")
+        var clusters = inScope
         if !cluster.isEmpty {
             for name in cluster where fleet.cluster(named: name) == nil {
                 printError("policyhub: unknown cluster '\(name)' (known: \(fleet.clusters.map(\.name).joined(separator: ", ")))")
+                throw ExitStatus.failure
+            }
+            for name in cluster where !inScope.contains(where: { $0.name == name }) {
+                printError("policyhub: cluster '\(name)' is not in \(shown.storedRevision?.environment ?? "the view")")
                 throw ExitStatus.failure
             }
             clusters = clusters.filter { cluster.contains($0.name) }

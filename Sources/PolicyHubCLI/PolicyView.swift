@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import HubStore
+import PolicyCore
+
+/// Which policy a view of effective policy shows (SEMANTICS §7): the working tree `policies/` (a preview),
+/// what an environment holds (its desired revision, which the hub pushes), or one stored revision.
+enum PolicyView {
+    case workingTree
+    case environment(String, Revision)
+    case revision(Revision)
+
+    /// The words a command's first line uses.
+    var description: String {
+        switch self {
+        case .workingTree: return "the working tree policies/ (a preview; --env ENV shows what an environment holds)"
+        case .environment(let name, let revision): return "what \(name) holds: its desired revision r\(revision.id)"
+        case .revision(let revision): return "stored revision r\(revision.id) of \(revision.environment)"
+        }
+    }
+
+    /// The stored revision shown, if any.
+    var storedRevision: Revision? {
+        switch self {
+        case .workingTree: return nil
+        case .environment(_, let revision), .revision(let revision): return revision
+        }
+    }
+}
+
+/// `--env ENV` and `--revision rN`: the options that choose a `PolicyView`.
+struct PolicyViewOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Show what environment ENV holds (its desired revision, which the hub pushes) instead of the working tree.",
+                                            valueName: "env"))
+    var env: String?
+
+    @Option(name: .long, help: ArgumentHelp("Show a stored revision (r12) instead of the working tree.", valueName: "rN"))
+    var revision: String?
+
+    func validate() throws {
+        if env != nil && revision != nil { throw ValidationError("give --env or --revision, not both") }
+        if let revision, PolicyViewOptions.revisionID(revision) == nil {
+            throw ValidationError("--revision '\(revision)' is not a revision such as r12 or 12")
+        }
+    }
+
+    static func revisionID(_ text: String) -> Int64? {
+        Int64(text.hasPrefix("r") ? String(text.dropFirst()) : text).flatMap { $0 > 0 ? $0 : nil }
+    }
+
+    /// What a view renders: the renderer, the fleet, the clusters it concerns (those of the revision's
+    /// environment for a stored one) and which view it is. Exit 1 with a clear message when the
+    /// environment or revision is unknown, or the working tree is invalid.
+    func resolve(_ repository: RepositoryOptions, statePath: String?) throws -> (renderer: Renderer, fleet: ValidatedFleet,
+                                                                                   clusters: [MemberCluster], view: PolicyView) {
+        if env == nil && revision == nil {
+            let (workspace, renderer) = try openValid(repository)
+            for diagnostic in workspace.diagnostics { printError(diagnostic.description) }
+            guard let fleet = workspace.fleet else { throw ExitStatus.failure }
+            return (renderer, fleet, fleet.clusters, .workingTree)
+        }
+        let session = try HubSession.open(repository: repository, statePath: statePath, workingTree: .optional)
+        let view: PolicyView
+        if let env {
+            guard session.fleet.environment(named: env) != nil else {
+                throw refusal(.notFound, "policyhub: unknown environment '\(env)' (known: \(session.fleet.environments.map(\.name).joined(separator: ", ")))")
+            }
+            guard let desired = try storeCall({ try session.store.desiredRevision(environment: env) }) else {
+                throw refusal(.notFound, "policyhub: \(env) has no desired revision yet (it gets one by \(session.fleet.root?.name == env ? "policyhub apply" : "its first promotion")); it holds nothing the hub pushed")
+            }
+            view = .environment(env, desired)
+        } else {
+            let id = PolicyViewOptions.revisionID(revision ?? "") ?? 0
+            let stored: Revision
+            do {
+                stored = try session.store.revision(id: id)
+            } catch {
+                let newest = (try? session.store.revisions(environment: nil).first?.id).flatMap { $0 }
+                throw refusal(.notFound, "policyhub: there is no revision r\(id)\(newest.map { " (the newest is r\($0))" } ?? " (none is recorded yet)")")
+            }
+            view = .revision(stored)
+        }
+        guard let shown = view.storedRevision else { throw ExitStatus.failure }
+        let renderer = try session.renderer(for: shown)
+        return (renderer, session.fleet, session.fleet.clusters.filter { $0.environment == shown.environment }, view)
+    }
+}
