@@ -41,7 +41,7 @@ import Testing
             #expect(apply.stderr.contains("healthy: 8 created"), "\(apply.stderr)")
             #expect(apply.stderr.contains("staging-eu-1: "), "\(apply.stderr)")
             #expect(double.objects(cluster: "healthy").count == 8)
-            #expect(largestChildRSS() < 1 << 30, "a hostile answer made a child process grow past 1 GiB")
+            #expect(largestChildRSS() < 2 << 30, "a hostile answer made a child process grow past 2 GiB (it took 3.9-5.8 GB before the bounds)")
             // the failure is recorded by name, and the next run retries only what failed
             let status = try CLI.run(["status", "--repo", folder])
             #expect(status.status == 2)
@@ -103,7 +103,7 @@ import Testing
             #expect(hostile.first?["class"] as? String == "unreachable")
             #expect((hostile.first?["message"] as? String)?.contains("larger than 64 MiB") == true, "\(hostile)")
             #expect(drift.stdout.utf8.count < 1 << 20)
-            #expect(Self.largestChildRSS() < 1 << 30)
+            #expect(Self.largestChildRSS() < 2 << 30)
         }
     }
 
