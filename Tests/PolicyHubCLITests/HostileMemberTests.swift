@@ -35,7 +35,10 @@ import Testing
     static func expectOnlyTheHostileClusterFails(_ fault: KubernetesAPIDouble.Fault, message: String,
                                                  arguments: [String] = []) throws {
         try withFleet(fault: fault) { folder, double in
+            let started = Date()
             let apply = try CLI.run(["apply", "--repo", folder, "--cluster-timeout", "20"] + arguments)
+            let name = "\(fault)".prefix { $0 != "(" }
+            print("hostile \(name): apply took \(Int(Date().timeIntervalSince(started) * 1000)) ms; largest child RSS so far \(largestChildRSS() >> 20) MiB")
             #expect(apply.status == 1, "\(apply.stderr)")
             #expect(apply.stderr.contains("policyhub: cluster hostile:") && apply.stderr.contains(message), "\(apply.stderr)")
             #expect(apply.stderr.contains("healthy: 8 created"), "\(apply.stderr)")
@@ -94,7 +97,9 @@ import Testing
     @Test func aMillionListedObjectsFailDriftOfThatClusterOnly() throws {
         try Self.withFleet(fault: .listFlood(count: 1_000_000)) { folder, _ in
             #expect(try CLI.run(["apply", "--repo", folder]).status == 1)  // records the revision; hostile fails
+            let started = Date()
             let drift = try CLI.run(["drift", "--repo", folder, "--output", "json", "--cluster-timeout", "30"])
+            print("a million listed objects: drift took \(Int(Date().timeIntervalSince(started) * 1000)) ms, report \(drift.stdout.utf8.count) bytes; largest child RSS so far \(Self.largestChildRSS() >> 20) MiB")
             #expect(drift.status == 2, "\(drift.stderr)")
             let report = try #require(try JSONSerialization.jsonObject(with: Data(drift.stdout.utf8)) as? [String: Any])
             let findings = try #require(report["findings"] as? [[String: Any]])
