@@ -71,21 +71,24 @@ public struct HubServer: Sendable {
         let scheduler = SchedulerService(
             schedule: Schedule(drift: config.driftSchedule, reconcileInterval: config.reconcileInterval),
             operations: operations, clock: clock, metrics: metrics, logger: logger, afterDriftReport: after)
+        // a connection that sends half a request head, or sits idle, is closed after idleTimeout
+        let http1 = HTTP1Channel.Configuration(idleTimeout: .milliseconds(Int64(config.idleTimeout * 1000)))
         let server: HTTPServerBuilder
         if let certificate = config.tlsCertificate, let key = config.tlsKey {
             let chain = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
             let tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain,
                                                                privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
-            server = try .tls(.http1(), tlsConfiguration: tls)
+            server = try .tls(.http1(configuration: http1), tlsConfiguration: tls)
         } else {
-            server = .http1()
+            server = .http1(configuration: http1)
         }
         let logger = self.logger
         let scheme = config.tlsCertificate == nil ? "http" : "https"
         let host = config.host
         let app = Application(
             router: api.router(), server: server,
-            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "policyhub"),
+            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "policyhub",
+                                 availableConnectionsDelegate: MaximumAvailableConnections(config.maxConnections, logger: logger)),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 logger.info("policyhub serving \(scheme)://\(host):\(port)")

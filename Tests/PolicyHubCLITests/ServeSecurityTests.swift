@@ -205,4 +205,52 @@ import Testing
             #expect(!FileManager.default.fileExists(atPath: hub.folder + "/policies/global/blocked.yaml.policyhub-tmp"))
         }
     }
+
+    /// A connected socket to the hub.
+    static func connected(port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(result == 0)
+        return fd
+    }
+
+    /// What arrives on `fd` within `seconds`: bytes, an empty array when the peer closed, nil when nothing came.
+    static func receive(_ fd: Int32, within seconds: Double) -> [UInt8]? {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&entry, 1, Int32(seconds * 1000)) > 0 else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = recv(fd, &buffer, buffer.count, 0)
+        return count <= 0 ? [] : Array(buffer[..<count])
+    }
+
+    /// A connection that sends half a request head is closed after idleTimeout; connections beyond
+    /// maxConnections wait until one closes.
+    @Test func slowHeadsAreClosedAndConnectionsAreBounded() async throws {
+        try await ServeTests.withHub(configure: { $0.idleTimeout = 3; $0.maxConnections = 2 }) { hub in
+            let half = try Self.connected(port: hub.port)
+            defer { close(half) }
+            _ = Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n".utf8).withUnsafeBufferPointer { send(half, $0.baseAddress, $0.count, 0) }
+            #expect(Self.receive(half, within: 10) == [], "the server kept a half-sent request open")
+
+            let first = try Self.connected(port: hub.port)
+            let second = try Self.connected(port: hub.port)
+            try await Task.sleep(nanoseconds: 200_000_000)
+            let third = try Self.connected(port: hub.port)
+            defer { close(third) }
+            let request = Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+            _ = request.withUnsafeBufferPointer { send(third, $0.baseAddress, $0.count, 0) }
+            #expect(Self.receive(third, within: 0.5) == nil, "a third connection was served beside two open ones")
+            close(first)
+            close(second)
+            let answer = Self.receive(third, within: 10).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer)")
+        }
+    }
 }
