@@ -226,8 +226,7 @@ public struct HubAPI: Sendable {
                 return HubAPI.json(201, run.report)
             case .reconcile:
                 let run = try await atNormalPriority { () async throws(OperationError) -> ReconcileRun in try await operations.reconcile(author: author) }
-                metrics.increment("policyhub_pushes_total", labels: [("result", "ok")], by: Double(run.pushed))
-                metrics.increment("policyhub_pushes_total", labels: [("result", "failed")], by: Double(run.failed))
+                metrics.recordPushes(run.outcomes)
                 return HubAPI.json(200, .map([
                     Value.MapEntry("pushed", .int(run.pushed)), Value.MapEntry("failed", .int(run.failed)),
                     Value.MapEntry("inStep", .int(run.inStep)), Value.MapEntry("failures", .list(run.failures.map(Value.string))),

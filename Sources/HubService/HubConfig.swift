@@ -14,8 +14,7 @@ public struct HubConfig: Sendable {
     public var maxBodyBytes = 1 << 20
     /// Seconds a connection may stay idle, or take to send a request's head, before it is closed.
     public var idleTimeout: Double = 30
-    /// Connections open at once; more wait in the listen backlog until one closes.
-    public var maxConnections = 1000
+
     /// Clusters pushed at once by the reconcile.
     public var pushConcurrency = 16
     /// How much lower API requests run than pushes and jobs (a nice value, 0-19; 0 turns it off).
@@ -33,7 +32,7 @@ public struct HubConfig: Sendable {
         self.tokensPath = tokensPath
     }
 
-    static let knownKeys: Set<String> = ["listen", "tls", "state", "repository", "tokens", "maxBodyBytes", "idleTimeout", "maxConnections", "pushConcurrency", "apiNice", "schedules", "webhook"]
+    static let knownKeys: Set<String> = ["listen", "tls", "state", "repository", "tokens", "maxBodyBytes", "idleTimeout", "pushConcurrency", "apiNice", "schedules", "webhook"]
 
     /// Reads `hub.yaml`; throws `ConfigError` at the line and column of the first problem.
     public static func load(path: String) throws(ConfigError) -> HubConfig {
@@ -87,10 +86,6 @@ public struct HubConfig: Sendable {
                 throw fail(idle, "idleTimeout must be a duration such as 30, 30s or 2m")
             }
             config.idleTimeout = seconds
-        }
-        if let bound = root["maxConnections"] {
-            guard let text = bound.scalar, let count = Int(text), count > 0 else { throw fail(bound, "maxConnections must be a positive number") }
-            config.maxConnections = count
         }
         if let limit = root["maxBodyBytes"] {
             guard let text = limit.scalar, let bytes = Int(text), bytes > 0 else { throw fail(limit, "maxBodyBytes must be a positive number") }

@@ -100,11 +100,14 @@ public struct DriftRun: Sendable {
     public var driftFindings: Int
     /// Findings new since the previous report.
     public var newFindings: Int
+    /// Drift findings per cluster, every cluster of the report (0 for a clean one).
+    public var findingsByCluster: [String: Int]
 
-    public init(report: Value, driftFindings: Int, newFindings: Int) {
+    public init(report: Value, driftFindings: Int, newFindings: Int, findingsByCluster: [String: Int] = [:]) {
         self.report = report
         self.driftFindings = driftFindings
         self.newFindings = newFindings
+        self.findingsByCluster = findingsByCluster
     }
 }
 
@@ -114,12 +117,15 @@ public struct ReconcileRun: Sendable {
     public var failed: Int
     public var inStep: Int
     public var failures: [String]
+    /// Each pushed cluster and whether its push succeeded.
+    public var outcomes: [(cluster: String, ok: Bool)]
 
-    public init(pushed: Int, failed: Int, inStep: Int, failures: [String]) {
+    public init(pushed: Int, failed: Int, inStep: Int, failures: [String], outcomes: [(cluster: String, ok: Bool)] = []) {
         self.pushed = pushed
         self.failed = failed
         self.inStep = inStep
         self.failures = failures
+        self.outcomes = outcomes
     }
 }
 

@@ -40,6 +40,9 @@ public struct HubServer: Sendable {
         return { run, trigger in
             metrics.increment("policyhub_drift_reports_total", labels: [("trigger", trigger)])
             metrics.set("policyhub_drift_findings", Double(run.driftFindings))
+            for (cluster, findings) in run.findingsByCluster {
+                metrics.set("policyhub_cluster_drift_findings", labels: [("cluster", cluster)], Double(findings))
+            }
             guard run.newFindings > 0, let webhook, let transport else { return }
             if let problem = await webhook.deliver(Webhook.summary(of: run), transport: transport) {
                 metrics.increment("policyhub_webhook_deliveries_total", labels: [("result", "failed")])
@@ -87,8 +90,7 @@ public struct HubServer: Sendable {
         let host = config.host
         let app = Application(
             router: api.router(), server: server,
-            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "policyhub",
-                                 availableConnectionsDelegate: MaximumAvailableConnections(config.maxConnections, logger: logger)),
+            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "policyhub"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 logger.info("policyhub serving \(scheme)://\(host):\(port)")

@@ -69,8 +69,7 @@ public actor SchedulerService: Service {
                     logger.info("scheduled drift report: \(run.driftFindings) finding(s), \(run.newFindings) new")
                 case .reconcile:
                     let run = try await operations.reconcile(author: "scheduler")
-                    metrics.increment("policyhub_pushes_total", labels: [("result", "ok")], by: Double(run.pushed))
-                    metrics.increment("policyhub_pushes_total", labels: [("result", "failed")], by: Double(run.failed))
+                    metrics.recordPushes(run.outcomes)
                     if run.pushed + run.failed > 0 {
                         logger.info("reconcile: \(run.pushed) pushed, \(run.failed) failed, \(run.inStep) in step")
                     }

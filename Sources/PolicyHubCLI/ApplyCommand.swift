@@ -148,6 +148,8 @@ enum PushRun {
         var pushed = 0
         var inStep = 0
         var failures: [String] = []
+        /// Each pushed cluster and whether it succeeded.
+        var outcomes: [(cluster: String, ok: Bool)] = []
     }
 
     /// Pushes `plan.toPush`, at most `concurrency` clusters at once, and records every outcome; a failing
@@ -163,6 +165,7 @@ enum PushRun {
         }
         let progress = Progress(total: plan.toPush.count)
         var failures: [String] = []
+        var outcomes: [(cluster: String, ok: Bool)] = []
         var totals = (pushed: 0, created: 0, updated: 0, deleted: 0)
         await withTaskGroup(of: (PushPlan.Item, Result<PushOutcome, MemberError>, Double).self) { group in
             var pending = plan.toPush[...]
@@ -194,6 +197,7 @@ enum PushRun {
                     record.updated = outcome.updated.count
                     record.deleted = outcome.deleted.count
                     totals.pushed += 1
+                    outcomes.append((item.cluster.name, true))
                     totals.created += record.created
                     totals.updated += record.updated
                     totals.deleted += record.deleted
@@ -202,6 +206,7 @@ enum PushRun {
                 case .failure(let error):
                     record.error = error.description
                     failures.append(error.description)
+                    outcomes.append((item.cluster.name, false))
                     line = "\(item.cluster.name): FAILED: \(error.message)"
                 }
                 // recorded first: a cluster's progress line means its outcome is in the state file
@@ -216,7 +221,7 @@ enum PushRun {
         progress.finish()
         printError("\(clusterCount) cluster\(clusterCount == 1 ? "" : "s"): \(totals.pushed) pushed (\(totals.created) created, \(totals.updated) updated, \(totals.deleted) deleted), \(plan.inStep.count) in step, \(plan.untouched.count) untouched, \(failures.count) failed")
         for failure in failures { printError("policyhub: \(failure)") }
-        return Summary(pushed: totals.pushed, inStep: plan.inStep.count, failures: failures)
+        return Summary(pushed: totals.pushed, inStep: plan.inStep.count, failures: failures, outcomes: outcomes)
     }
 }
 

@@ -461,13 +461,18 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
         }
         var drift = 0
         var new = 0
+        var byCluster: [String: Int] = [:]
+        if let session = try? await session() {
+            for cluster in session.fleet.clusters { byCluster[cluster.name] = 0 }
+        }
         if case .list(let findings)? = report["findings"] {
             for finding in findings where finding["class"]?.stringValue != "unmanaged" {
                 drift += 1
                 if finding["new"] == .bool(true) { new += 1 }
+                if let cluster = finding["cluster"]?.stringValue { byCluster[cluster, default: 0] += 1 }
             }
         }
-        return DriftRun(report: report, driftFindings: drift, newFindings: new)
+        return DriftRun(report: report, driftFindings: drift, newFindings: new, findingsByCluster: byCluster)
     }
 
     func latestDriftReport() async throws(OperationError) -> Value {
@@ -522,7 +527,7 @@ final class LiveHubOperations: HubOperations, @unchecked Sendable {
                                           clusterCount: session.fleet.clusters.count)
         }
         return ReconcileRun(pushed: summary.pushed, failed: summary.failures.count, inStep: summary.inStep,
-                            failures: summary.failures)
+                            failures: summary.failures, outcomes: summary.outcomes)
     }
 
     func audit(limit: Int) async throws(OperationError) -> Value {
