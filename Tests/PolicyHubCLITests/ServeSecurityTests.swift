@@ -244,4 +244,19 @@ import Testing
             #expect(await hub.request("GET", "/healthz").status == 200)
         }
     }
+
+    /// Push and drift series carry the cluster (swift-metrics on a swift-prometheus registry).
+    @Test func metricsPerCluster() async throws {
+        try await ServeTests.withHub { hub in
+            let admin = hub.tokens["security-admin"]
+            #expect(await hub.request("POST", "/v1/promotions", token: admin, body: #"{"to":"production","all":true,"force":true}"#).status == 201)
+            let reconcile = await hub.request("POST", "/v1/reconcile", token: admin)
+            #expect(reconcile.status == 200, "\(reconcile.bodyText)")
+            #expect(await hub.request("POST", "/v1/drift/reports", token: admin).status == 201)
+            let metrics = await hub.request("GET", "/metrics").bodyText
+            #expect(metrics.contains(#"policyhub_cluster_pushes_total{cluster="prod-eu-1",result="ok"} 1"#), "\(metrics)")
+            #expect(metrics.contains(#"policyhub_cluster_drift_findings{cluster="staging-eu-1"} 0"#), "\(metrics)")
+            #expect(metrics.contains("# TYPE policyhub_pushes_total counter"))
+        }
+    }
 }
