@@ -85,26 +85,16 @@ import Testing
 
     /// One request as raw bytes over a plain socket (no client normalises its path), and the whole answer.
     static func raw(port: Int, _ request: String) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(fd >= 0)
+        let fd = try connected(port: port)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        try #require(connected == 0)
-        _ = Array(request.utf8).withUnsafeBufferPointer { send(fd, $0.baseAddress, $0.count, 0) }
+        Self.send(fd, request)
         var answer: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = recv(fd, &buffer, buffer.count, 0)
-            if count <= 0 { break }
-            answer += buffer[..<count]
-        }
+        while let bytes = receive(fd, within: 30), !bytes.isEmpty { answer += bytes }
         return String(decoding: answer, as: UTF8.self)
+    }
+
+    static func send(_ fd: Int32, _ text: String) {
+        _ = Array(text.utf8).withUnsafeBufferPointer { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
     }
 
     /// Path segments that name a namespace or document are checked before the repository is touched: a
@@ -235,7 +225,7 @@ import Testing
         try await ServeTests.withHub(configure: { $0.idleTimeout = 1 }) { hub in
             let half = try Self.connected(port: hub.port)
             defer { close(half) }
-            _ = Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n".utf8).withUnsafeBufferPointer { send(half, $0.baseAddress, $0.count, 0) }
+            Self.send(half, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             let idle = try Self.connected(port: hub.port)
             defer { close(idle) }
             #expect(Self.receive(half, within: 10) == [], "the server kept a half-sent request open")
