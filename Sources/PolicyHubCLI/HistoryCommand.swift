@@ -34,7 +34,7 @@ struct HistoryCommand: ParsableCommand {
         switch output {
         case .json:
             print(JSONWriter.pretty(.list(revisions.map { r in
-                var map = HistoryCommand.fields(of: r) { .int(Int($0)) }
+                var map = HistoryCommand.fields(of: r) { .string("r\($0)") }
                 map.set("desired", .bool(desired.contains(r.id)))
                 return map.value
             })), terminator: "")

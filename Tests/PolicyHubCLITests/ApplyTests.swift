@@ -29,7 +29,7 @@ import Testing
             #expect(status.status == 0, "\(status.stdout)")
             let rows = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [[String: Any]])
             let staging = try #require(rows.first { $0["cluster"] as? String == "staging-eu-1" })
-            #expect(staging["appliedRevision"] as? Int == 1 && staging["lastResult"] as? String == "ok")
+            #expect(staging["appliedRevision"] as? String == "r1" && staging["lastResult"] as? String == "ok")
             #expect(rows.first { $0["cluster"] as? String == "prod-eu-1" }?["desiredRevision"] is NSNull)
         }
     }
@@ -61,8 +61,8 @@ import Testing
             #expect(live.status == 0, "\(live.stdout)")
             let history = try CLI.run(["history", "--repo", folder, "--output", "json"])
             let revisions = try #require(try JSONSerialization.jsonObject(with: Data(history.stdout.utf8)) as? [[String: Any]])
-            #expect(revisions.map { $0["id"] as? Int } == [2, 1])
-            #expect(revisions.first?["parent"] as? Int == 1)
+            #expect(revisions.map { $0["id"] as? String } == ["r2", "r1"])
+            #expect(revisions.first?["parent"] as? String == "r1")
         }
     }
 
