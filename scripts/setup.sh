@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what this project needs on a fresh Debian machine with Swift: the system C libraries the
-# package links (libyaml, libcurl with OpenSSL, SQLite), openssl (tests make throwaway certificates)
-# and kubectl (tests read back what the hub pushed). Safe to run again; installs only what is missing.
+# package links (libyaml, libcurl with OpenSSL, SQLite) and kubectl (tests read back what the hub pushed).
+# The tests' throwaway certificates are made in Swift (apple/swift-certificates), not with openssl.
+# Safe to run again; installs only what is missing.
 set -euo pipefail
-packages=(libyaml-dev libsqlite3-dev libcurl4-openssl-dev pkg-config openssl)
+packages=(libyaml-dev libsqlite3-dev libcurl4-openssl-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
