@@ -205,30 +205,60 @@ public struct KubernetesMember: Member {
     /// Every object of `kind` (no label selector), each spec kept as its JSON text, or the failure.
     func listed(_ kind: ObjectKind) async -> Result<[JSONReader.ListItem], MemberError> {
         do throws(MemberError) {
-            let response = try await listResponse(kind, selector: nil)
-            guard let items = try? JSONReader.listItems(response.body, keeping: "spec") else {
-                throw MemberError(cluster: cluster, message: "list \(kind.plural): the answer is not a list")
-            }
-            return .success(items)
+            return .success(try await listAll(kind, selector: nil))
         } catch {
             return .failure(error)
         }
     }
 
-    func listResponse(_ kind: ObjectKind, selector: String?) async throws(MemberError) -> HTTPResponse {
-        let query = selector.map { "?labelSelector=\($0)" } ?? ""
-        let response = try await send(request("GET", "/apis/neuvector.com/v1/\(kind.plural)\(query)"),
-                                      doing: "list \(kind.plural)")
-        guard response.status == 200 else { throw failure(response, object: nil, doing: "list \(kind.plural)") }
-        return response
+    /// Objects one list request asks for (`limit`), as kubectl does.
+    public static let pageSize = 500
+    /// The most objects of one kind the hub reads from one member, over all pages.
+    public static let maxListedObjects = 200_000
+
+    /// Every object of `kind` (with `selector`), page by page: each request carries `limit` and follows
+    /// `continue` to the end; a 410 Gone for an expired continue token restarts the list once. Each spec is
+    /// kept as its JSON text.
+    func listAll(_ kind: ObjectKind, selector: String?) async throws(MemberError) -> [JSONReader.ListItem] {
+        var items: [JSONReader.ListItem] = []
+        var token: String?
+        var restarted = false
+        while true {
+            var query = "?limit=\(KubernetesMember.pageSize)"
+            if let selector { query += "&labelSelector=\(selector)" }
+            if let token { query += "&continue=\(RequestURL.segment(token))" }
+            let response = try await send(request("GET", "/apis/neuvector.com/v1/\(kind.plural)\(query)"), doing: "list \(kind.plural)")
+            if response.status == 410, token != nil, !restarted {
+                // the continue token expired (the API server compacted its history): from the start, once
+                restarted = true
+                token = nil
+                items = []
+                continue
+            }
+            guard response.status == 200 else { throw failure(response, object: nil, doing: "list \(kind.plural)") }
+            guard let page = try? JSONReader.listPage(response.body, keeping: "spec") else {
+                throw MemberError(cluster: cluster, message: "list \(kind.plural): the answer is not a list")
+            }
+            items += page.items
+            if items.count > KubernetesMember.maxListedObjects {
+                throw MemberError(cluster: cluster, message: "list \(kind.plural): the member lists more than \(KubernetesMember.maxListedObjects) objects of one kind; refused")
+            }
+            guard let next = page.continueToken, !next.isEmpty else { return items }
+            token = next
+        }
     }
 
+    /// Every object of `kind` with the hub's label (or `selector`), read whole (keys sorted).
     func list(_ kind: ObjectKind, selector: String? = KubernetesMember.selector) async throws(MemberError) -> [Value] {
-        let response = try await listResponse(kind, selector: selector)
-        guard let list = try? JSONReader.parse(response.body, sortingKeys: true), case .list(let items)? = list["items"] else {
-            throw MemberError(cluster: cluster, message: "list \(kind.plural): the answer is not a list")
+        var values: [Value] = []
+        for item in try await listAll(kind, selector: selector) {
+            do {
+                values.append(try HeldObject(value: item.value, specJSON: item.kept).whole())
+            } catch {
+                throw MemberError(cluster: cluster, message: "list \(kind.plural): an item's spec is not JSON (\(error.message))")
+            }
         }
-        return items
+        return values
     }
 
     /// The managed objects the member lists, and those listed under names the hub refuses to act on.

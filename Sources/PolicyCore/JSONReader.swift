@@ -190,12 +190,26 @@ extension JSONReader {
     /// skipped values included (their syntax is checked without building them). An answer without `items` has none.
     public static func listItems(_ bytes: [UInt8], keeping keptKey: String,
                                  metadataKeys: [String] = ["name", "namespace", "labels", "annotations"]) throws(Failure) -> [ListItem] {
-        let (items, ranges) = try bytes.withUnsafeBufferPointer { buffer throws(Failure) -> ([Value], [Range<Int>?]) in
+        try listPage(bytes, keeping: keptKey, metadataKeys: metadataKeys).items
+    }
+
+    /// One page of a Kubernetes list answer: its items (as `listItems` reads them) and the list's
+    /// `metadata.continue` token, nil or empty on the last page.
+    public static func listPage(_ bytes: [UInt8], keeping keptKey: String,
+                                metadataKeys: [String] = ["name", "namespace", "labels", "annotations"]) throws(Failure)
+        -> (items: [ListItem], continueToken: String?)
+    {
+        let (items, ranges, token) = try bytes.withUnsafeBufferPointer { buffer throws(Failure) -> ([Value], [Range<Int>?], String?) in
             var reader = Cursor(bytes: buffer, sortingKeys: true)
             var items: [Value] = []
             var ranges: [Range<Int>?] = []
+            var token: String?
             reader.skipSpace()
             try reader.members(depth: 0) { (reader: inout Cursor, key: String) throws(Failure) in
+                if key == "metadata" {
+                    token = try reader.value(depth: 1)["continue"]?.stringValue
+                    return
+                }
                 guard key == "items" else { return try reader.skipValue(depth: 1) }
                 guard reader.index < buffer.count, buffer[reader.index] == UInt8(ascii: "[") else {
                     throw reader.fail("items is not a list")
@@ -226,9 +240,9 @@ extension JSONReader {
             }
             reader.skipSpace()
             guard reader.index == buffer.count else { throw Failure(offset: reader.index, message: "trailing characters") }
-            return (items, ranges)
+            return (items, ranges, token)
         }
-        return zip(items, ranges).map { ListItem(value: $0, kept: $1.map { bytes[$0] }) }
+        return (zip(items, ranges).map { ListItem(value: $0, kept: $1.map { bytes[$0] }) }, token)
     }
 }
 

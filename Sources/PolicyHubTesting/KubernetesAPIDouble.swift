@@ -45,6 +45,8 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         /// Lists answer with `count` generated objects labelled as managed by the hub (sent as they are made,
         /// so a million costs the double no memory); other requests are served as usual.
         case listFlood(count: Int)
+        /// The next `count` list requests that carry a `continue` token answer 410 Gone (the token expired).
+        case expireContinue(count: Int)
     }
 
     /// One stored object and its JSON, encoded once when stored (gets, lists and applies answer with it).
@@ -359,7 +361,12 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
             let reason = code == 429 ? "TooManyRequests" : "ServiceUnavailable"
             return KubernetesAPIDouble.json(code, KubernetesAPIDouble.statusBody(code, reason: reason, message: "injected \(code)"),
                                             headers: retryAfter.map { [("Retry-After", String($0))] } ?? [])
-        case .none, .crdMissing, .forbidden, .conflict, .status, .listFlood: break
+        case .expireContinue(let count) where count > 0 && request.method == .GET && query.contains("continue="):
+            cluster.fault = count > 1 ? .expireContinue(count: count - 1) : .none
+            return KubernetesAPIDouble.json(410, KubernetesAPIDouble.statusBody(
+                410, reason: "Expired",
+                message: "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."))
+        case .none, .crdMissing, .forbidden, .conflict, .status, .listFlood, .expireContinue: break
         }
         // authentication: a listed bearer token, or a verified client certificate
         if !tokens.isEmpty {
@@ -422,7 +429,9 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         switch (request.method, name) {
         case (.GET, nil):
             return list(kind: kind, namespace: namespace, selector: parameters["labelSelector"], cluster: cluster,
-                        table: request.headers.first(name: "Accept")?.contains("as=Table") ?? false)
+                        table: request.headers.first(name: "Accept")?.contains("as=Table") ?? false,
+                        limit: parameters["limit"].flatMap { Int($0) }.flatMap { $0 > 0 ? $0 : nil },
+                        continueToken: parameters["continue"]?.removingPercentEncoding)
         case (.GET, let name?):
             let identity = ObjectIdentity(kind: kind, namespace: namespace ?? "", name: name)
             guard let stored = cluster.objects[identity] else { return notFound(kind, name) }
@@ -485,9 +494,12 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
                            Value.MapEntry("kind", .string(kind.plural))])))
     }
 
-    func list(kind: ObjectKind, namespace: String?, selector: String?, cluster: VirtualCluster, table: Bool) -> Answer {
+    /// A list, paged as the API server pages it when `limit` is given: `metadata.continue` names where the
+    /// next page starts and `remainingItemCount` how many are left.
+    func list(kind: ObjectKind, namespace: String?, selector: String?, cluster: VirtualCluster, table: Bool,
+              limit: Int? = nil, continueToken: String? = nil) -> Answer {
         let wanted = selector.flatMap { try? LabelSelector.parse($0) } ?? .everything
-        let stored = cluster.objects.filter { identity, stored in
+        let everything = cluster.objects.filter { identity, stored in
             guard identity.kind == kind, namespace == nil || identity.namespace == namespace else { return false }
             var labels: [String: String] = [:]
             if case .map(let entries)? = stored.value["metadata"]?["labels"] {
@@ -495,8 +507,22 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
             }
             return wanted.matches(labels)
         }.sorted { $0.key < $1.key }.map(\.value)
+        var start = 0
+        if let continueToken {
+            guard continueToken.hasPrefix("page-"), let offset = Int(continueToken.dropFirst(5)), offset >= 0 else {
+                return KubernetesAPIDouble.json(400, KubernetesAPIDouble.statusBody(400, reason: "BadRequest", message: "continue key is not valid"))
+            }
+            start = min(offset, everything.count)
+        }
+        let end = limit.map { min(everything.count, start + $0) } ?? everything.count
+        let stored = Array(everything[start..<end])
         let items = stored.map(\.value)
-        let metadata = Value.map([Value.MapEntry("resourceVersion", .string(String(resourceVersion)))])
+        var listMeta = [Value.MapEntry("resourceVersion", .string(String(resourceVersion)))]
+        if end < everything.count {
+            listMeta.append(Value.MapEntry("continue", .string("page-\(end)")))
+            listMeta.append(Value.MapEntry("remainingItemCount", .int(everything.count - end)))
+        }
+        let metadata = Value.map(listMeta)
         if table {
             let rows: [Value] = items.map { item in
                 .map([Value.MapEntry("cells", .list([item["metadata"]?["name"] ?? .string(""), .string("1m")])),
