@@ -137,6 +137,11 @@ public struct TokenFile: Sendable {
         return out
     }
 
+    /// Lower-case hexadecimal digits of `bytes`.
+    static func hex(_ bytes: [UInt8]) -> String {
+        bytes.map { String(format: "%02x", $0) }.joined()
+    }
+
     static func nibble(_ c: UInt8) -> UInt8? {
         switch c {
         case 0x30...0x39: return c - 0x30
@@ -150,9 +155,8 @@ public struct TokenFile: Sendable {
     public static func newToken() -> (token: String, sha256: String) {
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        let token = "phub_" + bytes.map { String(format: "%02x", $0) }.joined()
-        let digest = SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
-        return (token, digest)
+        let token = "phub_" + hex(bytes)
+        return (token, hex(Array(SHA256.hash(data: Array(token.utf8)))))
     }
 
     /// Appends an entry to the tokens file (created with mode 0600 when missing); the token itself is
@@ -194,7 +198,7 @@ public struct TokenFile: Sendable {
         var text = "# PolicyHub API tokens: SHA-256 of each token, never the token.\ntokens:\n"
         for entry in file.entries where entry.principal.name != name {
             text += entryText(name: entry.principal.name, role: entry.principal.role, namespaces: entry.principal.namespaces,
-                              sha256: entry.digest.map { String(format: "%02x", $0) }.joined(), created: entry.created,
+                              sha256: hex(entry.digest), created: entry.created,
                               expires: entry.expires)
         }
         try replace(path, with: text)

@@ -53,9 +53,9 @@ struct PlanCommand: AsyncParsableCommand {
         let plan: PushPlan
         let heading: String
         if stored {
-            let (_, _, inScope, shown) = try view.resolve(repository, statePath: state)
-            let names = Set(inScope.map(\.name))
-            clusters = clusters.filter { names.contains($0.name) }
+            // the same session: the repository is read once
+            let shown = try view.stored(in: session)
+            clusters = clusters.filter { $0.environment == shown.storedRevision?.environment }
             plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: nil, override: shown.storedRevision)
             heading = "plan of \(shown.description)"
         } else {

@@ -60,6 +60,15 @@ struct PolicyViewOptions: ParsableArguments {
             return (renderer, fleet, fleet.clusters, .workingTree)
         }
         let session = try HubSession.open(repository: repository, statePath: statePath, workingTree: .optional)
+        let view = try stored(in: session)
+        guard let shown = view.storedRevision else { throw ExitStatus.failure }
+        let renderer = try session.renderer(for: shown)
+        return (renderer, session.fleet, session.fleet.clusters.filter { $0.environment == shown.environment }, view)
+    }
+
+    /// The environment's desired revision (`--env`) or the stored revision (`--revision`) in `session`'s
+    /// store; exit 1 with a clear message when the environment or revision is unknown.
+    func stored(in session: HubSession) throws -> PolicyView {
         let view: PolicyView
         if let env {
             guard session.fleet.environment(named: env) != nil else {
@@ -80,8 +89,6 @@ struct PolicyViewOptions: ParsableArguments {
             }
             view = .revision(stored)
         }
-        guard let shown = view.storedRevision else { throw ExitStatus.failure }
-        let renderer = try session.renderer(for: shown)
-        return (renderer, session.fleet, session.fleet.clusters.filter { $0.environment == shown.environment }, view)
+        return view
     }
 }
