@@ -38,12 +38,15 @@ let package = Package(
         .target(name: "HubTransport", dependencies: ["CCurl", "CCurlShim"]),
         // Where effective policy is pushed: GitOps folders (Kubernetes members come with the transport).
         .target(name: "Members", dependencies: ["PolicyCore", "PolicyYAML", "HubTransport"]),
+        // The engine under both shells: repository and workspace, session and state lock, push plan and run,
+        // promotion and gates, rollback, drift, status, document writes; typed inputs, results and errors.
+        .target(name: "HubEngine", dependencies: ["PolicyCore", "PolicyYAML", "HubStore", "Members", "HubTransport"]),
         // The daemon: REST API, tokens and roles, scheduler, metrics, webhook. The hub's operations come in
         // through the HubOperations protocol; the CLI supplies the live ones.
         // gettid for per-thread priorities (the daemon's API threads run below pushes).
         .target(name: "CThreadShim"),
         .target(name: "HubService", dependencies: [
-            "PolicyCore", "PolicyYAML", "HubTransport", "CThreadShim",
+            "PolicyCore", "PolicyYAML", "HubTransport", "HubEngine", "HubStore", "CThreadShim",
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Crypto", package: "swift-crypto"),
@@ -53,13 +56,14 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .target(name: "PolicyHubCLI", dependencies: [
-            "PolicyCore", "PolicyYAML", "HubStore", "Members", "HubTransport", "HubService",
+            "PolicyCore", "PolicyYAML", "HubStore", "Members", "HubTransport", "HubEngine", "HubService",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "policyhub", dependencies: ["PolicyHubCLI"]),
         // The benchmarks (`policyhub-bench`): the only executable that links the test doubles.
         .executableTarget(name: "PolicyHubBench", dependencies: [
-            "PolicyCore", "PolicyYAML", "PolicyHubCLI", "PolicyHubTesting", "HubTransport", "Members", "HubService", "HubStore",
+            "PolicyCore", "PolicyYAML", "PolicyHubCLI", "PolicyHubTesting", "HubTransport", "Members", "HubEngine", "HubService",
+            "HubStore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
         ]),
         // Generators and doubles for tests and benchmarks (`policyhub-bench`), never linked into `policyhub`.
@@ -76,12 +80,16 @@ let package = Package(
         .testTarget(name: "PolicyEngineTests", dependencies: ["PolicyCore", "PolicyYAML", "PolicyHubTesting"],
                     exclude: ["Cases"]),
         .testTarget(name: "HubStoreTests", dependencies: ["PolicyCore", "HubStore"]),
+        .testTarget(name: "HubEngineTests", dependencies: ["PolicyCore", "PolicyYAML", "HubStore", "HubEngine", "HubService",
+                                                           .product(name: "Hummingbird", package: "hummingbird"),
+                                                           .product(name: "HummingbirdTesting", package: "hummingbird"),
+                                                           .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "MembersTests", dependencies: ["PolicyCore", "PolicyYAML", "Members", "HubTransport",
                                                          "PolicyHubTesting"]),
         .testTarget(name: "HubTransportTests", dependencies: ["HubTransport", "PolicyHubTesting"]),
-        .testTarget(name: "HubServiceTests", dependencies: ["HubService", "PolicyCore", "PolicyYAML"]),
+        .testTarget(name: "HubServiceTests", dependencies: ["HubService", "HubEngine", "PolicyCore", "PolicyYAML"]),
         .testTarget(name: "PolicyHubCLITests", dependencies: ["PolicyCore", "PolicyYAML", "PolicyHubCLI", "HubStore",
-                                                             "PolicyHubTesting", "HubService", "HubTransport",
+                                                             "HubEngine", "PolicyHubTesting", "HubService", "HubTransport",
                                                              .product(name: "Hummingbird", package: "hummingbird"),
                                                              .product(name: "Logging", package: "swift-log")],
                     exclude: ["Golden"]),

@@ -1,4 +1,5 @@
 import Foundation
+import HubEngine
 import Hummingbird
 import Logging
 import NIOCore
@@ -407,6 +408,8 @@ struct APIError: Error {
     var message: String
     var diagnostics: [String] = []
     var currentRevision: Int64?
+    /// The promotion gates that failed (412), each `gate: reason`.
+    var gates: [String] = []
 
     init(_ status: Int, _ reason: String, _ message: String) {
         self.status = status
@@ -425,6 +428,7 @@ struct APIError: Error {
         }
         diagnostics = error.diagnostics
         currentRevision = error.currentRevision
+        gates = error.gates
     }
 
     var body: Value {
@@ -434,6 +438,7 @@ struct APIError: Error {
         map.set("message", .string(message))
         if !diagnostics.isEmpty { map.set("diagnostics", .list(diagnostics.map(Value.string))) }
         map.set("currentRevision", currentRevision.map { .string("r\($0)") })
+        if !gates.isEmpty { map.set("gates", .list(gates.map(Value.string))) }
         return .map([Value.MapEntry("error", map.value)])
     }
 }

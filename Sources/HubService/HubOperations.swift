@@ -1,3 +1,4 @@
+import HubEngine
 import PolicyCore
 
 /// What the hub does for the API and the scheduler: the same engine, store and members the CLI uses.
@@ -54,18 +55,6 @@ public enum Readiness: Sendable, Hashable {
     case degraded(String)
     /// Cannot serve: why.
     case notReady(String)
-}
-
-/// What `If-Match` says a document write expects (per document: another team's edit is no conflict).
-public enum DocumentPrecondition: Sendable, Hashable {
-    /// The document is as it was in this root revision (`If-Match: r12`).
-    case revision(Int64)
-    /// The document's current ETag (`If-Match: "sha256:..."`, from a GET); `absent` for a document that
-    /// must not exist yet.
-    case etag(String)
-
-    /// The ETag of a document with this content hash, or of no document.
-    public static func etag(ofHash hash: String?) -> String { hash ?? "absent" }
 }
 
 /// A promotion asked for through the API, with the CLI's selection words.
@@ -151,22 +140,29 @@ public struct OperationError: Error, Sendable, CustomStringConvertible {
     /// `path:line:col: error: message` lines, for invalid policy.
     public var diagnostics: [String]
     public var currentRevision: Int64?
+    /// The gates that failed (412), each `gate: reason`.
+    public var gates: [String]
 
-    public init(_ kind: Kind, _ message: String, diagnostics: [String] = [], currentRevision: Int64? = nil) {
+    public init(_ kind: Kind, _ message: String, diagnostics: [String] = [], currentRevision: Int64? = nil, gates: [String] = []) {
         self.kind = kind
         self.message = message
         self.diagnostics = diagnostics
         self.currentRevision = currentRevision
+        self.gates = gates
+    }
+
+    /// An engine error as the API answers it.
+    public init(_ error: EngineError) {
+        let diagnostics = error.diagnostics.prefix(1000).map(\.description)
+        switch error {
+        case .notFound(let message): self.init(.notFound, message)
+        case .invalid(let message, _): self.init(.invalid, message, diagnostics: diagnostics)
+        case .conflict(let message, let current): self.init(.conflict, message, currentRevision: current)
+        case .gateFailed(let failures, let message): self.init(.gateFailed, message, gates: failures.map(\.description))
+        case .unavailable(let message, _): self.init(.unavailable, message, diagnostics: diagnostics)
+        case .memberFailed, .failure: self.init(.failure, error.message)
+        }
     }
 
     public var description: String { message }
-}
-
-extension DocumentPrecondition: CustomStringConvertible {
-    public var description: String {
-        switch self {
-        case .revision(let id): return "r\(id)"
-        case .etag(let tag): return "ETag \"\(tag)\""
-        }
-    }
 }

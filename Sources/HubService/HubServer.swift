@@ -1,4 +1,5 @@
 import Foundation
+import HubEngine
 import HubTransport
 import Hummingbird
 import HummingbirdCore

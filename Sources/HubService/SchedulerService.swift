@@ -1,3 +1,4 @@
+import HubEngine
 import Foundation
 import Logging
 import ServiceLifecycle

@@ -1,3 +1,4 @@
+import Foundation
 import PolicyCore
 
 /// One policy document as a revision holds it: stored once, by content hash.
@@ -144,8 +145,14 @@ public enum ExpectedParent: Sendable, Hashable {
     case mustBe(Int64?)
 }
 
-/// The hub's durable state (the seam the CLI and the daemon write through).
+/// The hub's durable state: the seam the engine writes through. `SQLiteHubStore` keeps it in a file;
+/// `MemoryHubStore` in this process (tests of the engine and the API). Both pass `HubStoreContractTests`.
 public protocol HubStore: Sendable {
+    /// Where the state's lock files go (`<base>.lock`, `<base>.push.lock`); nil for a store that lives in
+    /// this process only, whose locks are in-process (`inProcessLock`).
+    var lockBase: String? { get }
+    /// The in-process lock of a store without a lock base, one per purpose name.
+    func inProcessLock(_ purpose: String) -> InProcessLock
     /// Records a revision of `environment` with these documents, as its new desired revision, and audits it.
     func recordRevision(environment: String, documents: [StoredDocument], author: String, cause: String,
                         at: Double, expectedParent: ExpectedParent) throws(HubStoreError) -> Revision
@@ -157,6 +164,12 @@ public protocol HubStore: Sendable {
     /// Revisions, newest first, of one environment or of all.
     func revisions(environment: String?) throws(HubStoreError) -> [Revision]
     func clusterStates() throws(HubStoreError) -> [ClusterState]
+    /// One cluster's state, or nil before its first push.
+    func clusterState(named cluster: String) throws(HubStoreError) -> ClusterState?
+    /// Stores a drift report (its JSON) and one drift check per environment, as one change.
+    func recordDriftReport(json: String, findings: Int, byEnvironment: [String: Int], at: Double) throws(HubStoreError) -> Int64
+    /// Drift reports, newest first.
+    func driftReports(limit: Int) throws(HubStoreError) -> [StoredDriftReport]
     /// Records a push; a successful one also sets the cluster's applied revision and hash.
     func recordPush(_ push: PushRecord) throws(HubStoreError)
     /// Marks a cluster as holding `revision` without a push (its effective policy did not change).
@@ -166,4 +179,50 @@ public protocol HubStore: Sendable {
     func latestDriftCheck(environment: String) throws(HubStoreError) -> (at: Double, findings: Int)?
     func audit(actor: String, action: String, detail: String, at: Double) throws(HubStoreError)
     func auditLog(limit: Int) throws(HubStoreError) -> [AuditEntry]
+}
+
+/// A stored drift report: id, time, drift findings and the report's compact JSON.
+public struct StoredDriftReport: Sendable, Hashable {
+    public var id: Int64
+    public var at: Double
+    public var findings: Int
+    public var json: String
+
+    public init(id: Int64, at: Double, findings: Int, json: String) {
+        self.id = id
+        self.at = at
+        self.findings = findings
+        self.json = json
+    }
+}
+
+extension StoredDocument {
+    /// The tree hash a revision of these documents gets (the same in every store).
+    public static func treeHash(_ documents: [StoredDocument]) -> String {
+        ContentHash.of(.list(documents.map(\.hash).sorted().map(Value.string)))
+    }
+}
+
+/// A lock held within one process (a store without lock files): taken by polling, released by any thread,
+/// so that async code that resumes elsewhere can release it.
+public final class InProcessLock: @unchecked Sendable {
+    private let mutex = NSLock()
+    private var held = false
+
+    public init() {}
+
+    /// Takes the lock when it is free; false when another holder has it.
+    public func tryAcquire() -> Bool {
+        mutex.lock()
+        defer { mutex.unlock() }
+        if held { return false }
+        held = true
+        return true
+    }
+
+    public func release() {
+        mutex.lock()
+        held = false
+        mutex.unlock()
+    }
 }

@@ -114,9 +114,12 @@ public final class SQLiteHubStore: HubStore {
     // MARK: - Revisions
 
     /// The tree hash a revision of these documents gets.
-    public static func treeHash(_ documents: [StoredDocument]) -> String {
-        ContentHash.of(.list(documents.map(\.hash).sorted().map(Value.string)))
-    }
+    public static func treeHash(_ documents: [StoredDocument]) -> String { StoredDocument.treeHash(documents) }
+
+    /// The lock files sit beside the state file.
+    public var lockBase: String? { path }
+
+    public func inProcessLock(_ purpose: String) -> InProcessLock { InProcessLock() }
 
     public func recordRevision(environment: String, documents: [StoredDocument], author: String, cause: String,
                                at: Double, expectedParent: ExpectedParent = .any) throws(HubStoreError) -> Revision {
@@ -279,10 +282,10 @@ public final class SQLiteHubStore: HubStore {
     }
 
     /// Drift reports, newest first: id, time, findings and the report's JSON.
-    public func driftReports(limit: Int) throws(HubStoreError) -> [(id: Int64, at: Double, findings: Int, json: String)] {
+    public func driftReports(limit: Int) throws(HubStoreError) -> [StoredDriftReport] {
         try read("read drift reports") { db in
             try Row.fetchAll(db, sql: "SELECT * FROM drift_report ORDER BY id DESC LIMIT ?", arguments: [limit]).map {
-                (id: $0["id"], at: $0["at"], findings: $0["findings"], json: $0["report"])
+                StoredDriftReport(id: $0["id"], at: $0["at"], findings: $0["findings"], json: $0["report"])
             }
         }
     }

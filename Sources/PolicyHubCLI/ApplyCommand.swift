@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubEngine
 import HubStore
 import Members
 import PolicyCore
@@ -55,267 +56,29 @@ struct ApplyCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let actor = currentAuthor(author)
-        let statePath = HubSession.statePath(repository: repository, state: state)
-        var session: HubSession
-        var plan: PushPlan
-        // two runs push in turns (the second then finds what the first pushed in step) ...
-        let pushing = try StateLock(statePath: statePath, timeout: lockTimeout, purpose: .push)
+        let engine = repository.engine(state: state)
+        // two runs push in turns (the second then finds what the first pushed in step); the state lock,
+        // which every writer of a revision takes (the daemon's API writes too), is held only while the tree
+        // is read and recorded and the plan made, never across network time
+        let pushing = try cli { () throws(EngineError) in try engine.lock(.push, timeout: lockTimeout) }
         defer { withExtendedLifetime(pushing) {} }
-        do {
-            // ... but the state lock, which every writer of a revision takes (the daemon's API writes too), is
-            // held only while the tree is read and recorded and the plan made, never across network time: the
-            // tree read here is the one the recorded parent had
-            let lock = try StateLock(statePath: statePath, timeout: lockTimeout)
-            defer { withExtendedLifetime(lock) {} }
-            (session, plan) = try recordAndPlan(author: actor)
+        var applied = try cli { () throws(EngineError) in
+            try engine.recordAndPlan(author: currentAuthor(author), clusters: cluster, record: !dryRun, repair: repair,
+                                     lockTimeout: lockTimeout)
         }
-        session.limits = member.limits
-        session.limits.maxDeletions = maxDeletions
+        applied.session.limits = MemberLimits(clusterTimeout: member.clusterTimeout, maxDeletions: maxDeletions)
+        let plan = applied.plan
         if dryRun {
+            if applied.isNew {
+                emit("would record revision \(applied.rootRevision.id) of \(applied.rootRevision.environment) from policies/ (\(applied.rootRevision.documentCount) documents)")
+            }
             for item in plan.toPush {
                 emit("would push \(item.cluster.name) (\(item.cluster.environment), revision \(item.revision.id)): \(item.policy.objects.count) objects")
             }
             emit("\(plan.toPush.count) to push, \(plan.inStep.count) in step, \(plan.untouched.count) untouched")
             return
         }
-
-        // 3. Push, several at once.
-        try await PushRun.run(session: session, plan: plan, concurrency: concurrency, clusterCount: plan.clusterCount)
-    }
-
-    /// Reads the repository, records the root environment's revision from policies/ on top of the desired
-    /// revision it was read against (compare and swap: another writer in between means reading again), and
-    /// makes the push plan.
-    func recordAndPlan(author actor: String) throws -> (HubSession, PushPlan) {
-        var attempt = 0
-        while true {
-            attempt += 1
-            let session = try HubSession.open(repository: repository, statePath: state)
-            let clusters = try session.clusters(named: cluster)
-
-            // 1. The root environment's revision from policies/.
-            guard let pending = try session.rootRevisionForWorkingTree(author: actor) else { throw ExitStatus.failure }
-            var rootRevision = pending.revision
-            if pending.isNew {
-                if dryRun {
-                    emit("would record revision \(rootRevision.id) of \(rootRevision.environment) from policies/ (\(rootRevision.documentCount) documents)")
-                } else {
-                    var failure: HubStoreError?
-                    do {
-                        rootRevision = try session.store.recordRevision(
-                            environment: rootRevision.environment, documents: session.workingDocuments, author: actor,
-                            cause: "apply", at: now(), expectedParent: .mustBe(rootRevision.parent))
-                    } catch {
-                        failure = error
-                    }
-                    if let failure {
-                        if case .conflict(let environment, _, let current) = failure, attempt < 5 {
-                            printError("policyhub: \(environment) moved to \(current.map { "r\($0)" } ?? "none") while policies/ was read; reading it again")
-                            continue
-                        }
-                        printError("policyhub: \(failure)")
-                        throw ExitStatus.failure
-                    }
-                    printError("recorded revision \(rootRevision.id) of \(rootRevision.environment) (\(rootRevision.documentCount) documents)")
-                }
-            }
-
-            // 2. What each cluster must hold.
-            var plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)
-            plan.clusterCount = clusters.count
-            if repair {
-                plan.toPush += plan.inStep
-                plan.inStep = []
-                plan.toPush.sort { $0.cluster.name < $1.cluster.name }
-            }
-            for (name, reason) in plan.untouched { printError("\(name): \(reason)") }
-            return (session, plan)
-        }
-    }
-}
-
-/// Pushes the clusters of a plan, several at once, records each outcome, prints progress and a summary,
-/// and exits 1 naming every cluster that failed.
-enum PushRun {
-    static func run(session: HubSession, plan: PushPlan, concurrency: Int, clusterCount: Int) async throws {
-        let summary = try await push(session: session, plan: plan, concurrency: concurrency, clusterCount: clusterCount)
-        if !summary.failures.isEmpty { throw ExitStatus.failure }
-    }
-
-    /// What a push did: clusters pushed and each failure in words.
-    struct Summary {
-        var pushed = 0
-        var inStep = 0
-        var failures: [String] = []
-        /// Each pushed cluster and whether it succeeded.
-        var outcomes: [(cluster: String, ok: Bool)] = []
-    }
-
-    /// Pushes `plan.toPush`, at most `concurrency` clusters at once, and records every outcome; a failing
-    /// cluster never stops the others.
-    static func push(session: HubSession, plan: PushPlan, concurrency: Int, clusterCount: Int) async throws -> Summary {
-        defer { session.transports.shutdown() }
-        // in step but recorded under an older revision: same objects, so only the record moves
-        for item in plan.inStep where item.appliedRevision != item.revision.id {
-            try storeCall {
-                try session.store.markApplied(cluster: item.cluster.name, environment: item.cluster.environment,
-                                              revision: item.revision.id, hash: item.desiredHash, at: now())
-            }
-        }
-        let progress = Progress(total: plan.toPush.count)
-        var failures: [String] = []
-        var outcomes: [(cluster: String, ok: Bool)] = []
-        var totals = (pushed: 0, created: 0, updated: 0, deleted: 0)
-        await withTaskGroup(of: (PushPlan.Item, Result<PushOutcome, MemberError>, Double).self) { group in
-            var pending = plan.toPush[...]
-            func startNext() {
-                guard let item = pending.popFirst() else { return }
-                group.addTask {
-                    let started = now()
-                    switch session.member(for: item.cluster) {
-                    case .failure(let error): return (item, .failure(error), started)
-                    case .success(let member):
-                        do throws(MemberError) {
-                            return (item, .success(try await member.push(item.policy.objects)), started)
-                        } catch {
-                            return (item, .failure(error), started)
-                        }
-                    }
-                }
-            }
-            for _ in 0..<concurrency { startNext() }
-            while let (item, result, started) = await group.next() {
-                startNext()
-                var record = PushRecord(cluster: item.cluster.name, environment: item.cluster.environment,
-                                        revision: item.revision.id, desiredHash: item.desiredHash, startedAt: started,
-                                        finishedAt: now(), created: 0, updated: 0, deleted: 0, error: nil)
-                let line: String
-                switch result {
-                case .success(let outcome):
-                    record.created = outcome.created.count
-                    record.updated = outcome.updated.count
-                    record.deleted = outcome.deleted.count
-                    totals.pushed += 1
-                    outcomes.append((item.cluster.name, true))
-                    totals.created += record.created
-                    totals.updated += record.updated
-                    totals.deleted += record.deleted
-                    line = "\(item.cluster.name): \(record.created) created, \(record.updated) updated, \(record.deleted) deleted"
-                    for refused in outcome.refused { printError("\(item.cluster.name): warning: \(refused)") }
-                case .failure(let error):
-                    record.error = error.description
-                    failures.append(error.description)
-                    outcomes.append((item.cluster.name, false))
-                    line = "\(item.cluster.name): FAILED: \(error.message)"
-                }
-                // recorded first: a cluster's progress line means its outcome is in the state file
-                do {
-                    try session.store.recordPush(record)
-                } catch {
-                    failures.append("cluster \(item.cluster.name): pushed, but the state file could not record it: \(error)")
-                }
-                progress.step(line)
-            }
-        }
-        progress.finish()
-        printError("\(clusterCount) cluster\(clusterCount == 1 ? "" : "s"): \(totals.pushed) pushed (\(totals.created) created, \(totals.updated) updated, \(totals.deleted) deleted), \(plan.inStep.count) in step, \(plan.untouched.count) untouched, \(failures.count) failed")
-        for failure in failures { printError("policyhub: \(failure)") }
-        return Summary(pushed: totals.pushed, inStep: plan.inStep.count, failures: failures, outcomes: outcomes)
-    }
-}
-
-/// Turns a store error into a message and exit 1.
-func storeCall<T>(_ body: () throws -> T) throws -> T {
-    do {
-        return try body()
-    } catch let error as HubStoreError {
-        if case .conflict(_, _, let current) = error {
-            throw refusal(.conflict, "policyhub: \(error)", currentRevision: current)
-        }
-        printError("policyhub: \(error)")
-        throw ExitStatus.failure
-    }
-}
-
-/// Per-cluster decisions of a push: push, already in step, or leave alone.
-struct PushPlan {
-    struct Item {
-        var cluster: MemberCluster
-        var revision: Revision
-        var policy: EffectivePolicy
-        var desiredHash: String
-        /// The revision the store says the cluster holds.
-        var appliedRevision: Int64?
-    }
-
-    var toPush: [Item] = []
-    var inStep: [Item] = []
-    var untouched: [(String, String)] = []
-    /// How many clusters were considered.
-    var clusterCount = 0
-
-    /// `override`: the revision every cluster of `clusters` is planned for (a stored one, `plan --revision`).
-    static func make(session: HubSession, clusters: [MemberCluster], rootRevision: Revision?,
-                     override: Revision? = nil) throws -> PushPlan {
-        var plan = PushPlan()
-        let states = Dictionary(try storeCall { try session.store.clusterStates() }.map { ($0.cluster, $0) },
-                                uniquingKeysWith: { a, _ in a })
-        var byRevision: [Int64: (Revision, [MemberCluster])] = [:]
-        for cluster in clusters {
-            let revision: Revision?
-            if let override {
-                revision = override
-            } else if cluster.environment == session.fleet.root?.name {
-                revision = rootRevision
-            } else {
-                revision = try storeCall { try session.store.desiredRevision(environment: cluster.environment) }
-            }
-            guard let revision else {
-                plan.untouched.append((cluster.name, "environment \(cluster.environment) has no desired revision until its first promotion; left untouched"))
-                continue
-            }
-            byRevision[revision.id, default: (revision, [])].1.append(cluster)
-        }
-        for (_, (revision, members)) in byRevision.sorted(by: { $0.key < $1.key }) {
-            let renderer = try session.renderer(for: revision)
-            var hashes: [Renderer.PlacementClass: String] = [:]  // clusters of one class share a hash
-            for (cluster, policy) in renderer.render(clusters: members, parallel: .dispatch) {
-                let key = Renderer.PlacementClass(environment: cluster.environment, labels: cluster.placementLabels)
-                let hash = hashes[key] ?? policy.contentHash
-                hashes[key] = hash
-                let item = Item(cluster: cluster, revision: revision, policy: policy, desiredHash: hash,
-                                appliedRevision: states[cluster.name]?.appliedRevision)
-                if states[cluster.name]?.appliedHash == item.desiredHash {
-                    plan.inStep.append(item)
-                } else {
-                    plan.toPush.append(item)
-                }
-            }
-        }
-        plan.toPush.sort { $0.cluster.name < $1.cluster.name }
-        return plan
-    }
-}
-
-/// Live progress on a terminal (one rewritten line), one line per step otherwise.
-final class Progress: @unchecked Sendable {
-    let total: Int
-    private var done = 0
-    private let terminal = isatty(2) == 1
-
-    init(total: Int) { self.total = total }
-
-    func step(_ message: String) {
-        done += 1
-        if terminal {
-            FileHandle.standardError.write(Data("\r\u{1B}[K[\(done)/\(total)] \(message)".utf8))
-        } else {
-            printError("[\(done)/\(total)] \(message)")
-        }
-    }
-
-    func finish() {
-        if terminal && done > 0 { FileHandle.standardError.write(Data("\n".utf8)) }
+        let session = applied.session
+        try await cli { () async throws(EngineError) in try await PushRun.run(session: session, plan: plan, concurrency: concurrency) }
     }
 }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import HubService
+import HubEngine
 import Members
 import PolicyCore
 
@@ -33,71 +33,84 @@ enum ExitStatus {
     static let failure = ExitCode(1)
 }
 
-/// Writes to standard error, or, when a command runs inside the daemon, to its capture.
+/// Writes a line to standard error (standard output first, so the two streams keep their order).
 func printError(_ text: String) {
-    if let capture = CommandCapture.current {
-        capture.error(text)
-        return
-    }
-    fflush(nil)  // flush standard output first, so the two streams keep their order
+    fflush(nil)
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
-/// Writes a command's result to standard output, or, inside the daemon, to its capture.
+/// Writes a command's result to standard output.
 func emit(_ text: String, terminator: String = "\n") {
-    if let capture = CommandCapture.current {
-        capture.output(text + terminator)
-        return
-    }
     print(text, terminator: terminator)
 }
 
-/// What a command run by the daemon printed and how it failed: the daemon runs the CLI's own commands
-/// (the same validation, gates and pushes) and answers with this instead of a terminal.
-final class CommandCapture: @unchecked Sendable {
-    @TaskLocal static var current: CommandCapture?
+/// The engine's events on a terminal: lines to standard error, per-cluster progress rewritten in place
+/// when standard error is a terminal, one line per step otherwise.
+let terminalLog: EngineLog = {
+    let terminal = isatty(2) == 1
+    let progressShown = ProgressLine()
+    return EngineLog { event in
+        switch event {
+        case .diagnostic(let diagnostic): printError(diagnostic.description)
+        case .note(let line): printError(line)
+        case .progress(let done, let total, let line):
+            if terminal {
+                progressShown.set(true)
+                FileHandle.standardError.write(Data("\r\u{1B}[K[\(done)/\(total)] \(line)".utf8))
+            } else {
+                printError("[\(done)/\(total)] \(line)")
+            }
+        case .progressEnd:
+            if progressShown.take() { FileHandle.standardError.write(Data("\n".utf8)) }
+        }
+    }
+}()
 
+/// Whether a progress line is on the terminal, waiting for its newline.
+final class ProgressLine: @unchecked Sendable {
     private let lock = NSLock()
-    private(set) var errors: [String] = []
-    private(set) var text = ""
-    /// How the command failed, when it said so (the daemon's HTTP status); nil is a plain failure.
-    private(set) var kind: OperationError.Kind?
-    private(set) var currentRevision: Int64?
+    private var shown = false
 
-    func error(_ line: String) {
-        lock.lock()
-        errors.append(line)
-        lock.unlock()
-    }
+    func set(_ value: Bool) { lock.withLock { shown = value } }
 
-    func output(_ chunk: String) {
-        lock.lock()
-        text += chunk
-        lock.unlock()
-    }
+    func take() -> Bool { lock.withLock { defer { shown = false }; return shown } }
+}
 
-    /// The revision the command recorded, when it recorded one (the daemon answers with exactly it).
-    private(set) var recordedRevision: Int64?
+extension RepositoryOptions {
+    /// The engine on this repository and the state file `state` (nil: the default), printing its events.
+    func engine(state: String?) -> HubEngine { HubEngine(root: root, statePath: state, log: terminalLog) }
+}
 
-    func recorded(_ revision: Int64) {
-        lock.lock()
-        recordedRevision = revision
-        lock.unlock()
-    }
-
-    func classify(_ kind: OperationError.Kind, currentRevision: Int64? = nil) {
-        lock.lock()
-        if self.kind == nil { self.kind = kind }
-        if let currentRevision { self.currentRevision = currentRevision }
-        lock.unlock()
+/// Runs engine code; an engine error is printed as the CLI says it (located diagnostics with a count,
+/// then `policyhub: message`) and becomes exit 1.
+func cli<T>(_ body: () throws(EngineError) -> T) throws -> T {
+    do {
+        return try body()
+    } catch {
+        throw failure(error)
     }
 }
 
-/// Says why a command fails (so the daemon can answer 404, 409, 412 or 422), prints `message` and returns
-/// the exit status to throw.
-func refusal(_ kind: OperationError.Kind, _ message: String, currentRevision: Int64? = nil) -> ExitCode {
-    CommandCapture.current?.classify(kind, currentRevision: currentRevision)
-    printError(message)
+func cli<T>(_ body: () async throws(EngineError) -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch {
+        throw failure(error)
+    }
+}
+
+/// Prints an engine error and returns exit 1.
+func failure(_ error: EngineError) -> ExitCode {
+    switch error {
+    case .memberFailed:
+        break  // each failed cluster was named as it finished, and in the run's summary
+    case .gateFailed(let failures, let message):
+        for gate in failures { printError("gate \(gate)") }
+        printError("policyhub: \(message)")
+    default:
+        if !error.diagnostics.isEmpty { report(error.diagnostics) }
+        printError("policyhub: \(error.message)")
+    }
     return ExitStatus.failure
 }
 
@@ -122,14 +135,6 @@ func openValid(_ options: RepositoryOptions) throws -> (Workspace, Renderer) {
     return (workspace, renderer)
 }
 
-/// Bounds on the work one member may cause: how long it may take, and how much a push may delete.
-struct MemberLimits: Sendable {
-    /// Seconds one cluster's whole exchange may take, retries included.
-    var clusterTimeout: Double = 120
-    /// Managed objects one push may delete from one cluster.
-    var maxDeletions = KubernetesMember.defaultMaxDeletions
-}
-
 /// The options that set `MemberLimits`.
 struct MemberOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Seconds one cluster may take, retries included; a member that answers slowly or never fails by name after it.",
@@ -137,6 +142,7 @@ struct MemberOptions: ParsableArguments {
     var clusterTimeout: Double = 120
 
     var limits: MemberLimits { MemberLimits(clusterTimeout: clusterTimeout) }
+
 
     func validate() throws {
         if !(clusterTimeout > 0) { throw ValidationError("--cluster-timeout must be a positive number of seconds") }

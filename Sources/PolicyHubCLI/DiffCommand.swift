@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubEngine
 import HubStore
 import PolicyCore
 
@@ -37,17 +38,11 @@ struct DiffCommand: ParsableCommand {
     }
 
     func run() throws {
-        let session = try HubSession.open(repository: repository, statePath: state, workingTree: .optional)
-        func stored(_ text: String) throws -> Revision {
-            let id = PolicyViewOptions.revisionID(text) ?? 0
-            do {
-                return try session.store.revision(id: id)
-            } catch {
-                throw refusal(.notFound, "policyhub: there is no revision r\(id)")
-            }
+        let session = try cli { () throws(EngineError) in try repository.engine(state: state).open(workingTree: .optional) }
+        let (from, to) = (from, to)
+        let (before, after) = try cli { () throws(EngineError) in
+            (try session.storedRevision(PolicyViewOptions.revisionID(from) ?? 0), try session.storedRevision(PolicyViewOptions.revisionID(to) ?? 0))
         }
-        let before = try stored(from)
-        let after = try stored(to)
         var clusters = session.fleet.clusters.filter { $0.environment == after.environment }
         if !cluster.isEmpty {
             for name in cluster where !clusters.contains(where: { $0.name == name }) {
@@ -58,12 +53,15 @@ struct DiffCommand: ParsableCommand {
         }
         let note = before.environment == after.environment ? "" : " (r\(before.id) is a revision of \(before.environment))"
         emit("difference of effective policy from r\(before.id) to r\(after.id) of \(after.environment)\(note), per cluster:")
-        let old = try session.renderer(for: before).render(clusters: clusters, parallel: .dispatch)
-        let new = try session.renderer(for: after).render(clusters: clusters, parallel: .dispatch)
-        let texts = clusters.indices.map { PromoteCommand.difference(before: old[$0].policy.objects, after: new[$0].policy.objects) }
+        let (beforeRenderer, afterRenderer) = try cli { () throws(EngineError) in
+            (try session.renderer(for: before), try session.renderer(for: after))
+        }
+        let old = beforeRenderer.render(clusters: clusters, parallel: .dispatch)
+        let new = afterRenderer.render(clusters: clusters, parallel: .dispatch)
+        let texts = clusters.indices.map { PolicyDifference.text(before: old[$0].policy.objects, after: new[$0].policy.objects) }
         for (member, text) in zip(clusters, texts) {
             emit("\(member.name) (\(member.environment)):\n" + text, terminator: "")
         }
-        if texts.contains(where: { $0 != PromoteCommand.noChange }) { throw ExitCode(2) }
+        if texts.contains(where: { $0 != PolicyDifference.noChange }) { throw ExitCode(2) }
     }
 }

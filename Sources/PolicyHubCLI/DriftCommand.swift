@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubEngine
 import HubStore
 import Members
 import PolicyCore
@@ -39,153 +40,36 @@ struct DriftCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "List earlier reports instead of checking.")
     var history = false
 
-    struct EdgeDifference {
-        var source: String
-        var target: String
-        var identity: ObjectIdentity
-        var change: String
-        var since: Double
-    }
+    typealias EdgeDifference = DriftReport.EdgeDifference
 
     func run() async throws {
-        var opened = try HubSession.open(repository: repository, statePath: state, workingTree: .optional)
+        var opened = try cli { () throws(EngineError) in try repository.engine(state: state).open(workingTree: .optional) }
         opened.limits = member.limits
         let session = opened
-        defer { session.transports.shutdown() }
         if history {
-            for report in try storeCall({ try session.store.driftReports(limit: 50) }) {
+            for report in try cli({ () throws(EngineError) in try stored { () throws(HubStoreError) in try session.store.driftReports(limit: 50) } }) {
                 emit("report \(report.id)  \(timestamp(report.at))  \(report.findings) finding\(report.findings == 1 ? "" : "s")")
             }
             return
         }
-        let clusters = try session.clusters(named: cluster)
-        let at = now()
-        let rootRevision = try storeCall { try session.store.desiredRevision(environment: session.fleet.root?.name ?? "") }
-        let plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)
-        let states = Dictionary(try storeCall { try session.store.clusterStates() }.map { ($0.cluster, $0) },
-                                uniquingKeysWith: { a, _ in a })
-        var findings: [DriftFinding] = []
-        let items = plan.toPush + plan.inStep
-        var classes = Set<String>()  // clusters with the same desired hash hold the same objects: one of each
-        let specs = DesiredSpecs(items.filter { classes.insert($0.desiredHash).inserted }.flatMap(\.policy.objects))
-        let results = await withTaskGroup(of: [DriftFinding].self) { group in
-            for item in items {
-                group.addTask {
-                    var found: [DriftFinding] = []
-                    if states[item.cluster.name]?.appliedRevision != item.revision.id {
-                        let applied = states[item.cluster.name]?.appliedRevision.map { "r\($0)" } ?? "nothing"
-                        found.append(DriftFinding(cluster: item.cluster.name, kind: .pending, object: nil,
-                                                  message: "holds \(applied), its environment wants r\(item.revision.id)"))
-                    }
-                    switch session.member(for: item.cluster) {
-                    case .failure(let error):
-                        found.append(DriftFinding(cluster: item.cluster.name, kind: .unreachable, object: nil, message: error.message))
-                    case .success(let member):
-                        do throws(MemberError) {
-                            let held = try await member.heldObjects()
-                            found += DriftComparison.compare(cluster: item.cluster.name, desired: item.policy.objects, held: held,
-                                                            specs: specs)
-                        } catch {
-                            found.append(DriftFinding(cluster: item.cluster.name, kind: .unreachable, object: nil, message: error.message))
-                        }
-                    }
-                    return found
-                }
-            }
-            var all: [DriftFinding] = []
-            for await found in group { all += found }
-            return all
-        }
-        findings = results.sorted()
-        let edges = try edgeDifferences(session: session)
-
-        // what is new and what was resolved since the previous report
-        let previous = try storeCall { try session.store.driftReports(limit: 1) }.first
-        var previousKeys = Set<String>()
-        if let previous, let stored = try? JSONReader.parse(Array(previous.json.utf8)),  // stored as compact JSON
-           case .list(let items)? = stored["findings"] {
-            previousKeys = Set(items.compactMap { $0["key"]?.stringValue })
-        }
-        let currentKeys = Set(findings.map(\.key))
-        let newKeys = previous == nil ? currentKeys : currentKeys.subtracting(previousKeys)
-        let resolved = previousKeys.subtracting(currentKeys).sorted()
-        let drift = findings.filter { $0.kind != .unmanaged }
-        var byEnvironment: [String: Int] = [:]
-        for environment in session.fleet.environments { byEnvironment[environment.name] = 0 }
-        let environmentOf = Dictionary(session.fleet.clusters.map { ($0.name, $0.environment) }, uniquingKeysWith: { a, _ in a })
-        for finding in drift { byEnvironment[environmentOf[finding.cluster] ?? "", default: 0] += 1 }
-        let report = reportValue(findings: findings, newKeys: newKeys, resolved: resolved, edges: edges, at: at,
-                                 untouched: plan.untouched.map(\.0))
-        _ = try storeCall {
-            try session.store.recordDriftReport(json: JSONWriter.compact(report), findings: drift.count, byEnvironment: byEnvironment, at: at)
-        }
+        let names = cluster
+        let report = try await cli { () async throws(EngineError) in try await session.driftReport(clusters: names) }
+        let (findings, newKeys, resolved, edges) = (report.findings, report.newKeys, report.resolved, report.edges)
         switch output {
-        case .json: emit(JSONWriter.pretty(report), terminator: "")
+        case .json: emit(JSONWriter.pretty(report.value), terminator: "")
         case .markdown: emit(markdown(findings, newKeys: newKeys, resolved: resolved, edges: edges), terminator: "")
         case .policyreport:
-            let clusterNames = items.map(\.cluster.name).sorted()
-            let reports = clusterNames.map { name in
-                policyReport(cluster: name, findings: findings.filter { $0.cluster == name }, at: at)
+            let reports = report.checked.map { name in
+                policyReport(cluster: name, findings: findings.filter { $0.cluster == name }, at: report.at)
             }
             emit(YAMLWriter.documents(reports), terminator: "")
-        case .table: emit(table(findings, newKeys: newKeys, resolved: resolved, edges: edges, untouched: plan.untouched), terminator: "")
+        case .table: emit(table(findings, newKeys: newKeys, resolved: resolved, edges: edges, untouched: report.untouched), terminator: "")
         }
-        if !drift.isEmpty { throw ExitCode(2) }
-    }
-
-    /// Per promotion edge, the documents whose version differs between source and target.
-    func edgeDifferences(session: HubSession) throws -> [EdgeDifference] {
-        var out: [EdgeDifference] = []
-        for target in session.fleet.environments {
-            guard let sourceName = target.promotesFrom,
-                  let source = try storeCall({ try session.store.desiredRevision(environment: sourceName) }) else { continue }
-            let targetRevision = try storeCall { try session.store.desiredRevision(environment: target.name) }
-            let sourceDocs = Dictionary(try storeCall { try session.store.documents(revision: source.id) }.map { ($0.identity, $0.hash) },
-                                        uniquingKeysWith: { a, _ in a })
-            let targetDocs = Dictionary(try targetRevision.map { r in try storeCall { try session.store.documents(revision: r.id) } }?
-                .map { ($0.identity, $0.hash) } ?? [], uniquingKeysWith: { a, _ in a })
-            for identity in Set(sourceDocs.keys).union(targetDocs.keys).sorted() {
-                let change: String
-                switch (sourceDocs[identity], targetDocs[identity]) {
-                case (let a?, let b?) where a != b: change = "changed"
-                case (_?, nil): change = "not yet promoted"
-                case (nil, _?): change = "removed in \(sourceName)"
-                case (_?, _?), (nil, nil): continue
-                }
-                out.append(EdgeDifference(source: sourceName, target: target.name, identity: identity, change: change,
-                                          since: max(source.createdAt, targetRevision?.createdAt ?? 0)))
-            }
-        }
-        return out
-    }
-
-    func reportValue(findings: [DriftFinding], newKeys: Set<String>, resolved: [String], edges: [EdgeDifference], at: Double,
-                     untouched: [String]) -> Value {
-        .map([
-            Value.MapEntry("at", .string(timestamp(at))),
-            Value.MapEntry("findings", .list(findings.map { finding in
-                var map = ValueMapBuilder()
-                map.set("key", .string(finding.key))
-                map.set("cluster", .string(finding.cluster))
-                map.set("class", .string(finding.kind.rawValue))
-                map.set("object", finding.object.map { .string($0.description) } ?? .null)
-                map.set("fields", .list(finding.fields.map(Value.string)))
-                map.set("message", .string(finding.message))
-                map.set("new", .bool(newKeys.contains(finding.key)))
-                return map.value
-            })),
-            Value.MapEntry("resolved", .list(resolved.map(Value.string))),
-            Value.MapEntry("promotionEdges", .list(edges.map { edge in
-                .map([Value.MapEntry("source", .string(edge.source)), Value.MapEntry("target", .string(edge.target)),
-                      Value.MapEntry("document", .string(edge.identity.description)), Value.MapEntry("change", .string(edge.change)),
-                      Value.MapEntry("since", .string(timestamp(edge.since)))])
-            })),
-            Value.MapEntry("notChecked", .list(untouched.map(Value.string))),
-        ])
+        if !report.drift.isEmpty { throw ExitCode(2) }
     }
 
     func table(_ findings: [DriftFinding], newKeys: Set<String>, resolved: [String], edges: [EdgeDifference],
-               untouched: [(String, String)]) -> String {
+               untouched: [(cluster: String, reason: String)]) -> String {
         var out = ""
         if findings.isEmpty { out += "no drift\n" }
         for finding in findings {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import HubEngine
 import PolicyCore
 
 /// `policyhub explain`: why a flow or a process is allowed or denied on a cluster.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubEngine
 import HubStore
 import PolicyCore
 
@@ -21,20 +22,25 @@ struct HistoryCommand: ParsableCommand {
     var output: OutputFormat = .text
 
     func run() throws {
-        let path = HubSession.resolve(state ?? StateOptions.defaultPath, root: repository.root)
-        guard FileManager.default.fileExists(atPath: path) else {
+        let engine = repository.engine(state: state)
+        if let path = engine.statePath, !FileManager.default.fileExists(atPath: path) {
             printError("policyhub: no state file at \(path) yet; run policyhub apply first")
             throw ExitStatus.failure
         }
-        let store = try storeCall { try SQLiteHubStore(path: path) }
-        let revisions = try storeCall { try store.revisions(environment: environment) }
-        let desired = Set(try revisions.compactMap { revision in
-            try storeCall { try store.desiredRevision(environment: revision.environment)?.id }
-        })
+        let environment = environment
+        let (revisions, desired) = try cli { () throws(EngineError) -> ([Revision], Set<Int64>) in
+            let store = try engine.openStore()
+            let revisions = try stored { () throws(HubStoreError) in try store.revisions(environment: environment) }
+            var desired = Set<Int64>()
+            for name in Set(revisions.map(\.environment)) {
+                if let id = try stored({ () throws(HubStoreError) in try store.desiredRevision(environment: name)?.id }) { desired.insert(id) }
+            }
+            return (revisions, desired)
+        }
         switch output {
         case .json:
             print(JSONWriter.pretty(.list(revisions.map { r in
-                var map = HistoryCommand.fields(of: r) { .string("r\($0)") }
+                var map = r.fields()
                 map.set("desired", .bool(desired.contains(r.id)))
                 return map.value
             })), terminator: "")
@@ -46,28 +52,4 @@ struct HistoryCommand: ParsableCommand {
             }
         }
     }
-}
-
-extension HistoryCommand {
-    /// A revision's fields as JSON, the same for the CLI and the API; `id` writes a revision id (the CLI
-    /// writes numbers, the API `rN`).
-    static func fields(of revision: Revision, id: (Int64) -> Value) -> ValueMapBuilder {
-        var map = ValueMapBuilder()
-        map.set("id", id(revision.id))
-        map.set("environment", .string(revision.environment))
-        map.set("parent", revision.parent.map(id) ?? .null)
-        map.set("cause", .string(revision.cause))
-        map.set("author", .string(revision.author))
-        map.set("createdAt", .string(timestamp(revision.createdAt)))
-        map.set("documents", .int(revision.documentCount))
-        map.set("treeHash", .string(revision.treeHash))
-        return map
-    }
-}
-
-/// RFC 3339 time in UTC.
-func timestamp(_ seconds: Double) -> String {
-    let formatter = ISO8601DateFormatter()
-    formatter.timeZone = TimeZone(identifier: "UTC")
-    return formatter.string(from: Date(timeIntervalSince1970: seconds))
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubEngine
 import HubStore
 import Members
 import PolicyCore
@@ -46,25 +47,31 @@ struct PlanCommand: AsyncParsableCommand {
 
     func run() async throws {
         let stored = view.env != nil || view.revision != nil
-        var opened = try HubSession.open(repository: repository, statePath: state, workingTree: stored ? .optional : .required)
+        var opened = try cli { () throws(EngineError) in
+            try repository.engine(state: state).open(workingTree: stored ? .optional : .required)
+        }
         opened.limits = member.limits
         let session = opened
-        var clusters = try session.clusters(named: cluster)
+        let names = cluster
+        var clusters = try cli { () throws(EngineError) in try session.clusters(named: names) }
         let plan: PushPlan
         let heading: String
         if stored {
             // the same session: the repository is read once
             let shown = try view.stored(in: session)
             clusters = clusters.filter { $0.environment == shown.storedRevision?.environment }
-            plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: nil, override: shown.storedRevision)
+            plan = try cli { () throws(EngineError) in
+                try PushPlan.make(session: session, clusters: clusters, rootRevision: nil, override: shown.storedRevision)
+            }
             heading = "plan of \(shown.description)"
         } else {
-            let rootRevision = try session.rootRevisionForWorkingTree(author: "plan")?.revision
-            plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)
+            plan = try cli { () throws(EngineError) in
+                let rootRevision = try session.rootRevisionForWorkingTree(author: "plan")?.revision
+                return try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)
+            }
             heading = "plan of the working tree policies/ for \(session.fleet.root?.name ?? "the root environment"), each other environment's desired revision"
         }
-        let states = Dictionary(try storeCall { try session.store.clusterStates() }.map { ($0.cluster, $0) },
-                                uniquingKeysWith: { a, _ in a })
+        let states = try cli { () throws(EngineError) in try session.clusterStates() }
         var results: [ClusterPlan] = []
         for (name, reason) in plan.untouched {
             if let member = session.fleet.cluster(named: name) { results.append(ClusterPlan(cluster: member, note: reason)) }
@@ -83,8 +90,7 @@ struct PlanCommand: AsyncParsableCommand {
                     }
                 }
             } else if let applied = states[item.cluster.name]?.appliedRevision {
-                let revision = try storeCall { try session.store.revision(id: applied) }
-                let renderer = try session.renderer(for: revision)
+                let renderer = try cli { () throws(EngineError) in try session.renderer(for: try session.storedRevision(applied)) }
                 for object in renderer.render(cluster: item.cluster).objects { current[object.identity] = object.value }
             }
             if result.error == nil {

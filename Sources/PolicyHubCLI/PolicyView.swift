@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubEngine
 import HubStore
 import PolicyCore
 
@@ -59,36 +60,20 @@ struct PolicyViewOptions: ParsableArguments {
             guard let fleet = workspace.fleet else { throw ExitStatus.failure }
             return (renderer, fleet, fleet.clusters, .workingTree)
         }
-        let session = try HubSession.open(repository: repository, statePath: statePath, workingTree: .optional)
+        let session = try cli { () throws(EngineError) in try repository.engine(state: statePath).open(workingTree: .optional) }
         let view = try stored(in: session)
         guard let shown = view.storedRevision else { throw ExitStatus.failure }
-        let renderer = try session.renderer(for: shown)
+        let renderer = try cli { () throws(EngineError) in try session.renderer(for: shown) }
         return (renderer, session.fleet, session.fleet.clusters.filter { $0.environment == shown.environment }, view)
     }
 
     /// The environment's desired revision (`--env`) or the stored revision (`--revision`) in `session`'s
     /// store; exit 1 with a clear message when the environment or revision is unknown.
     func stored(in session: HubSession) throws -> PolicyView {
-        let view: PolicyView
-        if let env {
-            guard session.fleet.environment(named: env) != nil else {
-                throw refusal(.notFound, "policyhub: unknown environment '\(env)' (known: \(session.fleet.environments.map(\.name).joined(separator: ", ")))")
-            }
-            guard let desired = try storeCall({ try session.store.desiredRevision(environment: env) }) else {
-                throw refusal(.notFound, "policyhub: \(env) has no desired revision yet (it gets one by \(session.fleet.root?.name == env ? "policyhub apply" : "its first promotion")); it holds nothing the hub pushed")
-            }
-            view = .environment(env, desired)
-        } else {
-            let id = PolicyViewOptions.revisionID(revision ?? "") ?? 0
-            let stored: Revision
-            do {
-                stored = try session.store.revision(id: id)
-            } catch {
-                let newest = (try? session.store.revisions(environment: nil).first?.id).flatMap { $0 }
-                throw refusal(.notFound, "policyhub: there is no revision r\(id)\(newest.map { " (the newest is r\($0))" } ?? " (none is recorded yet)")")
-            }
-            view = .revision(stored)
+        let (env, revision) = (env, revision)
+        return try cli { () throws(EngineError) -> PolicyView in
+            if let env { return .environment(env, try session.desiredRevision(of: env)) }
+            return .revision(try session.storedRevision(PolicyViewOptions.revisionID(revision ?? "") ?? 0))
         }
-        return view
     }
 }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import HubService
+import HubEngine
 import HubStore
 import PolicyCore
 import PolicyYAML
@@ -78,174 +78,33 @@ struct PromoteCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let session = try HubSession.open(repository: repository, statePath: state, workingTree: .optional)
-        // the CLI serializes promotions on the state lock; the daemon answers a stale base with 409 instead
-        var lock = CommandCapture.current == nil ? try StateLock(statePath: session.store.path, timeout: lockTimeout) : nil
-        guard let target = session.fleet.environment(named: to) else {
-            throw refusal(.notFound, "policyhub: unknown environment '\(to)' (known: \(session.fleet.environments.map(\.name).joined(separator: ", ")))")
-        }
-        guard let sourceName = target.promotesFrom, let source = session.fleet.environment(named: sourceName) else {
-            throw refusal(.invalid, "policyhub: \(to) is the root environment; it changes by policyhub apply, not by promotion")
-        }
-        guard let sourceRevision = try storeCall({ try session.store.desiredRevision(environment: source.name) }) else {
-            throw refusal(.invalid, "policyhub: \(source.name) has no revision yet; run policyhub apply (or promote into it) first")
-        }
-        let current = try storeCall { try session.store.desiredRevision(environment: target.name) }
-        if let baseRevision, baseRevision != current?.id {
-            throw refusal(.conflict, "policyhub: \(target.name) is at \(current.map { "r\($0.id)" } ?? "no revision"), not r\(baseRevision); another change landed first",
-                          currentRevision: current?.id)
-        }
-        let sourceDocuments = try storeCall { try session.store.documents(revision: sourceRevision.id) }
-        let targetDocuments = try current.map { revision in try storeCall { try session.store.documents(revision: revision.id) } } ?? []
-        let result = Promotion.apply(selectors, source: sourceDocuments, target: targetDocuments, identity: \.identity,
-                                     path: \.source, hash: \.hash)
-        let selection = selectors.map(\.description).joined(separator: " ")
-        guard !result.matched.isEmpty else {
-            throw refusal(.invalid, "policyhub: \(selection) matches no document of \(source.name) (r\(sourceRevision.id)) or \(target.name); nothing to promote")
-        }
-        for id in result.added { emit("+ \(id)") }
-        for id in result.changed { emit("~ \(id)") }
-        for id in result.removed { emit("- \(id)") }
-        if result.added.isEmpty && result.changed.isEmpty && result.removed.isEmpty {
-            emit("\(target.name) already holds \(source.name)'s versions of \(selection); nothing to promote")
-            return
-        }
-        // the new tree must still be valid on its own
-        // a promoted tree equal to the working tree was validated when the repository was read
-        let promotedPolicy: ValidatedPolicySet
-        if let working = session.policy, SQLiteHubStore.treeHash(result.documents) == session.workingTreeHash {
-            promotedPolicy = working
-        } else {
-            let validated = HubSession.validate(HubSession.objects(of: result.documents))
-            guard let value = validated.value else {
-                report(validated.diagnostics)
-                throw refusal(.invalid, "policyhub: the promoted tree of \(target.name) would be invalid; nothing was recorded")
-            }
-            promotedPolicy = value
-        }
-        let failures = try gateFailures(session: session, target: target, source: source, sourceRevision: sourceRevision)
-        for failure in failures { printError("gate \(failure)") }
-        if !failures.isEmpty && !force && !dryRun {
-            throw refusal(.gateFailed, "policyhub: \(failures.count) gate\(failures.count == 1 ? "" : "s") of \(target.name) failed; nothing was recorded (--force overrides and is recorded)")
-        }
-        let pending = Revision(id: 0, environment: target.name, parent: current?.id, author: currentAuthor(author), createdAt: now(),
-                               cause: "promote", treeHash: SQLiteHubStore.treeHash(result.documents),
-                               documentCount: result.documents.count)
+        let engine = repository.engine(state: state)
+        // promotions take turns on the state lock; the daemon answers a stale base with 409 instead
+        var lock: StateLock? = try cli { () throws(EngineError) in try engine.lock(.state, timeout: lockTimeout) }
+        let session = try cli { () throws(EngineError) in try engine.open(workingTree: .optional) }
+        let input = PromotionInput(target: to, selectors: selectors, force: force, author: currentAuthor(author),
+                                   baseRevision: baseRevision)
+        let prepared = try cli { () throws(EngineError) in try session.preparePromotion(input) }
+        for line in prepared.changeLines { emit(line) }
+        if prepared.isNoChange { return }
         if dryRun {
-            try printDifference(session: session, target: target, current: current, after: promotedPolicy)
-            emit("dry run: nothing recorded\(failures.isEmpty ? "" : "; \(failures.count) gate(s) would refuse without --force")")
+            for gate in prepared.gateFailures { printError("gate \(gate)") }
+            let difference = try cli { () throws(EngineError) in try session.difference(of: prepared) }
+            emit(difference.text, terminator: "")
+            let failures = prepared.gateFailures.count
+            emit("dry run: nothing recorded\(failures == 0 ? "" : "; \(failures) gate(s) would refuse without --force")")
             return
         }
-        var cause = "promote from \(source.name) r\(sourceRevision.id): \(selection)"
-        if !failures.isEmpty { cause += " (forced past: \(failures.map { $0.components(separatedBy: ":").first ?? $0 }.joined(separator: ", ")))" }
-        let revision = try storeCall {
-            try session.store.recordRevision(environment: target.name, documents: result.documents, author: pending.author,
-                                             cause: cause, at: now(), expectedParent: .mustBe(current?.id))
-        }
-        CommandCapture.current?.recorded(revision.id)
-        printError("recorded revision \(revision.id) of \(target.name) (\(cause))")
+        if force { for gate in prepared.gateFailures { printError("gate \(gate)") } }
+        _ = try cli { () throws(EngineError) in try session.commit(prepared) }
         withExtendedLifetime(lock) {}
         lock = nil  // recorded: the state lock is never held across a member's network time
         if push {
-            let pushing = CommandCapture.current == nil ? try StateLock(statePath: session.store.path, timeout: 300, purpose: .push) : nil
-            defer { withExtendedLifetime(pushing) {} }
-            let clusters = session.fleet.clusters.filter { $0.environment == target.name }
-            let plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: nil)
-            try await PushRun.run(session: session, plan: plan, concurrency: concurrency, clusterCount: clusters.count)
-        }
-    }
-
-    /// The gates of `target` that fail, each in words.
-    func gateFailures(session: HubSession, target: Environment, source: Environment, sourceRevision: Revision) throws -> [String] {
-        var failures: [String] = []
-        let sourceClusters = session.fleet.clusters.filter { $0.environment == source.name }
-        let states = Dictionary(try storeCall { try session.store.clusterStates() }.map { ($0.cluster, $0) },
-                                uniquingKeysWith: { a, _ in a })
-        if target.gates.requireInSync {
-            let behind = sourceClusters.filter { states[$0.name]?.appliedRevision != sourceRevision.id }.map(\.name)
-            if !behind.isEmpty {
-                failures.append("requireInSync: \(behind.joined(separator: ", ")) of \(source.name) do not hold r\(sourceRevision.id); run policyhub apply")
+            let target = prepared.target.name
+            let concurrency = concurrency
+            try await cli { () async throws(EngineError) in
+                try await session.pushEnvironment(target, rootRevision: nil, concurrency: concurrency)
             }
         }
-        if target.gates.requireNoDrift {
-            switch try storeCall({ try session.store.latestDriftCheck(environment: source.name) }) {
-            case nil:
-                failures.append("requireNoDrift: no drift check of \(source.name) is recorded yet")
-            case let check? where check.findings > 0:
-                failures.append("requireNoDrift: the latest drift check of \(source.name) (\(timestamp(check.at))) found \(check.findings) finding\(check.findings == 1 ? "" : "s")")
-            case .some:
-                break
-            }
-        }
-        if let soak = target.gates.minimumSoakSeconds {
-            let appliedTimes = sourceClusters.compactMap { cluster -> Double? in
-                guard let state = states[cluster.name], state.appliedRevision == sourceRevision.id else { return nil }
-                return state.appliedAt
-            }
-            if appliedTimes.count < sourceClusters.count || sourceClusters.isEmpty {
-                failures.append("minimumSoak: r\(sourceRevision.id) is not applied on every cluster of \(source.name) yet")
-            } else if let since = appliedTimes.max(), now() - since < Double(soak) {
-                let left = Int(Double(soak) - (now() - since))
-                failures.append("minimumSoak: r\(sourceRevision.id) has soaked \(Int(now() - since)) s of \(soak) s on \(source.name) (\(left) s to go)")
-            }
-        }
-        return failures
-    }
-
-    /// Per target cluster, the objects the promotion would create, change and delete.
-    /// `after` is the promoted tree, validated once by the caller.
-    func printDifference(session: HubSession, target: Environment, current: Revision?, after: ValidatedPolicySet) throws {
-        // one revision label and one cache for both renders: documents the promotion leaves alone are
-        // emitted once, and each placement class renders once before and once after
-        let afterRenderer = Renderer(policy: after, fleet: session.fleet, revision: "dry-run")
-        let beforeRenderer = try current.map { revision in
-            let stored = try session.renderer(for: revision)
-            return Renderer(policy: stored.policy, fleet: session.fleet, revision: "dry-run")
-        }
-        let clusters = session.fleet.clusters.filter { $0.environment == target.name }
-        let cache = DocumentCache()
-        let beforePolicies = beforeRenderer?.render(clusters: clusters, parallel: .dispatch, cache: cache)
-        let afterPolicies = afterRenderer.render(clusters: clusters, parallel: .dispatch, cache: cache)
-        var byClass: [Renderer.PlacementClass: String] = [:]
-        for (index, cluster) in clusters.enumerated() {
-            let key = Renderer.PlacementClass(environment: cluster.environment, labels: cluster.placementLabels)
-            if let known = byClass[key] {
-                emit("\(cluster.name) (\(target.name)):\n" + known, terminator: "")
-                continue
-            }
-            let after = afterPolicies[index].policy.objects
-            let before = beforePolicies?[index].policy.objects ?? []
-            let text = PromoteCommand.difference(before: before, after: after)
-            byClass[key] = text
-            emit("\(cluster.name) (\(target.name)):\n" + text, terminator: "")
-        }
-    }
-
-    /// The readable difference between two renders of a cluster; objects with the same spec hash and
-    /// metadata are not compared field by field.
-    /// What `difference` says when nothing differs.
-    static let noChange = "  no change\n"
-
-    static func difference(before: [RenderedObject], after: [RenderedObject]) -> String {
-        let old = Dictionary(before.map { ($0.identity, $0) }, uniquingKeysWith: { a, _ in a })
-        let new = Dictionary(after.map { ($0.identity, $0) }, uniquingKeysWith: { a, _ in a })
-        var out = ""
-        for (identity, object) in new.sorted(by: { $0.key < $1.key }) {
-            guard let previous = old[identity] else {
-                out += "  + \(identity)\n"
-                continue
-            }
-            if previous.hash == object.hash && previous.value["metadata"]?["labels"] == object.value["metadata"]?["labels"]
-                && previous.source == object.source {
-                continue
-            }
-            let changes = ValueDiff.changes(from: DriftComparison.comparable(previous.value), to: DriftComparison.comparable(object.value))
-            if !changes.isEmpty {
-                out += "  ~ \(identity)\n"
-                for change in changes { out += "      \(change)\n" }
-            }
-        }
-        for identity in old.keys.sorted() where new[identity] == nil { out += "  - \(identity)\n" }
-        return out.isEmpty ? PromoteCommand.noChange : out
     }
 }

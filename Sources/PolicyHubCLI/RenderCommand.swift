@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubEngine
 import PolicyCore
 import PolicyYAML
 

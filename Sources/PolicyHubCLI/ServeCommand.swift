@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubEngine
 import HubService
 import Logging
 import PolicyCore
@@ -34,7 +35,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "policyhub")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let operations = LiveHubOperations(root: hub.repository, statePath: hub.statePath, pushConcurrency: hub.pushConcurrency)
+        let operations = HubDaemon.operations(repository: hub.repository, statePath: hub.statePath,
+                                              pushConcurrency: hub.pushConcurrency, logger: logger)
         // a broken repository does not stop the daemon (SEMANTICS §8): it serves the last valid state and
         // says why in /readyz and here
         switch await operations.readiness() {
@@ -93,7 +95,7 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             let (token, digest) = TokenFile.newToken()
-            let created = now()
+            let created = Date().timeIntervalSince1970
             let until = expires.flatMap(TokenCommand.seconds).map { created + $0 }
             do {
                 try TokenFile.append(path: file, name: name, role: Role(rawValue: role) ?? .viewer, namespaces: namespace, sha256: digest,
@@ -127,7 +129,7 @@ struct TokenCommand: AsyncParsableCommand {
                 printError(error.description)
                 throw ExitStatus.failure
             }
-            let at = now()
+            let at = Date().timeIntervalSince1970
             var rows: [Value] = []
             var lines: [String] = []
             for entry in tokens.entries {
@@ -184,13 +186,5 @@ struct TokenCommand: AsyncParsableCommand {
         case "w": return count * 7 * 86400
         default: return nil
         }
-    }
-}
-
-/// The daemon's live operations, for `policyhub serve` and the tests that start the daemon in-process.
-public enum HubDaemon {
-    /// The CLI's commands and session on `repository` and `statePath`, as `HubOperations`.
-    public static func operations(repository: String, statePath: String, pushConcurrency: Int = 16) -> any HubOperations {
-        LiveHubOperations(root: repository, statePath: statePath, pushConcurrency: pushConcurrency)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import HubEngine
 import PolicyCore
 
 /// `policyhub validate`: every problem of the whole repository.

@@ -1,4 +1,5 @@
 import Foundation
+import HubEngine
 import PolicyCore
 import PolicyHubCLI
 import Testing

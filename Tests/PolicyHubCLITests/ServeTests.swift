@@ -1,4 +1,5 @@
 import Foundation
+import HubEngine
 import HubService
 import HubTransport
 import Hummingbird

@@ -5,9 +5,9 @@ import PolicyYAML
 
 /// Checks a Kubernetes member's kubeconfig at validation time: the file exists and names the context.
 /// Credentials are not read here; the push reads them.
-enum KubeconfigCheck {
+public enum KubeconfigCheck {
     /// The absolute path of a kubeconfig named in a cluster file: `~` expanded, relative to the repository.
-    static func resolve(_ path: String, root: String) -> String {
+    public static func resolve(_ path: String, root: String) -> String {
         if path.hasPrefix("~/") {
             return (NSHomeDirectory() as NSString).appendingPathComponent(String(path.dropFirst(2)))
         }
@@ -15,7 +15,7 @@ enum KubeconfigCheck {
         return (root as NSString).appendingPathComponent(path)
     }
 
-    static func problem(_ cluster: MemberCluster, root: String) -> String? {
+    public static func problem(_ cluster: MemberCluster, root: String) -> String? {
         guard case .kubernetes(let kubeconfig, let context) = cluster.target else { return nil }
         let path = resolve(kubeconfig, root: root)
         guard let data = FileManager.default.contents(atPath: path) else {

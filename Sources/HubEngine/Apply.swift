@@ -1,0 +1,76 @@
+import HubStore
+import PolicyCore
+
+/// What `apply` recorded and plans to push.
+public struct ApplyPlan: Sendable {
+    public var session: HubSession
+    public var plan: PushPlan
+    /// The root environment's revision of the working tree.
+    public var rootRevision: Revision
+    /// True when the working tree is new: recorded now (or, in a dry run, it would be).
+    public var isNew: Bool
+}
+
+extension HubEngine {
+    /// Reads the repository, records the root environment's revision from policies/ on top of the desired
+    /// revision it was read against (compare and swap: another writer in between means reading again, up
+    /// to five times), and makes the push plan of `clusters` (all when empty). Holds the state lock while it
+    /// reads and records, never across a member's network time. `record` false: a dry run, nothing stored.
+    public func recordAndPlan(author: String, clusters names: [String] = [], record: Bool = true, repair: Bool = false,
+                              lockTimeout: Double = 300) throws(EngineError) -> ApplyPlan {
+        let lock = try self.lock(.state, timeout: lockTimeout)
+        defer { withExtendedLifetime(lock) {} }
+        var attempt = 0
+        while true {
+            attempt += 1
+            let session = try open(workingTree: .required)
+            let clusters = try session.clusters(named: names)
+            guard let pending = try session.rootRevisionForWorkingTree(author: author) else {
+                throw .failure("the fleet has no root environment")
+            }
+            var rootRevision = pending.revision
+            if pending.isNew && record {
+                do throws(HubStoreError) {
+                    rootRevision = try session.store.recordRevision(
+                        environment: rootRevision.environment, documents: session.workingDocuments, author: author,
+                        cause: "apply", at: session.now(), expectedParent: .mustBe(rootRevision.parent))
+                } catch {
+                    if case .conflict(let environment, _, let current) = error, attempt < 5 {
+                        log.note("policyhub: \(environment) moved to \(current.map { "r\($0)" } ?? "none") while policies/ was read; reading it again")
+                        continue
+                    }
+                    throw EngineError(error)
+                }
+                log.note("recorded revision \(rootRevision.id) of \(rootRevision.environment) (\(rootRevision.documentCount) documents)")
+            }
+            var plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)
+            if repair { plan.repairAll() }
+            for (name, reason) in plan.untouched { log.note("\(name): \(reason)") }
+            return ApplyPlan(session: session, plan: plan, rootRevision: rootRevision, isNew: pending.isNew)
+        }
+    }
+
+    /// Pushes every cluster whose applied policy is not its environment's desired one, from the stored
+    /// revisions (the daemon's reconcile: the working tree is not recorded). The push lock is held across
+    /// the pushes; the state lock only while the plan is made.
+    public func reconcile(concurrency: Int) async throws(EngineError) -> PushSummary {
+        let pushing = try lock(.push, timeout: 600)
+        defer { withExtendedLifetime(pushing) {} }
+        let (session, plan) = try { () throws(EngineError) -> (HubSession, PushPlan) in
+            let lock = try self.lock(.state, timeout: 600)
+            defer { withExtendedLifetime(lock) {} }
+            let session = try open(workingTree: .optional)
+            let rootRevision = try session.fleet.root.flatMap { environment throws(EngineError) in
+                try stored { () throws(HubStoreError) in try session.store.desiredRevision(environment: environment.name) }
+            }
+            return (session, try PushPlan.make(session: session, clusters: session.fleet.clusters, rootRevision: rootRevision))
+        }()
+        if plan.toPush.isEmpty && plan.inStep.allSatisfy({ $0.appliedRevision == $0.revision.id }) {
+            var summary = PushSummary()
+            summary.inStep = plan.inStep.count
+            summary.untouched = plan.untouched.count
+            return summary
+        }
+        return try await PushRun.push(session: session, plan: plan, concurrency: concurrency)
+    }
+}

@@ -1,0 +1,190 @@
+import Foundation
+import HubStore
+import PolicyCore
+import PolicyYAML
+
+/// What a document write expects (per document: another team's edit is no conflict).
+public enum DocumentPrecondition: Sendable, Hashable, CustomStringConvertible {
+    /// The document is as it was in this root revision (`If-Match: r12`).
+    case revision(Int64)
+    /// The document's current ETag (`If-Match: "sha256:..."`, from a GET); `absent` for a document that
+    /// must not exist yet.
+    case etag(String)
+
+    /// The ETag of a document with this content hash, or of no document.
+    public static func etag(ofHash hash: String?) -> String { hash ?? "absent" }
+
+    public var description: String {
+        switch self {
+        case .revision(let id): return "r\(id)"
+        case .etag(let tag): return "ETag \"\(tag)\""
+        }
+    }
+}
+
+/// The outcome of a document write.
+public struct DocumentWrite: Sendable {
+    /// The root environment's revision after the write (the recorded one, or the one held when unchanged).
+    public var revision: Revision?
+    /// The repository file that holds the document.
+    public var source: String
+    /// The document's content hash after the write (nil after a removal).
+    public var hash: String?
+    /// True when the document was already held exactly so: nothing was recorded.
+    public var unchanged: Bool
+}
+
+extension HubSession {
+    /// The root environment's desired revision and its documents.
+    public func rootDocuments() throws(EngineError) -> (Revision?, [StoredDocument]) {
+        guard let root = fleet.root else { throw .failure("the fleet has no root environment") }
+        let revision = try stored { () throws(HubStoreError) in try store.desiredRevision(environment: root.name) }
+        guard let revision else { return (nil, []) }
+        return (revision, try stored { () throws(HubStoreError) in try store.documents(revision: revision.id) })
+    }
+
+    /// Writes `yaml` as the new version of `identity` (nil: removes it) in the root environment: the
+    /// document is validated on its own and in the tree, its repository file and a new revision change as
+    /// one outcome under the state lock (which `apply` holds while it reads policies/ and records it).
+    /// A document equal to the one held records nothing. With a `precondition`, a change of this document
+    /// since (never of another one) is a conflict.
+    public func writeDocument(_ identity: ObjectIdentity, yaml: [UInt8]?, precondition: DocumentPrecondition?,
+                              author: String) throws(EngineError) -> DocumentWrite {
+        guard let rootEnvironment = fleet.root else { throw .failure("the fleet has no root environment") }
+        let lock = try engine.lock(.state, timeout: 30)
+        defer { withExtendedLifetime(lock) {} }
+        let (current, documents) = try rootDocuments()
+        var kept = documents.filter { $0.identity != identity }
+        let existing = documents.first { $0.identity == identity }
+        if let precondition {
+            let expected: String?
+            switch precondition {
+            case .etag(let tag):
+                expected = tag == "absent" ? nil : tag
+            case .revision(let id):
+                let then: [StoredDocument]
+                do throws(HubStoreError) {
+                    then = try store.documents(revision: id)
+                } catch {
+                    throw .conflict("If-Match names r\(id), which is not a revision of \(rootEnvironment.name)", current: current?.id)
+                }
+                expected = then.first { $0.identity == identity }?.hash
+            }
+            if expected != existing?.hash {
+                throw .conflict("\(identity) changed since \(precondition.description) (its ETag is now \"\(DocumentPrecondition.etag(ofHash: existing?.hash))\"); another change landed first",
+                                current: current?.id)
+            }
+        }
+        let source = existing?.source ?? (identity.kind.isNamespaced
+            ? "policies/namespaces/\(identity.namespace)/\(identity.name).yaml" : "policies/global/\(identity.name).yaml")
+        if let yaml {
+            // the submitted document on its own: syntax, model and identity, located in the body
+            let decoded = PolicyDecoder.decodeFile(yaml, file: "body")
+            if decoded.diagnostics.contains(where: \.isError) {
+                throw .invalid("the document is not valid", diagnostics: decoded.diagnostics)
+            }
+            guard decoded.objects.count == 1, let object = decoded.objects.first else {
+                throw .invalid("the body must hold exactly one document (it holds \(decoded.objects.count))")
+            }
+            if object.identity != identity {
+                throw .invalid("the body is \(object.identity), but the path names \(identity) (kind, metadata.namespace and metadata.name must match the path)")
+            }
+            let placed = PolicyDecoder.decodeFile(yaml, file: source).objects
+            let validated = HubSession.validate(HubSession.objects(of: kept) + placed)
+            guard let policy = validated.value else {
+                // the submitted document's problems point at its own lines ("body:LINE:COL"); others name their files
+                let located = validated.diagnostics.filter(\.isError).map { diagnostic -> Diagnostic in
+                    var moved = diagnostic
+                    if moved.location.file == source { moved.location.file = "body" }
+                    return moved
+                }
+                throw .invalid("the tree with this document does not validate", diagnostics: located)
+            }
+            guard let document = policy.documents.first(where: { $0.object.identity == identity }) else {
+                throw .failure("the validated tree lost \(identity)")
+            }
+            let storedDocument = StoredDocument(document)
+            if let existing, existing.hash == storedDocument.hash {
+                return DocumentWrite(revision: current, source: source, hash: existing.hash, unchanged: true)
+            }
+            kept.append(storedDocument)
+        } else if existing == nil {
+            throw .notFound("\(identity) is not in the root environment's revision")
+        }
+        let cause = yaml == nil ? "api: remove \(identity)" : (existing == nil ? "api: add \(identity)" : "api: change \(identity)")
+        let file = SourceFile(root: root, source: source)
+        let previous = try file.write(documents: kept.filter { $0.source == source })
+        let revision: Revision
+        do throws(EngineError) {
+            revision = try stored { () throws(HubStoreError) in
+                try store.recordRevision(environment: rootEnvironment.name, documents: kept, author: author, cause: cause, at: now(),
+                                         expectedParent: .mustBe(current?.id))
+            }
+        } catch {
+            file.restore(previous, log: log)  // one outcome: no revision, so the file as it was
+            throw error
+        }
+        return DocumentWrite(revision: revision, source: source, hash: kept.first { $0.identity == identity }?.hash, unchanged: false)
+    }
+}
+
+/// A policy file of the repository that an API write keeps in step with the recorded revision, so that
+/// git and the next `policyhub apply` see the edit.
+struct SourceFile {
+    let root: String
+    let source: String
+
+    var path: String { (root as NSString).appendingPathComponent(source) }
+
+    /// Writes the file to hold `documents` (removes it when none is left). Returns its previous bytes
+    /// (nil: there was none); throws when the file could not be changed.
+    func write(documents: [StoredDocument]) throws(EngineError) -> Data? {
+        let previous = FileManager.default.contents(atPath: path)
+        if documents.isEmpty {
+            if previous != nil && unlink(path) != 0 {
+                throw .failure("cannot remove \(source): \(String(cString: strerror(errno))); nothing was recorded")
+            }
+            return previous
+        }
+        var values: [Value] = []
+        for document in documents.sorted(by: { $0.identity < $1.identity }) {
+            guard let value = try? JSONReader.parse(Array(document.body.utf8)) else {
+                throw .failure("the stored form of \(document.identity) cannot be read back; nothing was recorded")
+            }
+            values.append(value)
+        }
+        try replace(with: Data(YAMLWriter.documents(values).utf8))
+        return previous
+    }
+
+    /// Puts the file back as it was before `write` (best effort: the revision was not recorded).
+    func restore(_ previous: Data?, log: EngineLog) {
+        guard let previous else {
+            unlink(path)
+            return
+        }
+        do throws(EngineError) {
+            try replace(with: previous)
+        } catch {
+            log.note("policyhub: \(error.message)")
+        }
+    }
+
+    /// Writes `data` atomically (a temporary file beside it, then rename).
+    func replace(with data: Data) throws(EngineError) {
+        do {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        } catch {
+            throw .failure("cannot create the folder of \(source): \(error.localizedDescription); nothing was recorded")
+        }
+        let temporary = path + ".policyhub-tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: data) else {
+            throw .failure("cannot write \(source) (\(temporary)); nothing was recorded")
+        }
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw .failure("cannot replace \(source): \(reason); nothing was recorded")
+        }
+    }
+}

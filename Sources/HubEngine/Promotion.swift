@@ -1,0 +1,251 @@
+import HubStore
+import PolicyCore
+
+/// A promotion asked for: the target environment and what to carry from the one it promotes from.
+public struct PromotionInput: Sendable, Hashable {
+    public var target: String
+    public var selectors: [PromotionSelector]
+    public var force: Bool
+    public var author: String
+    /// The target's desired revision the caller saw; a different current one is a conflict.
+    public var baseRevision: Int64?
+
+    public init(target: String, selectors: [PromotionSelector], force: Bool = false, author: String, baseRevision: Int64? = nil) {
+        self.target = target
+        self.selectors = selectors
+        self.force = force
+        self.author = author
+        self.baseRevision = baseRevision
+    }
+}
+
+/// A promotion worked out and checked, not yet recorded: what changes, the gates that fail, and the
+/// promoted tree (validated).
+public struct PreparedPromotion: Sendable {
+    public let input: PromotionInput
+    public let target: Environment
+    public let source: Environment
+    public let sourceRevision: Revision
+    /// The target's desired revision now (nil before its first).
+    public let current: Revision?
+    public let added: [ObjectIdentity]
+    public let changed: [ObjectIdentity]
+    public let removed: [ObjectIdentity]
+    /// The target's documents after the promotion.
+    public let documents: [StoredDocument]
+    public let policy: ValidatedPolicySet?
+    public let gateFailures: [GateFailure]
+
+    /// The selection in the CLI's words (`--namespace demo --global deny-nc`).
+    public var selection: String { input.selectors.map(\.description).joined(separator: " ") }
+
+    /// True when the target already holds the source's versions of everything selected.
+    public var isNoChange: Bool { added.isEmpty && changed.isEmpty && removed.isEmpty }
+
+    /// What the promotion records as its cause.
+    public var cause: String {
+        var cause = "promote from \(source.name) r\(sourceRevision.id): \(selection)"
+        if !gateFailures.isEmpty { cause += " (forced past: \(gateFailures.map(\.gate.rawValue).joined(separator: ", ")))" }
+        return cause
+    }
+
+    /// `+ id`, `~ id` and `- id` lines, or the sentence that says nothing changes.
+    public var changeLines: [String] {
+        if isNoChange { return ["\(target.name) already holds \(source.name)'s versions of \(selection); nothing to promote"] }
+        return added.map { "+ \($0)" } + changed.map { "~ \($0)" } + removed.map { "- \($0)" }
+    }
+}
+
+/// Each target cluster's change of effective policy under a promotion (its dry run).
+public struct PromotionDifference: Sendable {
+    public var clusters: [(cluster: String, environment: String, text: String)]
+
+    /// `cluster (env):` and its change lines, for every cluster.
+    public var text: String { clusters.map { "\($0.cluster) (\($0.environment)):\n" + $0.text }.joined() }
+}
+
+extension HubSession {
+    /// Works out a promotion into `input.target` from the environment it promotes from: the new tree,
+    /// validated, and each gate that fails. Records nothing.
+    public func preparePromotion(_ input: PromotionInput) throws(EngineError) -> PreparedPromotion {
+        let target = try environment(named: input.target)
+        guard let sourceName = target.promotesFrom, let source = fleet.environment(named: sourceName) else {
+            throw .invalid("\(target.name) is the root environment; it changes by policyhub apply, not by promotion")
+        }
+        guard let sourceRevision = try stored({ () throws(HubStoreError) in try store.desiredRevision(environment: source.name) }) else {
+            throw .invalid("\(source.name) has no revision yet; run policyhub apply (or promote into it) first")
+        }
+        let current = try stored { () throws(HubStoreError) in try store.desiredRevision(environment: target.name) }
+        if let base = input.baseRevision, base != current?.id {
+            throw .conflict("\(target.name) is at \(current.map { "r\($0.id)" } ?? "no revision"), not r\(base); another change landed first",
+                            current: current?.id)
+        }
+        let sourceDocuments = try stored { () throws(HubStoreError) in try store.documents(revision: sourceRevision.id) }
+        let targetDocuments = try current.map { revision throws(EngineError) in
+            try stored { () throws(HubStoreError) in try store.documents(revision: revision.id) }
+        } ?? []
+        let result = Promotion.apply(input.selectors, source: sourceDocuments, target: targetDocuments, identity: \.identity,
+                                     path: \.source, hash: \.hash)
+        let selection = input.selectors.map(\.description).joined(separator: " ")
+        guard !result.matched.isEmpty else {
+            throw .invalid("\(selection) matches no document of \(source.name) (r\(sourceRevision.id)) or \(target.name); nothing to promote")
+        }
+        var policy: ValidatedPolicySet?
+        var failures: [GateFailure] = []
+        if !(result.added.isEmpty && result.changed.isEmpty && result.removed.isEmpty) {
+            // the new tree must still be valid on its own; one equal to the working tree was validated when
+            // the repository was read
+            if let working = self.policy, StoredDocument.treeHash(result.documents) == workingTreeHash {
+                policy = working
+            } else {
+                let validated = HubSession.validate(HubSession.objects(of: result.documents))
+                guard let value = validated.value else {
+                    throw .invalid("the promoted tree of \(target.name) would be invalid; nothing was recorded",
+                                   diagnostics: validated.diagnostics)
+                }
+                policy = value
+            }
+            failures = try gateFailures(target: target, source: source, sourceRevision: sourceRevision)
+        }
+        return PreparedPromotion(input: input, target: target, source: source, sourceRevision: sourceRevision, current: current,
+                                 added: result.added, changed: result.changed, removed: result.removed, documents: result.documents,
+                                 policy: policy, gateFailures: failures)
+    }
+
+    /// Records a prepared promotion as the target's new desired revision (compare and swap on the revision
+    /// it was prepared against). Failed gates refuse it unless `force` was given; the override is recorded.
+    /// Returns nil when there was nothing to change.
+    public func commit(_ promotion: PreparedPromotion) throws(EngineError) -> Revision? {
+        if promotion.isNoChange { return nil }
+        let failures = promotion.gateFailures
+        if !failures.isEmpty && !promotion.input.force {
+            throw .gateFailed(failures, message: "\(failures.count) gate\(failures.count == 1 ? "" : "s") of \(promotion.target.name) failed; nothing was recorded (--force overrides and is recorded)")
+        }
+        let revision = try stored { () throws(HubStoreError) in
+            try store.recordRevision(environment: promotion.target.name, documents: promotion.documents, author: promotion.input.author,
+                                     cause: promotion.cause, at: now(), expectedParent: .mustBe(promotion.current?.id))
+        }
+        log.note("recorded revision \(revision.id) of \(promotion.target.name) (\(promotion.cause))")
+        return revision
+    }
+
+    /// The gates of `target` that fail for promoting `sourceRevision` of `source`, each as a value.
+    public func gateFailures(target: Environment, source: Environment, sourceRevision: Revision) throws(EngineError) -> [GateFailure] {
+        var failures: [GateFailure] = []
+        let sourceClusters = fleet.clusters.filter { $0.environment == source.name }
+        let states = try clusterStates()
+        if target.gates.requireInSync {
+            let behind = sourceClusters.filter { states[$0.name]?.appliedRevision != sourceRevision.id }.map(\.name)
+            if !behind.isEmpty {
+                failures.append(GateFailure(.requireInSync, "\(behind.joined(separator: ", ")) of \(source.name) do not hold r\(sourceRevision.id); run policyhub apply"))
+            }
+        }
+        if target.gates.requireNoDrift {
+            switch try stored({ () throws(HubStoreError) in try store.latestDriftCheck(environment: source.name) }) {
+            case nil:
+                failures.append(GateFailure(.requireNoDrift, "no drift check of \(source.name) is recorded yet"))
+            case let check? where check.findings > 0:
+                failures.append(GateFailure(.requireNoDrift, "the latest drift check of \(source.name) (\(timestamp(check.at))) found \(check.findings) finding\(check.findings == 1 ? "" : "s")"))
+            case .some:
+                break
+            }
+        }
+        if let soak = target.gates.minimumSoakSeconds {
+            let appliedTimes = sourceClusters.compactMap { cluster -> Double? in
+                guard let state = states[cluster.name], state.appliedRevision == sourceRevision.id else { return nil }
+                return state.appliedAt
+            }
+            let now = now()
+            if appliedTimes.count < sourceClusters.count || sourceClusters.isEmpty {
+                failures.append(GateFailure(.minimumSoak, "r\(sourceRevision.id) is not applied on every cluster of \(source.name) yet"))
+            } else if let since = appliedTimes.max(), now - since < Double(soak) {
+                let left = Int(Double(soak) - (now - since))
+                failures.append(GateFailure(.minimumSoak, "r\(sourceRevision.id) has soaked \(Int(now - since)) s of \(soak) s on \(source.name) (\(left) s to go)"))
+            }
+        }
+        return failures
+    }
+
+    /// Per target cluster, the objects a prepared promotion would create, change and delete.
+    public func difference(of promotion: PreparedPromotion) throws(EngineError) -> PromotionDifference {
+        guard let after = promotion.policy else { return PromotionDifference(clusters: []) }
+        // one revision label and one cache for both renders: documents the promotion leaves alone are
+        // emitted once, and each placement class renders once before and once after
+        let afterRenderer = Renderer(policy: after, fleet: fleet, revision: "dry-run")
+        let beforeRenderer = try promotion.current.map { revision throws(EngineError) in
+            Renderer(policy: try renderer(for: revision).policy, fleet: fleet, revision: "dry-run")
+        }
+        let clusters = fleet.clusters.filter { $0.environment == promotion.target.name }
+        let cache = DocumentCache()
+        let beforePolicies = beforeRenderer?.render(clusters: clusters, parallel: .dispatch, cache: cache)
+        let afterPolicies = afterRenderer.render(clusters: clusters, parallel: .dispatch, cache: cache)
+        var byClass: [Renderer.PlacementClass: String] = [:]
+        var out = PromotionDifference(clusters: [])
+        for (index, cluster) in clusters.enumerated() {
+            let key = Renderer.PlacementClass(environment: cluster.environment, labels: cluster.placementLabels)
+            let text = byClass[key] ?? PolicyDifference.text(before: beforePolicies?[index].policy.objects ?? [],
+                                                             after: afterPolicies[index].policy.objects)
+            byClass[key] = text
+            out.clusters.append((cluster.name, promotion.target.name, text))
+        }
+        return out
+    }
+}
+
+/// The readable difference between two renders of a cluster.
+public enum PolicyDifference {
+    /// What `text` says when nothing differs.
+    public static let noChange = "  no change\n"
+
+    /// `+`, `~` (with each changed field) and `-` lines; objects with the same spec hash and metadata are
+    /// not compared field by field.
+    public static func text(before: [RenderedObject], after: [RenderedObject]) -> String {
+        let old = Dictionary(before.map { ($0.identity, $0) }, uniquingKeysWith: { a, _ in a })
+        let new = Dictionary(after.map { ($0.identity, $0) }, uniquingKeysWith: { a, _ in a })
+        var out = ""
+        for (identity, object) in new.sorted(by: { $0.key < $1.key }) {
+            guard let previous = old[identity] else {
+                out += "  + \(identity)\n"
+                continue
+            }
+            if previous.hash == object.hash && previous.value["metadata"]?["labels"] == object.value["metadata"]?["labels"]
+                && previous.source == object.source {
+                continue
+            }
+            let changes = ValueDiff.changes(from: DriftComparison.comparable(previous.value), to: DriftComparison.comparable(object.value))
+            if !changes.isEmpty {
+                out += "  ~ \(identity)\n"
+                for change in changes { out += "      \(change)\n" }
+            }
+        }
+        for identity in old.keys.sorted() where new[identity] == nil { out += "  - \(identity)\n" }
+        return out.isEmpty ? noChange : out
+    }
+}
+
+extension HubSession {
+    /// Records a new revision of `environment` equal to its earlier revision `id`.
+    public func rollback(environment name: String, to id: Int64, author: String) throws(EngineError) -> (recorded: Revision, previous: Revision?) {
+        _ = try environment(named: name)
+        let earlier: Revision
+        do throws(HubStoreError) {
+            earlier = try store.revision(id: id)
+        } catch {
+            throw .notFound("cannot roll \(name) back to r\(id): \(error)")
+        }
+        guard earlier.environment == name else {
+            throw .invalid("r\(id) is a revision of \(earlier.environment), not of \(name)")
+        }
+        let current = try stored { () throws(HubStoreError) in try store.desiredRevision(environment: name) }
+        let documents = try stored { () throws(HubStoreError) in try store.documents(revision: id) }
+        let recorded = try stored { () throws(HubStoreError) in
+            try store.recordRevision(environment: name, documents: documents, author: author, cause: "rollback to r\(id)",
+                                     at: now(), expectedParent: .mustBe(current?.id))
+        }
+        log.note("recorded revision \(recorded.id) of \(name) (rollback to r\(id), from \(current.map { "r\($0.id)" } ?? "none"))")
+        if fleet.root?.name == name {
+            log.note("note: \(name) is the root environment; the next policyhub apply records policies/ again unless it is reverted in git too")
+        }
+        return (recorded, current)
+    }
+}

@@ -1,0 +1,188 @@
+import Foundation
+import HubStore
+import Members
+import PolicyCore
+
+/// Per-cluster decisions of a push: push, already in step, or leave alone.
+public struct PushPlan: Sendable {
+    public struct Item: Sendable {
+        public var cluster: MemberCluster
+        public var revision: Revision
+        public var policy: EffectivePolicy
+        public var desiredHash: String
+        /// The revision the store says the cluster holds.
+        public var appliedRevision: Int64?
+    }
+
+    public var toPush: [Item] = []
+    public var inStep: [Item] = []
+    /// Clusters left alone, each with why.
+    public var untouched: [(cluster: String, reason: String)] = []
+    /// How many clusters were considered.
+    public var clusterCount = 0
+
+    /// Every cluster with a desired policy: to push and in step.
+    public var items: [Item] { toPush + inStep }
+
+    /// `rootRevision`: what the root environment's clusters are planned for (the working tree's revision
+    /// for apply); `override`: the revision every cluster is planned for (a stored one, `plan --revision`).
+    public static func make(session: HubSession, clusters: [MemberCluster], rootRevision: Revision?,
+                            override: Revision? = nil) throws(EngineError) -> PushPlan {
+        var plan = PushPlan()
+        plan.clusterCount = clusters.count
+        let states = try session.clusterStates()
+        var byRevision: [Int64: (Revision, [MemberCluster])] = [:]
+        for cluster in clusters {
+            let revision: Revision?
+            if let override {
+                revision = override
+            } else if cluster.environment == session.fleet.root?.name {
+                revision = rootRevision
+            } else {
+                revision = try stored { () throws(HubStoreError) in try session.store.desiredRevision(environment: cluster.environment) }
+            }
+            guard let revision else {
+                plan.untouched.append((cluster.name, "environment \(cluster.environment) has no desired revision until its first promotion; left untouched"))
+                continue
+            }
+            byRevision[revision.id, default: (revision, [])].1.append(cluster)
+        }
+        for (_, (revision, members)) in byRevision.sorted(by: { $0.key < $1.key }) {
+            let renderer = try session.renderer(for: revision)
+            var hashes: [Renderer.PlacementClass: String] = [:]  // clusters of one class share a hash
+            for (cluster, policy) in renderer.render(clusters: members, parallel: .dispatch) {
+                let key = Renderer.PlacementClass(environment: cluster.environment, labels: cluster.placementLabels)
+                let hash = hashes[key] ?? policy.contentHash
+                hashes[key] = hash
+                let item = Item(cluster: cluster, revision: revision, policy: policy, desiredHash: hash,
+                                appliedRevision: states[cluster.name]?.appliedRevision)
+                if states[cluster.name]?.appliedHash == item.desiredHash {
+                    plan.inStep.append(item)
+                } else {
+                    plan.toPush.append(item)
+                }
+            }
+        }
+        plan.toPush.sort { $0.cluster.name < $1.cluster.name }
+        return plan
+    }
+
+    /// Every cluster pushed, the in-step ones too (after drift found hand-made changes).
+    public mutating func repairAll() {
+        toPush += inStep
+        inStep = []
+        toPush.sort { $0.cluster.name < $1.cluster.name }
+    }
+}
+
+/// What a push run did.
+public struct PushSummary: Sendable {
+    public var pushed = 0
+    public var inStep = 0
+    public var untouched = 0
+    public var created = 0
+    public var updated = 0
+    public var deleted = 0
+    /// Each failure in words, naming its cluster.
+    public var failures: [String] = []
+    /// Each pushed cluster and whether it succeeded.
+    public var outcomes: [(cluster: String, ok: Bool)] = []
+
+    public init() {}
+}
+
+/// Pushes the clusters of a plan, several at once, and records each outcome; a failing cluster never
+/// stops the others.
+public enum PushRun {
+    /// Pushes `plan.toPush`, at most `concurrency` clusters at once, records every outcome, and sends a
+    /// progress event per cluster and the summary line. Failures are in the summary, not thrown.
+    public static func push(session: HubSession, plan: PushPlan, concurrency: Int) async throws(EngineError) -> PushSummary {
+        defer { session.transports.shutdown() }
+        // in step but recorded under an older revision: same objects, so only the record moves
+        for item in plan.inStep where item.appliedRevision != item.revision.id {
+            try stored { () throws(HubStoreError) in
+                try session.store.markApplied(cluster: item.cluster.name, environment: item.cluster.environment,
+                                              revision: item.revision.id, hash: item.desiredHash, at: session.now())
+            }
+        }
+        var summary = PushSummary()
+        summary.inStep = plan.inStep.count
+        summary.untouched = plan.untouched.count
+        var done = 0
+        await withTaskGroup(of: (PushPlan.Item, Result<PushOutcome, MemberError>, Double).self) { group in
+            var pending = plan.toPush[...]
+            func startNext() {
+                guard let item = pending.popFirst() else { return }
+                group.addTask {
+                    let started = session.now()
+                    switch session.member(for: item.cluster) {
+                    case .failure(let error): return (item, .failure(error), started)
+                    case .success(let member):
+                        do throws(MemberError) {
+                            return (item, .success(try await member.push(item.policy.objects)), started)
+                        } catch {
+                            return (item, .failure(error), started)
+                        }
+                    }
+                }
+            }
+            for _ in 0..<max(1, concurrency) { startNext() }
+            while let (item, result, started) = await group.next() {
+                startNext()
+                var record = PushRecord(cluster: item.cluster.name, environment: item.cluster.environment,
+                                        revision: item.revision.id, desiredHash: item.desiredHash, startedAt: started,
+                                        finishedAt: session.now(), created: 0, updated: 0, deleted: 0, error: nil)
+                let line: String
+                switch result {
+                case .success(let outcome):
+                    record.created = outcome.created.count
+                    record.updated = outcome.updated.count
+                    record.deleted = outcome.deleted.count
+                    summary.pushed += 1
+                    summary.outcomes.append((item.cluster.name, true))
+                    summary.created += record.created
+                    summary.updated += record.updated
+                    summary.deleted += record.deleted
+                    line = "\(item.cluster.name): \(record.created) created, \(record.updated) updated, \(record.deleted) deleted"
+                    for refused in outcome.refused { session.log.note("\(item.cluster.name): warning: \(refused)") }
+                case .failure(let error):
+                    record.error = error.description
+                    summary.failures.append(error.description)
+                    summary.outcomes.append((item.cluster.name, false))
+                    line = "\(item.cluster.name): FAILED: \(error.message)"
+                }
+                // recorded first: a cluster's progress line means its outcome is in the state file
+                do throws(HubStoreError) {
+                    try session.store.recordPush(record)
+                } catch {
+                    summary.failures.append("cluster \(item.cluster.name): pushed, but the state file could not record it: \(error)")
+                }
+                done += 1
+                session.log.send(.progress(done: done, total: plan.toPush.count, line: line))
+            }
+        }
+        session.log.send(.progressEnd)
+        let count = plan.clusterCount
+        session.log.note("\(count) cluster\(count == 1 ? "" : "s"): \(summary.pushed) pushed (\(summary.created) created, \(summary.updated) updated, \(summary.deleted) deleted), \(plan.inStep.count) in step, \(plan.untouched.count) untouched, \(summary.failures.count) failed")
+        for failure in summary.failures { session.log.note("policyhub: \(failure)") }
+        return summary
+    }
+
+    /// Pushes and turns failed clusters into `.memberFailed` (the CLI's exit 1).
+    public static func run(session: HubSession, plan: PushPlan, concurrency: Int) async throws(EngineError) {
+        let summary = try await push(session: session, plan: plan, concurrency: concurrency)
+        if !summary.failures.isEmpty { throw .memberFailed(summary.failures) }
+    }
+}
+
+extension HubSession {
+    /// Pushes every cluster of `environment` to its desired revision (after a promotion or rollback),
+    /// under the push lock.
+    public func pushEnvironment(_ environment: String, rootRevision: Revision?, concurrency: Int) async throws(EngineError) {
+        let pushing = try engine.lock(.push)
+        defer { withExtendedLifetime(pushing) {} }
+        let clusters = fleet.clusters.filter { $0.environment == environment }
+        let plan = try PushPlan.make(session: self, clusters: clusters, rootRevision: rootRevision)
+        try await PushRun.run(session: self, plan: plan, concurrency: concurrency)
+    }
+}

@@ -1,0 +1,165 @@
+import Foundation
+import PolicyCore
+
+/// `HubStore` in this process's memory, with the same rules as `SQLiteHubStore` (compare-and-swap of a
+/// desired revision, applied times kept while the revision stays, every revision audited). For tests of
+/// the engine and the API; nothing survives the process.
+public final class MemoryHubStore: HubStore, @unchecked Sendable {
+    private let mutex = NSLock()
+    private var documentsByHash: [String: StoredDocument] = [:]
+    private var revisionsByID: [Int64: Revision] = [:]
+    private var revisionDocuments: [Int64: Set<String>] = [:]
+    private var desired: [String: Int64] = [:]
+    private var clusters: [String: ClusterState] = [:]
+    private var pushes: [PushRecord] = []
+    private var driftChecks: [(environment: String, at: Double, findings: Int)] = []
+    private var reports: [StoredDriftReport] = []
+    private var auditEntries: [AuditEntry] = []
+    private var nextRevision: Int64 = 1
+    private var locks: [String: InProcessLock] = [:]
+
+    public init() {}
+
+    public var lockBase: String? { nil }
+
+    public func inProcessLock(_ purpose: String) -> InProcessLock {
+        locked {
+            if let known = locks[purpose] { return known }
+            let made = InProcessLock()
+            locks[purpose] = made
+            return made
+        }
+    }
+
+    private func locked<T>(_ body: () throws(HubStoreError) -> T) throws(HubStoreError) -> T {
+        mutex.lock()
+        defer { mutex.unlock() }
+        return try body()
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        mutex.lock()
+        defer { mutex.unlock() }
+        return body()
+    }
+
+    /// Every push recorded, oldest first (tests read what the engine pushed).
+    public var pushRecords: [PushRecord] { locked { pushes } }
+
+    public func recordRevision(environment: String, documents: [StoredDocument], author: String, cause: String,
+                               at: Double, expectedParent: ExpectedParent) throws(HubStoreError) -> Revision {
+        try locked { () throws(HubStoreError) -> Revision in
+            let parent = desired[environment]
+            if case .mustBe(let expected) = expectedParent, expected != parent {
+                throw HubStoreError.conflict(environment: environment, expected: expected, current: parent)
+            }
+            for document in documents where documentsByHash[document.hash] == nil { documentsByHash[document.hash] = document }
+            let id = nextRevision
+            nextRevision += 1
+            let revision = Revision(id: id, environment: environment, parent: parent, author: author, createdAt: at, cause: cause,
+                                    treeHash: StoredDocument.treeHash(documents), documentCount: documents.count)
+            revisionsByID[id] = revision
+            revisionDocuments[id] = Set(documents.map(\.hash))
+            desired[environment] = id
+            appendAudit(actor: author, action: "revision", detail: "revision \(id) of \(environment) (\(cause), \(documents.count) documents)", at: at)
+            return revision
+        }
+    }
+
+    public func desiredRevision(environment: String) throws(HubStoreError) -> Revision? {
+        locked { desired[environment].flatMap { revisionsByID[$0] } }
+    }
+
+    public func revision(id: Int64) throws(HubStoreError) -> Revision {
+        guard let found = locked({ revisionsByID[id] }) else { throw .unknownRevision(id) }
+        return found
+    }
+
+    public func documents(revision: Int64) throws(HubStoreError) -> [StoredDocument] {
+        _ = try self.revision(id: revision)
+        return locked {
+            (revisionDocuments[revision] ?? []).compactMap { documentsByHash[$0] }.sorted { $0.identity < $1.identity }
+        }
+    }
+
+    public func revisions(environment: String?) throws(HubStoreError) -> [Revision] {
+        locked { revisionsByID.values.filter { environment == nil || $0.environment == environment }.sorted { $0.id > $1.id } }
+    }
+
+    public func clusterStates() throws(HubStoreError) -> [ClusterState] {
+        locked { clusters.values.sorted { $0.cluster < $1.cluster } }
+    }
+
+    public func clusterState(named cluster: String) throws(HubStoreError) -> ClusterState? {
+        locked { clusters[cluster] }
+    }
+
+    public func recordPush(_ push: PushRecord) throws(HubStoreError) {
+        try locked { () throws(HubStoreError) in
+            guard revisionsByID[push.revision] != nil else { throw .unknownRevision(push.revision) }
+            pushes.append(push)
+            var state = clusters[push.cluster] ?? ClusterState(cluster: push.cluster, environment: push.environment)
+            state.environment = push.environment
+            state.lastPushAt = push.finishedAt
+            if push.error == nil {
+                if state.appliedRevision != push.revision { state.appliedAt = push.finishedAt }
+                state.appliedRevision = push.revision
+                state.appliedHash = push.desiredHash
+                state.lastResult = "ok"
+                state.lastError = nil
+            } else {
+                state.lastResult = "failed"
+                state.lastError = push.error
+            }
+            clusters[push.cluster] = state
+        }
+    }
+
+    public func markApplied(cluster: String, environment: String, revision: Int64, hash: String, at: Double) throws(HubStoreError) {
+        try locked { () throws(HubStoreError) in
+            guard revisionsByID[revision] != nil else { throw .unknownRevision(revision) }
+            var state = clusters[cluster] ?? ClusterState(cluster: cluster, environment: environment)
+            state.environment = environment
+            if state.appliedRevision != revision { state.appliedAt = at }
+            state.appliedRevision = revision
+            state.appliedHash = hash
+            clusters[cluster] = state
+        }
+    }
+
+    public func recordDriftReport(json: String, findings: Int, byEnvironment: [String: Int], at: Double) throws(HubStoreError) -> Int64 {
+        locked {
+            let id = Int64(reports.count + 1)
+            reports.append(StoredDriftReport(id: id, at: at, findings: findings, json: json))
+            for (environment, count) in byEnvironment.sorted(by: { $0.key < $1.key }) {
+                driftChecks.append((environment, at, count))
+            }
+            return id
+        }
+    }
+
+    public func driftReports(limit: Int) throws(HubStoreError) -> [StoredDriftReport] {
+        locked { Array(reports.reversed().prefix(max(0, limit))) }
+    }
+
+    public func recordDriftCheck(environment: String, findings: Int, at: Double) throws(HubStoreError) {
+        locked { driftChecks.append((environment, at, findings)) }
+    }
+
+    public func latestDriftCheck(environment: String) throws(HubStoreError) -> (at: Double, findings: Int)? {
+        locked { driftChecks.last { $0.environment == environment }.map { (at: $0.at, findings: $0.findings) } }
+    }
+
+    public func audit(actor: String, action: String, detail: String, at: Double) throws(HubStoreError) {
+        locked { appendAudit(actor: actor, action: action, detail: detail, at: at) }
+    }
+
+    /// Called with the mutex held.
+    private func appendAudit(actor: String, action: String, detail: String, at: Double) {
+        auditEntries.append(AuditEntry(id: Int64(auditEntries.count + 1), at: at, actor: actor, action: action, detail: detail))
+    }
+
+    public func auditLog(limit: Int) throws(HubStoreError) -> [AuditEntry] {
+        locked { Array(auditEntries.reversed().prefix(max(0, limit))) }
+    }
+}

@@ -1,0 +1,169 @@
+import Foundation
+import HubStore
+import PolicyCore
+import Testing
+
+/// One suite for every `HubStore`: what the engine and the daemon rely on holds the same for the SQLite
+/// file and the in-memory store, so that engine and API tests on the in-memory one say something about
+/// the real one.
+@Suite struct HubStoreContractTests {
+    enum Kind: String, CaseIterable, CustomTestStringConvertible {
+        case sqlite, memory
+        var testDescription: String { rawValue }
+    }
+
+    /// A fresh store of `kind` (a SQLite file in a temporary folder, removed after).
+    static func withStore(_ kind: Kind, _ body: (any HubStore) throws -> Void) throws {
+        switch kind {
+        case .memory:
+            try body(MemoryHubStore())
+        case .sqlite:
+            let folder = NSTemporaryDirectory() + "policyhub-contract-" + UUID().uuidString
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            try body(try SQLiteHubStore(path: folder + "/state.sqlite"))
+        }
+    }
+
+    static func document(_ name: String, body: String = "{}") -> StoredDocument {
+        StoredDocument(hash: ContentHash.of(.string(name + body)),
+                       identity: ObjectIdentity(kind: .clusterSecurityRule, namespace: "", name: name),
+                       source: "policies/global/\(name).yaml", body: body)
+    }
+
+    @Test(arguments: Kind.allCases) func revisionsChainShareDocumentsAndAreAudited(kind: Kind) throws {
+        try Self.withStore(kind) { (store: any HubStore) throws in
+            #expect(try store.desiredRevision(environment: "dev") == nil)
+            let a = Self.document("a"), b = Self.document("b")
+            let r1 = try store.recordRevision(environment: "dev", documents: [b, a], author: "alice", cause: "apply", at: 10,
+                                              expectedParent: .any)
+            let r2 = try store.recordRevision(environment: "dev", documents: [a], author: "bob", cause: "apply", at: 20,
+                                              expectedParent: .mustBe(r1.id))
+            let p1 = try store.recordRevision(environment: "prod", documents: [b], author: "carol", cause: "promote", at: 30,
+                                              expectedParent: .mustBe(nil))
+            #expect(r1.parent == nil && r2.parent == r1.id && p1.parent == nil)
+            #expect(r2.id > r1.id && p1.id > r2.id)
+            #expect(try store.desiredRevision(environment: "dev") == r2)
+            #expect(try store.revision(id: r1.id) == r1)
+            // documents come back sorted by identity, whatever order they were recorded in
+            #expect(try store.documents(revision: r1.id).map(\.identity.name) == ["a", "b"])
+            #expect(try store.revisions(environment: "dev").map(\.id) == [r2.id, r1.id])
+            #expect(try store.revisions(environment: nil).map(\.id) == [p1.id, r2.id, r1.id])
+            #expect(r1.treeHash == StoredDocument.treeHash([a, b]) && r1.treeHash != r2.treeHash)
+            #expect(r1.documentCount == 2 && r1.createdAt == 10 && r1.cause == "apply")
+            let audit = try store.auditLog(limit: 2)
+            #expect(audit.map(\.actor) == ["carol", "bob"])
+            #expect(audit.first?.action == "revision")
+        }
+    }
+
+    @Test(arguments: Kind.allCases) func aStaleParentIsAConflictAndRecordsNothing(kind: Kind) throws {
+        try Self.withStore(kind) { (store: any HubStore) throws in
+            let r1 = try store.recordRevision(environment: "prod", documents: [Self.document("a")], author: "a", cause: "promote",
+                                              at: 1, expectedParent: .mustBe(nil))
+            #expect(throws: HubStoreError.self) {
+                try store.recordRevision(environment: "prod", documents: [], author: "b", cause: "promote", at: 2,
+                                         expectedParent: .mustBe(nil))
+            }
+            do throws(HubStoreError) {
+                _ = try store.recordRevision(environment: "prod", documents: [], author: "b", cause: "promote", at: 2,
+                                             expectedParent: .mustBe(r1.id + 100))
+                Issue.record("a stale parent was recorded")
+            } catch {
+                guard case .conflict(let environment, _, let current) = error else {
+                    Issue.record("expected a conflict, got \(error)")
+                    return
+                }
+                #expect(environment == "prod" && current == r1.id)
+            }
+            #expect(try store.desiredRevision(environment: "prod") == r1)
+            #expect(try store.revisions(environment: nil).count == 1)
+        }
+    }
+
+    @Test(arguments: Kind.allCases) func unknownRevisionsAreErrors(kind: Kind) throws {
+        try Self.withStore(kind) { (store: any HubStore) throws in
+            #expect(throws: HubStoreError.self) { try store.revision(id: 42) }
+            #expect(throws: HubStoreError.self) { try store.documents(revision: 42) }
+            // a push of a revision that does not exist is refused, and no cluster state appears
+            #expect(throws: HubStoreError.self) {
+                try store.recordPush(PushRecord(cluster: "c", environment: "dev", revision: 42, desiredHash: "h", startedAt: 1,
+                                                finishedAt: 2, created: 0, updated: 0, deleted: 0, error: nil))
+            }
+            #expect(try store.clusterStates().isEmpty)
+        }
+    }
+
+    @Test(arguments: Kind.allCases) func pushesSetTheAppliedRevisionAndKeepItsTime(kind: Kind) throws {
+        try Self.withStore(kind) { (store: any HubStore) throws in
+            let r1 = try store.recordRevision(environment: "dev", documents: [Self.document("a")], author: "a", cause: "apply",
+                                              at: 1, expectedParent: .any)
+            let r2 = try store.recordRevision(environment: "dev", documents: [Self.document("b")], author: "a", cause: "apply",
+                                              at: 2, expectedParent: .any)
+            func push(_ revision: Int64, at: Double, error: String? = nil) throws {
+                try store.recordPush(PushRecord(cluster: "dev-1", environment: "dev", revision: revision, desiredHash: "h\(revision)",
+                                                startedAt: at - 1, finishedAt: at, created: 1, updated: 0, deleted: 0, error: error))
+            }
+            try push(r1.id, at: 100)
+            var state = try #require(try store.clusterState(named: "dev-1"))
+            #expect(state.appliedRevision == r1.id && state.appliedHash == "h\(r1.id)" && state.appliedAt == 100)
+            #expect(state.lastResult == "ok" && state.lastError == nil && state.lastPushAt == 100)
+            // pushed again at the same revision: the soak clock does not restart
+            try push(r1.id, at: 200)
+            state = try #require(try store.clusterState(named: "dev-1"))
+            #expect(state.appliedAt == 100 && state.lastPushAt == 200)
+            // a failed push keeps what the cluster holds and says why
+            try push(r2.id, at: 300, error: "cluster dev-1: 503 Service Unavailable")
+            state = try #require(try store.clusterState(named: "dev-1"))
+            #expect(state.appliedRevision == r1.id && state.lastResult == "failed")
+            #expect(state.lastError == "cluster dev-1: 503 Service Unavailable" && state.lastPushAt == 300)
+            // marked applied without a push: a new revision starts a new applied time
+            try store.markApplied(cluster: "dev-1", environment: "dev", revision: r2.id, hash: "h2", at: 400)
+            state = try #require(try store.clusterState(named: "dev-1"))
+            #expect(state.appliedRevision == r2.id && state.appliedAt == 400)
+            try store.markApplied(cluster: "dev-1", environment: "dev", revision: r2.id, hash: "h2", at: 500)
+            #expect(try store.clusterState(named: "dev-1")?.appliedAt == 400)
+            #expect(try store.clusterStates().map(\.cluster) == ["dev-1"])
+            #expect(try store.clusterState(named: "nope") == nil)
+        }
+    }
+
+    @Test(arguments: Kind.allCases) func driftReportsAndChecksComeBackNewestFirst(kind: Kind) throws {
+        try Self.withStore(kind) { (store: any HubStore) throws in
+            #expect(try store.driftReports(limit: 5).isEmpty)
+            #expect(try store.latestDriftCheck(environment: "dev") == nil)
+            let first = try store.recordDriftReport(json: "{\"n\":1}", findings: 3, byEnvironment: ["dev": 3, "prod": 0], at: 10)
+            let second = try store.recordDriftReport(json: "{\"n\":2}", findings: 0, byEnvironment: ["dev": 0], at: 20)
+            #expect(second > first)
+            let reports = try store.driftReports(limit: 5)
+            #expect(reports.map(\.id) == [second, first] && reports.map(\.json) == ["{\"n\":2}", "{\"n\":1}"])
+            #expect(reports.last?.findings == 3 && reports.last?.at == 10)
+            #expect(try store.driftReports(limit: 1).map(\.id) == [second])
+            #expect(try store.latestDriftCheck(environment: "dev")?.findings == 0)
+            #expect(try store.latestDriftCheck(environment: "prod")?.at == 10)
+            try store.recordDriftCheck(environment: "prod", findings: 7, at: 30)
+            #expect(try store.latestDriftCheck(environment: "prod")?.findings == 7)
+        }
+    }
+
+    @Test(arguments: Kind.allCases) func theAuditLogIsNewestFirstAndLimited(kind: Kind) throws {
+        try Self.withStore(kind) { (store: any HubStore) throws in
+            for index in 1...5 { try store.audit(actor: "u\(index)", action: "denied", detail: "403 GET /v1/x", at: Double(index)) }
+            let entries = try store.auditLog(limit: 3)
+            #expect(entries.map(\.actor) == ["u5", "u4", "u3"])
+            #expect(entries.first?.detail == "403 GET /v1/x" && entries.first?.at == 5)
+        }
+    }
+
+    @Test func locksOfAStoreWithoutLockFilesAreExclusive() {
+        let store = MemoryHubStore()
+        #expect(store.lockBase == nil)
+        let state = store.inProcessLock("state")
+        #expect(state === store.inProcessLock("state"))
+        #expect(state !== store.inProcessLock("push"))
+        #expect(state.tryAcquire())
+        #expect(!state.tryAcquire())
+        state.release()
+        #expect(state.tryAcquire())
+    }
+}
