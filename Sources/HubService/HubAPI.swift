@@ -86,11 +86,15 @@ public struct HubAPI: Sendable {
         self.afterDriftReport = afterDriftReport
     }
 
-    /// A router with every route, answering unknown paths with a JSON 404.
-    public func router() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    /// A router with every route of `HubAPI.routes`, answering unknown paths with a JSON 404 or 405. Each
+    /// route of /v1 runs behind `Authentication` (which hands the caller's identity to it); its handler
+    /// comes from the resource it belongs to (`HubAPI+Routes.swift`).
+    public func router() -> Router<HubRequestContext> {
+        let router = Router(context: HubRequestContext.self)
         router.add(middleware: NotFoundMiddleware())
+        let handlers = self.handlers()
         for route in HubAPI.routes {
+            guard let handler = handlers[route.endpoint] else { preconditionFailure("no handler for \(route.path)") }
             let path = RouterPath(route.path.replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: ""))
             let method: HTTPRequest.Method
             switch route.method {
@@ -99,51 +103,44 @@ public struct HubAPI: Sendable {
             case .post: method = .post
             case .delete: method = .delete
             }
-            router.on(path, method: method) { request, context in
-                guard let executor = self.requestExecutor else { return await self.handle(route, request: request, context: context) }
-                return await withTaskExecutorPreference(executor) { await self.handle(route, request: request, context: context) }
+            let group = router.group()
+            if route.access(namespace: nil) != nil {
+                group.add(middleware: Authentication(route: route, api: self))
+            }
+            group.on(path, method: method) { request, context in
+                guard let executor = self.requestExecutor else {
+                    return await self.respond(route, request: request, context: context, handler)
+                }
+                return await withTaskExecutorPreference(executor) { await self.respond(route, request: request, context: context, handler) }
             }
         }
         return router
     }
 
-    /// Authenticates, authorizes, runs the endpoint and turns every error into a JSON answer.
-    func handle(_ route: APIRoute, request: Request, context: BasicRequestContext) async -> Response {
+    /// Runs a route's handler, turns every error into a JSON answer, and counts and logs the request.
+    func respond(_ route: APIRoute, request: Request, context: HubRequestContext, _ handler: Handler) async -> Response {
         let started = ContinuousClock.now
-        let parameters = context.parameters
-        var principal: Principal?
         let response: Response
-        do throws(APIError) {
-            if let access = route.access(namespace: parameters.get("namespace")) {
-                guard let presented = HubAPI.bearerToken(request) else {
-                    throw APIError(401, "Unauthorized", "send Authorization: Bearer <token>")
-                }
-                guard let found = tokens.current().principal(token: presented) else {
-                    throw APIError(401, "Unauthorized", "the token is not valid (unknown, revoked or expired)")
-                }
-                principal = found
-                guard access.allows(found) else {
-                    throw APIError(403, "Forbidden", HubAPI.refusal(found, route: route, namespace: parameters.get("namespace")))
-                }
-            }
-            response = try await answer(route, request: request, parameters: parameters, principal: principal)
-        } catch {
+        do {
+            response = try await handler(request, context)
+        } catch let error as APIError {
             response = HubAPI.json(error.status, error.body)
-            if error.status == 401 || error.status == 403 {
-                // who was refused what: the principal (never the token) or "anonymous", and the route
-                await operations.auditDenied(principal: principal?.name ?? "anonymous", method: route.method.rawValue,
-                                             route: route.path, path: request.uri.path, status: error.status)
-            }
+        } catch {
+            logger.error("\(route.method.rawValue) \(request.uri.path): \(error)")
+            response = HubAPI.json(500, APIError(500, "InternalError", "the hub failed to answer; its log says why").body)
         }
+        observe(route, request: request, principal: context.principal, status: Int(response.status.code), since: started)
+        return response
+    }
+
+    /// Request metrics and the log line: who, what and the outcome; never the token.
+    func observe(_ route: APIRoute, request: Request, principal: Principal?, status: Int, since started: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        metrics.observeRequest(route: route.path, method: route.method.rawValue, status: Int(response.status.code), seconds: seconds)
-        if route.endpoint != .healthz && route.endpoint != .metrics && route.endpoint != .readyz {
-            // who, what and the outcome; never the token
-            logger.info("\(route.method.rawValue) \(request.uri.path) \(response.status.code)",
-                        metadata: ["principal": .string(principal?.name ?? "-")])
+        metrics.observeRequest(route: route.path, method: route.method.rawValue, status: status, seconds: seconds)
+        if route.access(namespace: nil) != nil {
+            logger.info("\(route.method.rawValue) \(request.uri.path) \(status)", metadata: ["principal": .string(principal?.name ?? "-")])
         }
-        return response
     }
 
     static func refusal(_ principal: Principal, route: APIRoute, namespace: String?) -> String {
@@ -166,80 +163,12 @@ public struct HubAPI: Sendable {
         return String(parts[1]).trimmingCharacters(in: .whitespaces)
     }
 
-    func answer(_ route: APIRoute, request: Request, parameters: Parameters, principal: Principal?) async throws(APIError) -> Response {
-        let author = principal?.name ?? "anonymous"
-        func parameter(_ name: String) -> String { parameters.get(name) ?? "" }
-        func limit() -> Int { request.uri.queryParameters.get("limit").flatMap { Int($0) }.map { max(1, min($0, 1000)) } ?? 50 }
+    /// Runs an operation, its error as the API answers it.
+    static func operation<T>(_ body: () async throws(OperationError) -> T) async throws(APIError) -> T {
         do {
-            switch route.endpoint {
-            case .healthz:
-                return HubAPI.json(200, .map([Value.MapEntry("status", .string("ok"))]))
-            case .readyz:
-                switch await operations.readiness() {
-                case .ready:
-                    return HubAPI.json(200, .map([Value.MapEntry("status", .string("ready"))]))
-                case .degraded(let reason):
-                    return HubAPI.json(200, .map([Value.MapEntry("status", .string("degraded")), Value.MapEntry("reason", .string(reason))]))
-                case .notReady(let problem):
-                    return HubAPI.json(503, .map([Value.MapEntry("status", .string("not ready")), Value.MapEntry("reason", .string(problem))]))
-                }
-            case .metrics:
-                return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                                body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition())))
-            case .clusters: return HubAPI.json(200, try await operations.clusters())
-            case .cluster: return HubAPI.json(200, try await operations.cluster(named: parameter("cluster")))
-            case .clusterPolicy: return HubAPI.json(200, bytes: try await operations.effectivePolicy(cluster: parameter("cluster")))
-            case .environments: return HubAPI.json(200, try await operations.environments())
-            case .revisions:
-                return HubAPI.json(200, try await operations.revisions(environment: parameter("environment"), limit: limit()))
-            case .documents: return HubAPI.json(200, try await operations.documents())
-            case .globalDocument, .namespaceDocument:
-                let document = try await operations.document(try HubAPI.identity(parameters))
-                var response = HubAPI.json(200, document)
-                response.headers[.eTag] = "\"\(DocumentPrecondition.etag(ofHash: document["hash"]?.stringValue))\""
-                return response
-            case .putGlobalDocument, .putNamespaceDocument, .deleteGlobalDocument, .deleteNamespaceDocument:
-                let identity = try HubAPI.identity(parameters)
-                var body: [UInt8]?
-                if route.method == .put {
-                    body = try await collect(request)
-                    guard body?.isEmpty == false else { throw APIError(400, "BadRequest", "the body must be the document's YAML or JSON") }
-                }
-                let precondition = try HubAPI.precondition(request)
-                let result = try await operations.writeDocument(identity, yaml: body, precondition: precondition, author: author)
-                var response = HubAPI.json(200, result)
-                if route.method == .put { response.headers[.eTag] = "\"\(DocumentPrecondition.etag(ofHash: result["hash"]?.stringValue))\"" }
-                return response
-            case .promotions:
-                let promotion = try HubAPI.promotionRequest(try await collect(request))
-                return HubAPI.json(promotion.dryRun ? 200 : 201, try await operations.promote(promotion, author: author))
-            case .rollbacks:
-                let fields = try HubAPI.object(try await collect(request), allowed: ["environment", "to"])
-                guard let environment = fields["environment"]?.stringValue, let to = HubAPI.revisionNumber(fields["to"]) else {
-                    throw APIError(422, "Invalid", "a rollback needs environment (a name) and to (a revision: 3 or \"r3\")")
-                }
-                return HubAPI.json(201, try await operations.rollback(environment: environment, to: to, author: author))
-            case .driftReports: return HubAPI.json(200, try await operations.driftReports(limit: limit()))
-            case .latestDriftReport: return HubAPI.json(200, try await operations.latestDriftReport())
-            case .runDriftReport:
-                let run = try await atNormalPriority { () async throws(OperationError) -> DriftRun in try await operations.runDriftReport(author: author) }
-                await afterDriftReport(run, "api")
-                return HubAPI.json(201, run.report)
-            case .reconcile:
-                let run = try await atNormalPriority { () async throws(OperationError) -> ReconcileRun in try await operations.reconcile(author: author) }
-                metrics.recordPushes(run.outcomes)
-                return HubAPI.json(200, .map([
-                    Value.MapEntry("pushed", .int(run.pushed)), Value.MapEntry("failed", .int(run.failed)),
-                    Value.MapEntry("inStep", .int(run.inStep)), Value.MapEntry("failures", .list(run.failures.map(Value.string))),
-                ]))
-            case .audit: return HubAPI.json(200, try await operations.audit(limit: limit()))
-            }
-        } catch let error as OperationError {
-            throw APIError(error)
-        } catch let error as APIError {
-            throw error
+            return try await body()
         } catch {
-            throw APIError(500, "InternalError", "\(error)")
+            throw APIError(error)
         }
     }
 
@@ -445,7 +374,7 @@ struct APIError: Error {
 
 /// Unknown paths and methods get the same JSON error shape as every other failure.
 struct NotFoundMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = HubRequestContext
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -460,5 +389,51 @@ struct NotFoundMiddleware: RouterMiddleware {
             }
             return HubAPI.json(404, APIError(404, "NotFound", "no route \(request.method.rawValue) \(request.uri.path)").body)
         }
+    }
+}
+
+/// A request's context: Hummingbird's core context and who is calling (set by `Authentication`).
+public struct HubRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The caller, once `Authentication` accepted its token; nil on the open routes.
+    public var principal: Principal?
+
+    public init(source: Source) {
+        coreContext = .init(source: source)
+        principal = nil
+    }
+}
+
+/// Authentication of a /v1 route: the bearer token names a principal (401 otherwise), whose role must
+/// allow the route for the request's namespace (403 otherwise); the principal is handed to the route in
+/// its context. Every refusal is audited with who (or "anonymous") and the route, never the token.
+struct Authentication: RouterMiddleware {
+    typealias Context = HubRequestContext
+
+    let route: APIRoute
+    let api: HubAPI
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
+        var context = context
+        let namespace = context.parameters.get("namespace")
+        do throws(APIError) {
+            guard let presented = HubAPI.bearerToken(request) else {
+                throw APIError(401, "Unauthorized", "send Authorization: Bearer <token>")
+            }
+            guard let found = api.tokens.current().principal(token: presented) else {
+                throw APIError(401, "Unauthorized", "the token is not valid (unknown, revoked or expired)")
+            }
+            context.principal = found
+            if let access = route.access(namespace: namespace), !access.allows(found) {
+                throw APIError(403, "Forbidden", HubAPI.refusal(found, route: route, namespace: namespace))
+            }
+        } catch {
+            await api.operations.auditDenied(principal: context.principal?.name ?? "anonymous", method: route.method.rawValue,
+                                             route: route.path, path: request.uri.path, status: error.status)
+            api.observe(route, request: request, principal: context.principal, status: error.status, since: started)
+            return HubAPI.json(error.status, error.body)
+        }
+        return try await next(request, context)
     }
 }
