@@ -116,3 +116,40 @@ public enum Explain {
         return Glob.matches(rule.path, path)
     }
 }
+
+extension EffectivePolicy {
+    /// The policy a member holds, read back from its objects (`explain --live`): NeuVector evaluates the
+    /// network rules it holds by their `priority`, higher first, and each document's process list in order.
+    /// A held rule's tier is the priority band it sits in; its source is the object's
+    /// `policyhub.dev/source` annotation (`source` when the object has none), without a line.
+    public static func held(environment: String, objects: [PolicyObject], source: String) -> EffectivePolicy {
+        var rules: [EffectiveNetworkRule] = []
+        var documents: [EffectiveDocument] = []
+        for object in objects {
+            guard case .securityRule(let spec) = object.body else { continue }
+            let file = object.metadata.annotations[HubAnnotation.source] ?? source
+            let documentTier: Tier = object.kind == .securityRule ? .namespace : .enforced
+            func origin(_ rule: String, tier: Tier) -> RuleSource {
+                RuleSource(file: file, line: 0, column: 0, document: object.identity, rule: rule, tier: tier)
+            }
+            for (direction, list) in [(Direction.ingress, spec.ingress), (.egress, spec.egress)] {
+                for rule in list {
+                    let priority = rule.priority ?? 0
+                    let tier = Tier.allCases.first { Precedence.band($0).contains(priority) } ?? .baseline
+                    rules.append(EffectiveNetworkRule(
+                        direction: direction, target: spec.target.selector, peer: rule.selector,
+                        ports: (try? PortSet.parse(rule.ports).get()) ?? .all, applications: ApplicationSet(rule.applications),
+                        action: rule.action, priority: priority, source: origin(rule.name, tier: tier)))
+                }
+            }
+            let mode: PolicyMode? = { if case .mode(let mode)? = spec.target.policyMode { return mode } else { return nil } }()
+            documents.append(EffectiveDocument(
+                identity: object.identity, target: spec.target.selector, tier: documentTier, policyMode: mode,
+                processes: spec.process.map { EffectiveEntry(rule: $0, source: origin("\($0.name) \($0.path)", tier: documentTier)) },
+                files: spec.file.map { EffectiveEntry(rule: $0, source: origin($0.filter, tier: documentTier)) }))
+        }
+        return EffectivePolicy(environment: environment, objects: [], conflicts: [],
+                               networkRules: rules.sorted(by: Precedence.evaluatesBefore),
+                               documents: documents.sorted { $0.identity < $1.identity })
+    }
+}

@@ -1,9 +1,12 @@
 import ArgumentParser
 import HubEngine
+import HubStore
+import Members
 import PolicyCore
+import PolicyYAML
 
 /// `policyhub explain`: why a flow or a process is allowed or denied on a cluster.
-struct ExplainCommand: ParsableCommand {
+struct ExplainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "explain",
         abstract: "Explain the decision for a network flow or a process on one cluster.",
@@ -16,6 +19,13 @@ struct ExplainCommand: ParsableCommand {
                 --peer nv.redis-pod.demo --port tcp/6379 --app Redis --direction egress
               policyhub explain --cluster prod-eu-1 --target nv.node-pod.demo \\
                 --process /usr/bin/nc
+              policyhub explain --live --cluster staging-eu-1 --target nv.node-pod.demo \\
+                --process /usr/bin/nc
+
+            By default the working tree decides; --env ENV uses what ENV holds (its desired revision), \
+            --revision rN a stored revision, and --live what the member holds now, read from the cluster \
+            (a member whose objects were changed by hand decides differently from the hub, and the answer \
+            says so).
             """)
 
     @OptionGroup var repository: RepositoryOptions
@@ -49,7 +59,15 @@ struct ExplainCommand: ParsableCommand {
     @Option(name: .long, help: "text or json.")
     var output: OutputFormat = .text
 
+    @Flag(name: .long, help: "Explain from what the member holds now (read from the cluster), not from what the hub wants it to hold.")
+    var live = false
+
+    @OptionGroup var member: MemberOptions
+
     func validate() throws {
+        if live && (view.env != nil || view.revision != nil) {
+            throw ValidationError("--live reads what the member holds; it does not combine with --env or --revision")
+        }
         if (process == nil) == (peer == nil) {
             throw ValidationError("give either --process PATH or --peer GROUP (with --port/--app/--direction)")
         }
@@ -73,7 +91,34 @@ struct ExplainCommand: ParsableCommand {
         return nil
     }
 
-    func run() throws {
+    func run() async throws {
+        let (policy, member, shown, desired) = live ? try await livePolicy() : try viewPolicy()
+        let query: ExplainQuery
+        if let process {
+            query = .process(target: target, path: process)
+        } else {
+            let parsed = port.flatMap(ExplainCommand.parsePort)
+            query = .network(target: target, peer: peer ?? "", direction: Direction(rawValue: direction) ?? .ingress,
+                             proto: parsed?.0 ?? .tcp, port: parsed?.1, application: app)
+        }
+        var explanation: Explanation
+        do {
+            explanation = try policy.explain(query)
+        } catch {
+            printError("policyhub: \(error.message) of cluster '\(cluster)'\(live ? " (as the member holds it)" : "")")
+            throw ExitStatus.failure
+        }
+        if let (wanted, revision) = desired, let hub = try? wanted.explain(query), hub.decision != explanation.decision {
+            explanation.notes.append("the hub wants \(hub.decision.uppercased()) here (r\(revision.id) of \(member.environment)): the member differs from its effective policy; policyhub drift --cluster \(member.name) shows how, policyhub apply --repair restores it")
+        }
+        switch output {
+        case .json: print(JSONWriter.pretty(ExplainCommand.value(explanation, cluster: member, view: shown)), terminator: "")
+        case .text: print(ExplainCommand.text(explanation, cluster: member, query: query, view: shown), terminator: "")
+        }
+    }
+
+    /// The effective policy of the view (working tree, environment or revision) for the cluster.
+    func viewPolicy() throws -> (EffectivePolicy, MemberCluster, PolicyView, (EffectivePolicy, Revision)?) {
         let (renderer, fleet, inScope, shown) = try view.resolve(repository, statePath: state)
         guard let member = fleet.cluster(named: cluster) else {
             printError("policyhub: unknown cluster '\(cluster)' (known: \(fleet.clusters.map(\.name).joined(separator: ", ")))")
@@ -83,26 +128,40 @@ struct ExplainCommand: ParsableCommand {
             printError("policyhub: cluster '\(cluster)' is in \(member.environment), not in \(shown.storedRevision?.environment ?? "the view"); use --env \(member.environment)")
             throw ExitStatus.failure
         }
-        let policy = renderer.render(cluster: member)
-        let query: ExplainQuery
-        if let process {
-            query = .process(target: target, path: process)
-        } else {
-            let parsed = port.flatMap(ExplainCommand.parsePort)
-            query = .network(target: target, peer: peer ?? "", direction: Direction(rawValue: direction) ?? .ingress,
-                             proto: parsed?.0 ?? .tcp, port: parsed?.1, application: app)
-        }
-        let explanation: Explanation
-        do {
-            explanation = try policy.explain(query)
+        return (renderer.render(cluster: member), member, shown, nil)
+    }
+
+    /// The policy the member holds now, read from it, and what the hub wants it to hold (its environment's
+    /// desired revision), when there is one.
+    func livePolicy() async throws -> (EffectivePolicy, MemberCluster, PolicyView, (EffectivePolicy, Revision)?) {
+        var opened = try cli { () throws(EngineError) in try repository.engine(state: state).open(workingTree: .optional) }
+        opened.limits = member.limits
+        let session = opened
+        defer { session.transports.shutdown() }
+        let name = cluster
+        let cluster = try cli { () throws(EngineError) in try session.clusters(named: [name]) }[0]
+        let held: [ObjectIdentity: Value]
+        do throws(MemberError) {
+            switch session.member(for: cluster) {
+            case .failure(let error): throw error
+            case .success(let member): held = try await member.managedObjects()
+            }
         } catch {
-            printError("policyhub: \(error.message) of cluster '\(cluster)'")
+            printError("policyhub: \(error.description)")
             throw ExitStatus.failure
         }
-        switch output {
-        case .json: print(JSONWriter.pretty(ExplainCommand.value(explanation, cluster: member, view: shown)), terminator: "")
-        case .text: print(ExplainCommand.text(explanation, cluster: member, query: query, view: shown), terminator: "")
+        let file = "member \(cluster.name)"
+        let objects = held.sorted { $0.key < $1.key }.flatMap { entry in
+            PolicyDecoder.decodeFile(JSONWriter.compactBytes(entry.value), file: file).objects
         }
+        let policy = EffectivePolicy.held(environment: cluster.environment, objects: objects, source: file)
+        let desired = try? cli { () throws(EngineError) -> (EffectivePolicy, Revision)? in
+            guard let revision = try stored({ () throws(HubStoreError) in try session.store.desiredRevision(environment: cluster.environment) }) else {
+                return nil
+            }
+            return (try session.renderer(for: revision).render(cluster: cluster), revision)
+        }
+        return (policy, cluster, .live(cluster.name), desired ?? nil)
     }
 
     static func matchValue(_ match: Explanation.Match) -> Value {
@@ -137,7 +196,9 @@ struct ExplainCommand: ParsableCommand {
         out += "decision: \(e.decision.uppercased())\n"
         func line(_ m: Explanation.Match) -> String {
             let rank = m.rank >= 0 ? (isNetwork(query) ? "priority \(m.rank)" : "entry \(m.rank + 1)") : "dropped"
-            return "\(m.action.rawValue) by '\(m.source.rule)' [\(m.source.tier.rawValue), \(rank)] at \(m.source.location) in \(m.source.document)\(m.note.map { " (\($0))" } ?? "")"
+            // a rule read back from a member has no line: the file it was pushed from
+            let at = m.source.line > 0 ? "at \(m.source.location)" : "from \(m.source.file)"
+            return "\(m.action.rawValue) by '\(m.source.rule)' [\(m.source.tier.rawValue), \(rank)] \(at) in \(m.source.document)\(m.note.map { " (\($0))" } ?? "")"
         }
         if let deciding = e.deciding { out += "decided by: \(line(deciding))\n" }
         if !e.beaten.isEmpty {

@@ -10,6 +10,8 @@ enum PolicyView {
     case workingTree
     case environment(String, Revision)
     case revision(Revision)
+    /// What a member holds now, read from it (`explain --live`).
+    case live(String)
 
     /// The words a command's first line uses.
     var description: String {
@@ -17,13 +19,14 @@ enum PolicyView {
         case .workingTree: return "the working tree policies/ (a preview; --env ENV shows what an environment holds)"
         case .environment(let name, let revision): return "what \(name) holds: its desired revision r\(revision.id)"
         case .revision(let revision): return "stored revision r\(revision.id) of \(revision.environment)"
+        case .live(let cluster): return "what \(cluster) holds now (read from the member)"
         }
     }
 
     /// The stored revision shown, if any.
     var storedRevision: Revision? {
         switch self {
-        case .workingTree: return nil
+        case .workingTree, .live: return nil
         case .environment(_, let revision), .revision(let revision): return revision
         }
     }

@@ -35,6 +35,29 @@ import Testing
         }
     }
 
+    @Test func explainLiveReadsWhatTheMemberHoldsAndSaysWhenItDiffers() throws {
+        try Self.promotedDemo { folder in
+            let query = ["--repo", folder, "--cluster", "staging-eu-1", "--target", "nv.node-pod.demo", "--process", "/usr/bin/nc"]
+            let held = try CLI.run(["explain", "--live"] + query)
+            #expect(held.status == 0, "\(held.stderr)")
+            #expect(held.stdout.hasPrefix("cluster staging-eu-1 (environment staging), from what staging-eu-1 holds now (read from the member)"))
+            #expect(held.stdout.contains("decision: DENY"))
+            #expect(held.stdout.contains("from policies/namespaces/demo/node.yaml in NvSecurityRule/demo/nv.node-pod.demo"), "\(held.stdout)")
+            #expect(!held.stdout.contains("the hub wants"))
+            // someone edits the member by hand: the live answer changes, the working tree's does not, and it says so
+            let file = folder + "/.policyhub/gitops/staging-eu-1/namespaces/demo/nvsecurityrules/nv.node-pod.demo.yaml"
+            try String(contentsOfFile: file, encoding: .utf8).replacingOccurrences(of: "path: /usr/bin/nc\n", with: "path: /usr/bin/ncx\n")
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            let edited = try CLI.run(["explain", "--live", "--output", "json"] + query)
+            #expect(edited.stdout.contains(#""decision": "no-rule""#), "\(edited.stdout)")
+            #expect(edited.stdout.contains("the hub wants DENY here (r1 of staging)"))
+            #expect(try CLI.run(["explain"] + query).stdout.contains("decision: DENY"))
+            #expect(try CLI.run(["explain", "--live", "--env", "staging"] + query).status == 64)
+            let unknown = try CLI.run(["explain", "--live", "--repo", folder, "--cluster", "nowhere", "--target", "x", "--process", "/a"])
+            #expect(unknown.status == 1 && unknown.stderr.contains("unknown cluster 'nowhere'"))
+        }
+    }
+
     @Test func renderOfAStoredRevisionIsThatRevision() throws {
         try Self.promotedDemo { folder in
             let stored = try CLI.run(["render", "--repo", folder, "--revision", "r2", "--output", "json"])
