@@ -21,8 +21,13 @@ public struct HubServer: Sendable {
     public let metrics = HubMetrics()
     public let logger: Logger
 
-    public init(config: HubConfig, operations: any HubOperations, clock: any HubClock = SystemClock(), logger: Logger) {
+    /// The file `config` was read from: SIGHUP reads it again (nil: SIGHUP reads only the tokens file).
+    public let configPath: String?
+
+    public init(config: HubConfig, configPath: String? = nil, operations: any HubOperations, clock: any HubClock = SystemClock(),
+                logger: Logger) {
         self.config = config
+        self.configPath = configPath
         self.operations = operations
         self.clock = clock
         self.logger = logger
@@ -52,6 +57,49 @@ public struct HubServer: Sendable {
                 metrics.increment("policyhub_webhook_deliveries_total", labels: [("result", "ok")])
             }
         }
+    }
+
+    /// SIGHUP: the tokens file and hub.yaml read again. The schedules apply at once; a setting that needs
+    /// the listening socket, the store or the repository again is named as taking effect at the next start.
+    /// A hub.yaml that does not read is logged and the running configuration kept.
+    func reload(tokens: TokenSource, scheduler: SchedulerService) async {
+        if let problem = tokens.reload() {
+            logger.error("SIGHUP: the tokens file was not read again: \(problem.description)")
+        } else {
+            logger.info("SIGHUP: tokens file \(tokens.path) read again")
+        }
+        guard let configPath else { return }
+        let fresh: HubConfig
+        do {
+            fresh = try HubConfig.load(path: configPath)
+        } catch {
+            logger.error("SIGHUP: \(configPath) was not read again, the running configuration stays: \(error.description)")
+            return
+        }
+        let restartOnly = HubServer.restartOnlyChanges(from: config, to: fresh)
+        if !restartOnly.isEmpty {
+            logger.warning("SIGHUP: \(restartOnly.joined(separator: ", ")) changed in \(configPath); that takes effect at the next start")
+        }
+        await scheduler.reschedule(Schedule(drift: fresh.driftSchedule, reconcileInterval: fresh.reconcileInterval))
+        logger.info("SIGHUP: \(configPath) read again; schedules: drift report \(fresh.driftSchedule?.description ?? "off"), reconcile \(fresh.reconcileInterval.map { "every \(Int($0)) s" } ?? "off")")
+    }
+
+    /// The settings of hub.yaml that differ between `old` and `new` and apply only at start.
+    static func restartOnlyChanges(from old: HubConfig, to new: HubConfig) -> [String] {
+        var changed: [String] = []
+        if old.host != new.host || old.port != new.port { changed.append("listen") }
+        if old.tlsCertificate != new.tlsCertificate || old.tlsKey != new.tlsKey { changed.append("tls") }
+        if old.statePath != new.statePath { changed.append("state") }
+        if old.repository != new.repository { changed.append("repository") }
+        if old.tokensPath != new.tokensPath { changed.append("tokens") }
+        if old.maxBodyBytes != new.maxBodyBytes { changed.append("maxBodyBytes") }
+        if old.idleTimeout != new.idleTimeout { changed.append("idleTimeout") }
+        if old.pushConcurrency != new.pushConcurrency { changed.append("pushConcurrency") }
+        if old.apiNice != new.apiNice { changed.append("apiNice") }
+        if old.webhookURL != new.webhookURL || old.webhookCAFile != new.webhookCAFile || old.webhookTokenVariable != new.webhookTokenVariable {
+            changed.append("webhook")
+        }
+        return changed
     }
 
     /// Runs until SIGTERM/SIGINT (or, with `signals: []`, until the task is cancelled). `onRunning` receives
@@ -102,12 +150,10 @@ public struct HubServer: Sendable {
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: app), .init(service: scheduler)],
             gracefulShutdownSignals: signals, logger: logger))
-        // SIGHUP reads the tokens file again (it is also read again whenever it changes) instead of ending the
-        // daemon; only a daemon that handles signals at all traps it
+        // SIGHUP reads the tokens file (it is also read again whenever it changes) and hub.yaml again instead
+        // of ending the daemon; only a daemon that handles signals at all traps it
         let reloads = signals.isEmpty ? nil : Task {
-            for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                if tokens.reload() == nil { logger.info("SIGHUP: tokens file \(tokens.path) read again") }
-            }
+            for await _ in await UnixSignalsSequence(trapping: .sighup) { await self.reload(tokens: tokens, scheduler: scheduler) }
         }
         defer { reloads?.cancel() }
         try await group.run()

@@ -32,6 +32,13 @@ public struct Schedule: Sendable {
         return jobs
     }
 
+    /// Sets the next times from `now` without running anything (a schedule read again on SIGHUP: a
+    /// missed report is not run again, the interval starts over).
+    public mutating func resume(now: Double) {
+        nextDrift = drift?.next(after: now)
+        nextReconcile = reconcileInterval.map { now + $0 }
+    }
+
     /// The jobs due at `now`, each once however many times it was due; moves their next times past `now`.
     public mutating func due(now: Double) -> [Job] {
         var jobs: [Job] = []

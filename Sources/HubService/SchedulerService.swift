@@ -14,6 +14,9 @@ public actor SchedulerService: Service {
     let afterDriftReport: @Sendable (DriftRun, String) async -> Void
     var schedule: Schedule
     var running: [Schedule.Job: Task<Void, Never>] = [:]
+    /// The sleep in progress, cancelled when the schedule is replaced.
+    var sleeper: Task<Void, any Error>?
+    var replaced = false
     /// Jobs started so far, in order (tests read it).
     public private(set) var started: [Schedule.Job] = []
 
@@ -34,19 +37,30 @@ public actor SchedulerService: Service {
             launch(job)
         }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            guard let wake = schedule.wakeTime else { break }
             let clock = self.clock
+            // nothing scheduled: wait (for shutdown, or a schedule read again on SIGHUP)
+            let sleep: Task<Void, any Error>
+            if let wake = schedule.wakeTime {
+                sleep = Task { try await clock.sleep(until: wake) }
+            } else {
+                sleep = Task { while true { try await Task.sleep(nanoseconds: 3_600_000_000_000) } }
+            }
+            sleeper = sleep
             do {
-                try await cancelWhenGracefulShutdown { try await clock.sleep(until: wake) }
+                try await cancelWhenGracefulShutdown {
+                    try await withTaskCancellationHandler { try await sleep.value } onCancel: { sleep.cancel() }
+                }
             } catch {
+                sleep.cancel()
+                if replaced && !Task.isShuttingDownGracefully && !Task.isCancelled {
+                    replaced = false
+                    continue
+                }
                 break
             }
             for job in schedule.due(now: clock.now()) { launch(job) }
         }
-        if schedule.wakeTime == nil && !Task.isShuttingDownGracefully {
-            // nothing scheduled: stay up until shutdown so that the service group keeps running
-            try? await gracefulShutdown()
-        }
+        sleeper = nil
         for task in running.values { await task.value }
     }
 
@@ -83,6 +97,16 @@ public actor SchedulerService: Service {
             metrics.increment("policyhub_scheduled_jobs_total", labels: [("job", job.rawValue), ("result", result)])
             await self.finished(job)
         }
+    }
+
+    /// Replaces the schedule (hub.yaml read again on SIGHUP): its next times count from now, and the
+    /// sleep in progress ends so that the new times apply at once. A job in progress finishes.
+    public func reschedule(_ new: Schedule) {
+        var next = new
+        next.resume(now: clock.now())
+        schedule = next
+        replaced = true
+        sleeper?.cancel()
     }
 
     func finished(_ job: Schedule.Job) {

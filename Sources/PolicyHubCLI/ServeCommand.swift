@@ -15,7 +15,9 @@ struct ServeCommand: AsyncParsableCommand {
             tokens file, schedules, webhook; see the README for a complete example). Every /v1 request needs \
             Authorization: Bearer <token>; tokens and roles come from the tokens file (policyhub token create). \
             GET /healthz, /readyz and /metrics (Prometheus text) are open. SIGTERM or SIGINT stop accepting \
-            requests, let running requests and a running push finish, and exit 0. Exit 1 on a bad configuration.
+            requests, let running requests and a running push finish, and exit 0. SIGHUP reads the tokens file and \
+            hub.yaml again (schedules apply at once; listen, tls, state, repository and the other settings at the \
+            next start, which the log names). Exit 1 on a bad configuration.
             """)
 
     @Option(name: .long, help: ArgumentHelp("The daemon's configuration.", valueName: "path"))
@@ -44,7 +46,7 @@ struct ServeCommand: AsyncParsableCommand {
         case .degraded(let reason): printError("policyhub: serving degraded: \(reason)")
         case .notReady(let problem): printError("policyhub: not ready: \(problem) (serving; /readyz answers 503 until it reads)")
         }
-        try await HubServer(config: hub, operations: operations, logger: logger).run()
+        try await HubServer(config: hub, configPath: config, operations: operations, logger: logger).run()
     }
 }
 

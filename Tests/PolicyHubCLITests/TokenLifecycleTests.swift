@@ -97,9 +97,20 @@ import Testing
             #expect(await get("/v1/clusters", firstToken) == 401)
             #expect(await get("/v1/clusters", nil) == 401)
 
+            // SIGHUP reads hub.yaml again: the schedule applies, a new listen address is named as needing a restart
+            try "listen: 127.0.0.1:1\ntokens: tokens.yaml\nschedules: {reconcileInterval: 2h}\n"
+                .write(toFile: folder + "/hub.yaml", atomically: true, encoding: .utf8)
             kill(daemon.process.processIdentifier, SIGHUP)
-            try await Task.sleep(nanoseconds: 300_000_000)
+            try await ServeTests.waitFor { daemon.log.contains("hub.yaml read again; schedules:") }
             #expect(daemon.process.isRunning, "SIGHUP ended the daemon: \(daemon.log)")
+            #expect(daemon.log.contains("reconcile every 7200 s"), "\(daemon.log)")
+            #expect(daemon.log.contains("SIGHUP: listen changed in"), "\(daemon.log)")
+            #expect(await get("/v1/clusters", secondToken) == 200)
+            // a hub.yaml that does not read keeps the running configuration
+            try "listen: [\n".write(toFile: folder + "/hub.yaml", atomically: true, encoding: .utf8)
+            kill(daemon.process.processIdentifier, SIGHUP)
+            try await ServeTests.waitFor { daemon.log.contains("was not read again, the running configuration stays") }
+            #expect(daemon.process.isRunning)
             #expect(await get("/v1/clusters", secondToken) == 200)
 
             let auditAnswer = await client.send(Call(method: "GET", url: "http://127.0.0.1:\(port)/v1/audit?limit=20",
