@@ -14,6 +14,8 @@ public struct HubConfig: Sendable {
     public var maxBodyBytes = 1 << 20
     /// Seconds a connection may stay idle, or take to send a request's head, before it is closed.
     public var idleTimeout: Double = 30
+    /// Connections held open at once; one more is closed as soon as it is accepted.
+    public var maxConnections = 1024
 
     /// Clusters pushed at once by the reconcile.
     public var pushConcurrency = 16
@@ -32,7 +34,7 @@ public struct HubConfig: Sendable {
         self.tokensPath = tokensPath
     }
 
-    static let knownKeys: Set<String> = ["listen", "tls", "state", "repository", "tokens", "maxBodyBytes", "idleTimeout", "pushConcurrency", "apiNice", "schedules", "webhook"]
+    static let knownKeys: Set<String> = ["listen", "tls", "state", "repository", "tokens", "maxBodyBytes", "idleTimeout", "maxConnections", "pushConcurrency", "apiNice", "schedules", "webhook"]
 
     /// Reads `hub.yaml`; throws `ConfigError` at the line and column of the first problem.
     public static func load(path: String) throws(ConfigError) -> HubConfig {
@@ -86,6 +88,12 @@ public struct HubConfig: Sendable {
                 throw fail(idle, "idleTimeout must be a duration such as 30, 30s or 2m")
             }
             config.idleTimeout = seconds
+        }
+        if let connections = root["maxConnections"] {
+            guard let text = connections.scalar, let count = Int(text), count >= 1 else {
+                throw fail(connections, "maxConnections must be at least 1")
+            }
+            config.maxConnections = count
         }
         if let limit = root["maxBodyBytes"] {
             guard let text = limit.scalar, let bytes = Int(text), bytes > 0 else { throw fail(limit, "maxBodyBytes must be a positive number") }

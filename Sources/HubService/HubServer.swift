@@ -94,6 +94,7 @@ public struct HubServer: Sendable {
         if old.tokensPath != new.tokensPath { changed.append("tokens") }
         if old.maxBodyBytes != new.maxBodyBytes { changed.append("maxBodyBytes") }
         if old.idleTimeout != new.idleTimeout { changed.append("idleTimeout") }
+        if old.maxConnections != new.maxConnections { changed.append("maxConnections") }
         if old.pushConcurrency != new.pushConcurrency { changed.append("pushConcurrency") }
         if old.apiNice != new.apiNice { changed.append("apiNice") }
         if old.webhookURL != new.webhookURL || old.webhookCAFile != new.webhookCAFile || old.webhookTokenVariable != new.webhookTokenVariable {
@@ -123,8 +124,11 @@ public struct HubServer: Sendable {
         let scheduler = SchedulerService(
             schedule: Schedule(drift: config.driftSchedule, reconcileInterval: config.reconcileInterval),
             operations: operations, clock: clock, metrics: metrics, logger: logger, afterDriftReport: after)
-        // a connection that sends half a request head, or sits idle, is closed after idleTimeout
-        let http1 = HTTP1Channel.Configuration(idleTimeout: .milliseconds(Int64(config.idleTimeout * 1000)))
+        // a connection that sends half a request head, or sits idle, is closed after idleTimeout; beyond
+        // maxConnections open at once, a new connection is closed as soon as it is accepted
+        let connections = ConnectionLimit(maximum: config.maxConnections, metrics: metrics, logger: logger)
+        let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [ConnectionLimit.Handler(limit: connections)],
+                                               idleTimeout: .milliseconds(Int64(config.idleTimeout * 1000)))
         let server: HTTPServerBuilder
         if let certificate = config.tlsCertificate, let key = config.tlsKey {
             let chain = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
@@ -159,5 +163,70 @@ public struct HubServer: Sendable {
         try await group.run()
         try? await eventLoops.shutdownGracefully()
         logger.info("policyhub stopped: requests and jobs in progress finished")
+    }
+}
+
+/// The bound on connections open at once. Each accepted connection takes a slot when its handler is added
+/// and gives it back when the handler is removed (the connection closed); a connection that finds no slot
+/// is closed at once, counted in `policyhub_connections_refused_total`, and logged once per burst.
+final class ConnectionLimit: @unchecked Sendable {
+    let maximum: Int
+    let metrics: HubMetrics
+    let logger: Logger
+    private let lock = NSLock()
+    private var open = 0
+    private var refusedSinceLog = 0
+
+    init(maximum: Int, metrics: HubMetrics, logger: Logger) {
+        self.maximum = maximum
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Takes a slot, or says there is none.
+    func take() -> Bool {
+        let (taken, first) = lock.withLock { () -> (Bool, Bool) in
+            if open < maximum {
+                open += 1
+                refusedSinceLog = 0
+                return (true, false)
+            }
+            refusedSinceLog += 1
+            return (false, refusedSinceLog == 1)
+        }
+        if !taken {
+            metrics.increment("policyhub_connections_refused_total")
+            if first { logger.warning("\(maximum) connections are open (maxConnections): closing new ones until one ends") }
+        }
+        return taken
+    }
+
+    func give() { lock.withLock { open -= 1 } }
+
+    /// Open connections now (tests).
+    var count: Int { lock.withLock { open } }
+
+    /// The per-connection handler: passes everything through; holds the connection's slot.
+    final class Handler: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+        typealias InboundIn = NIOAny
+        let limit: ConnectionLimit
+        private var holds = false
+
+        init(limit: ConnectionLimit) { self.limit = limit }
+
+        func handlerAdded(context: ChannelHandlerContext) {
+            holds = limit.take()
+            if !holds { context.close(promise: nil) }
+        }
+
+        func handlerRemoved(context: ChannelHandlerContext) {
+            if holds { limit.give() }
+            holds = false
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard holds else { return }
+            context.fireChannelRead(data)
+        }
     }
 }

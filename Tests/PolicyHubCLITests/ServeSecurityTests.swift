@@ -84,12 +84,12 @@ import Testing
     }
 
     /// One request as raw bytes over a plain socket (no client normalises its path), and the whole answer.
-    static func raw(port: Int, _ request: String) throws -> String {
+    static func raw(port: Int, _ request: String) async throws -> String {
         let fd = try connected(port: port)
         defer { close(fd) }
         Self.send(fd, request)
         var answer: [UInt8] = []
-        while let bytes = receive(fd, within: 30), !bytes.isEmpty { answer += bytes }
+        while let bytes = await receive(fd, within: 30), !bytes.isEmpty { answer += bytes }
         return String(decoding: answer, as: UTF8.self)
     }
 
@@ -106,7 +106,7 @@ import Testing
             for path in ["/v1/namespaces/../documents/NvSecurityRule/mygroup", "/v1/namespaces/%2E%2E/documents/NvSecurityRule/mygroup",
                          "/v1/namespaces/payments/documents/NvSecurityRule/..%2Fescape", "/v1/namespaces/Payments/documents/NvSecurityRule/x",
                          "/v1/documents/NvClusterSecurityRule/a%2Fb"] {
-                let answer = try Self.raw(port: hub.port, """
+                let answer = try await Self.raw(port: hub.port, """
                     PUT \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(admin)\r\nContent-Type: application/yaml\r\n\
                     Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)
                     """)
@@ -212,12 +212,18 @@ import Testing
     }
 
     /// What arrives on `fd` within `seconds`: bytes, an empty array when the peer closed, nil when nothing came.
-    static func receive(_ fd: Int32, within seconds: Double) -> [UInt8]? {
-        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&entry, 1, Int32(seconds * 1000)) > 0 else { return nil }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let count = recv(fd, &buffer, buffer.count, 0)
-        return count <= 0 ? [] : Array(buffer[..<count])
+    /// The wait blocks a thread of its own, never one of the concurrency pool the in-process hub answers on
+    /// (tests run in parallel on two cores: two blocked pool threads would starve the hub).
+    static func receive(_ fd: Int32, within seconds: Double) async -> [UInt8]? {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                guard poll(&entry, 1, Int32(seconds * 1000)) > 0 else { return continuation.resume(returning: nil) }
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                let count = recv(fd, &buffer, buffer.count, 0)
+                continuation.resume(returning: count <= 0 ? [] : Array(buffer[..<count]))
+            }
+        }
     }
 
     /// A connection that sends half a request head, or sits idle, is closed after idleTimeout.
@@ -228,10 +234,39 @@ import Testing
             Self.send(half, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             let idle = try Self.connected(port: hub.port)
             defer { close(idle) }
-            #expect(Self.receive(half, within: 10) == [], "the server kept a half-sent request open")
-            #expect(Self.receive(idle, within: 10) == [], "the server kept an idle connection open")
+            #expect(await Self.receive(half, within: 10) == [], "the server kept a half-sent request open")
+            #expect(await Self.receive(idle, within: 10) == [], "the server kept an idle connection open")
             // and it still serves
             #expect(await hub.request("GET", "/healthz").status == 200)
+        }
+    }
+
+    /// Beyond maxConnections open at once, a new connection is closed as soon as it is accepted; when one
+    /// ends, the hub serves again.
+    @Test func openConnectionsAreBounded() async throws {
+        try await ServeTests.withHub(configure: { $0.maxConnections = 3 }) { hub in
+            var held: [Int32] = []
+            for _ in 0..<3 {
+                let fd = try Self.connected(port: hub.port)
+                Self.send(fd, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                // each of the three is served and kept open (keep-alive)
+                #expect(String(decoding: await Self.receive(fd, within: 60) ?? [], as: UTF8.self).hasPrefix("HTTP/1.1 200"))
+                held.append(fd)
+            }
+            let fourth = try Self.connected(port: hub.port)
+            defer { close(fourth) }
+            Self.send(fourth, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            #expect(await Self.receive(fourth, within: 60) == [], "a connection beyond maxConnections was served")
+            close(held.removeLast())
+            var served = false
+            for _ in 0..<50 where !served {
+                served = await hub.request("GET", "/healthz").status == 200
+                if !served { try await Task.sleep(nanoseconds: 100_000_000) }
+            }
+            #expect(served, "the hub did not serve again after a connection ended")
+            for fd in held { close(fd) }
+            let metrics = await hub.request("GET", "/metrics")
+            #expect(metrics.bodyText.contains("policyhub_connections_refused_total"), "\(metrics.bodyText)")
         }
     }
 
