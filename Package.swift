@@ -46,7 +46,7 @@ let package = Package(
         // gettid for per-thread priorities (the daemon's API threads run below pushes).
         .target(name: "CThreadShim"),
         .target(name: "HubService", dependencies: [
-            "PolicyCore", "PolicyYAML", "HubTransport", "HubEngine", "HubStore", "CThreadShim",
+            "PolicyCore", "PolicyYAML", "HubTransport", "HubEngine", "HubStore", "Members", "CThreadShim",
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Crypto", package: "swift-crypto"),

@@ -25,19 +25,24 @@ public struct HubEngine: Sendable {
     /// Every time the engine reads (revision times, pushes, the soak gate, drift reports).
     public let clock: any HubClock
     public let log: EngineLog
+    /// What the operator allows exec credential plugins (never the repository).
+    public let exec: ExecSettings
 
-    public init(root: String, store: StoreSource, clock: any HubClock = SystemClock(), log: EngineLog = .silent) {
+    public init(root: String, store: StoreSource, clock: any HubClock = SystemClock(), log: EngineLog = .silent,
+                exec: ExecSettings = ExecSettings()) {
         self.root = root
         self.storeSource = store
         self.clock = clock
         self.log = log
+        self.exec = exec
     }
 
     /// An engine on the SQLite state file `statePath` (relative to the repository unless absolute; nil for
     /// the default).
-    public init(root: String, statePath: String?, clock: any HubClock = SystemClock(), log: EngineLog = .silent) {
+    public init(root: String, statePath: String?, clock: any HubClock = SystemClock(), log: EngineLog = .silent,
+                exec: ExecSettings = ExecSettings()) {
         self.init(root: root, store: .sqlite(path: HubEngine.resolve(statePath ?? HubEngine.defaultStatePath, root: root)),
-                  clock: clock, log: log)
+                  clock: clock, log: log, exec: exec)
     }
 
     /// `path` made absolute against `root`.
@@ -46,7 +51,11 @@ public struct HubEngine: Sendable {
     }
 
     /// The same engine, its events sent elsewhere.
-    public func logging(to log: EngineLog) -> HubEngine { HubEngine(root: root, store: storeSource, clock: clock, log: log) }
+    public func logging(to log: EngineLog) -> HubEngine {
+        var settings = exec
+        settings.log = { line in log.note(line) }
+        return HubEngine(root: root, store: storeSource, clock: clock, log: log, exec: settings)
+    }
 
     /// The SQLite state file's path, when the state is in one.
     public var statePath: String? {
@@ -84,7 +93,7 @@ public struct HubEngine: Sendable {
     /// invalid, or policies/ is and the operation needs it (`.required`); with `.optional` an invalid
     /// policies/ is named in the log and the session works from stored revisions (SEMANTICS §8).
     public func open(workingTree: HubSession.WorkingTree = .required) throws(EngineError) -> HubSession {
-        let workspace = Workspace.open(root: root)
+        let workspace = Workspace.open(root: root, exec: exec)
         guard let fleet = workspace.fleet, !workspace.diagnostics.contains(where: { $0.isError && $0.location.file.hasPrefix("clusters/") }),
               workspace.policy != nil || workingTree == .optional else {
             throw .invalid("the policy repository is invalid; nothing was recorded or pushed", diagnostics: workspace.diagnostics)
@@ -163,7 +172,7 @@ public struct HubSession: Sendable {
                 // a member's deadline is transport time, on the system clock
                 return .success(KubernetesMember(cluster: cluster.name, endpoint: endpoint, transport: transports.transport,
                                                  deadline: Date().timeIntervalSince1970 + limits.clusterTimeout,
-                                                 maxDeletions: limits.maxDeletions))
+                                                 maxDeletions: limits.maxDeletions, exec: engine.exec))
             } catch {
                 return .failure(MemberError(cluster: cluster.name, message: error.description))
             }

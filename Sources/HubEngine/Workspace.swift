@@ -1,4 +1,5 @@
 import Foundation
+import Members
 import PolicyCore
 import PolicyYAML
 
@@ -20,11 +21,11 @@ public struct Workspace: Sendable {
     }
 
     /// Reads and validates the repository at `root`.
-    public static func open(root: String, limits: YAMLLimits = .default) -> Workspace {
+    public static func open(root: String, limits: YAMLLimits = .default, exec: ExecSettings = ExecSettings()) -> Workspace {
         let repository = RepositoryLoader.load(root: root, limits: limits)
         let policy = PolicyValidator.validate(repository.tree, parallel: .dispatch)
         let fleet = FleetValidator.validate(repository.fleet, parallel: .dispatch) {
-            KubeconfigCheck.problem($0, root: root)
+            KubeconfigCheck.problems($0, root: root, exec: exec)
         }
         let all = (repository.diagnostics + policy.diagnostics + fleet.diagnostics).sorted()
         // a file of clusters/ that does not decode spoils the fleet; any other one, the policy tree

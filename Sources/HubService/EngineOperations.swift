@@ -2,6 +2,7 @@ import Foundation
 import HubEngine
 import HubStore
 import Logging
+import Members
 import PolicyCore
 import PolicyYAML
 
@@ -396,8 +397,10 @@ public final class EngineOperations: HubOperations, @unchecked Sendable {
 /// The daemon's live operations, for `policyhub serve` and the tests that start the daemon in-process.
 public enum HubDaemon {
     /// The engine on `repository` and the SQLite state file `statePath`, as `HubOperations`.
-    public static func operations(repository: String, statePath: String, pushConcurrency: Int = 16,
+    /// Exec plugins on `allowExec` run as `Never` (no terminal), their stderr in the log.
+    public static func operations(repository: String, statePath: String, pushConcurrency: Int = 16, allowExec: [String] = [],
                                   logger: Logger = Logger(label: "policyhub")) -> any HubOperations {
-        EngineOperations(engine: HubEngine(root: repository, statePath: statePath), logger: logger, pushConcurrency: pushConcurrency)
+        EngineOperations(engine: HubEngine(root: repository, statePath: statePath, exec: ExecSettings(allowed: allowExec, interactive: false)),
+                         logger: logger, pushConcurrency: pushConcurrency)
     }
 }

@@ -23,6 +23,8 @@ public struct HubConfig: Sendable {
     public var apiNice: Int32 = 10
     public var driftSchedule: CronExpression?
     public var reconcileInterval: Double?
+    /// Exec credential plugins kubeconfig users may run (paths, or names on the daemon's PATH).
+    public var allowExec: [String] = []
     public var webhookURL: String?
     public var webhookCAFile: String?
     /// The environment variable holding the webhook's bearer token (the token is never in hub.yaml).
@@ -34,7 +36,7 @@ public struct HubConfig: Sendable {
         self.tokensPath = tokensPath
     }
 
-    static let knownKeys: Set<String> = ["listen", "tls", "state", "repository", "tokens", "maxBodyBytes", "idleTimeout", "maxConnections", "pushConcurrency", "apiNice", "schedules", "webhook"]
+    static let knownKeys: Set<String> = ["listen", "tls", "state", "repository", "tokens", "maxBodyBytes", "idleTimeout", "maxConnections", "pushConcurrency", "apiNice", "schedules", "webhook", "allowExec"]
 
     /// Reads `hub.yaml`; throws `ConfigError` at the line and column of the first problem.
     public static func load(path: String) throws(ConfigError) -> HubConfig {
@@ -88,6 +90,12 @@ public struct HubConfig: Sendable {
                 throw fail(idle, "idleTimeout must be a duration such as 30, 30s or 2m")
             }
             config.idleTimeout = seconds
+        }
+        if let allow = root["allowExec"] {
+            guard case .sequence(let items) = allow.content, items.allSatisfy({ $0.scalarText?.isEmpty == false }) else {
+                throw fail(allow, "allowExec must be a list of commands (absolute paths, or names on the daemon's PATH)")
+            }
+            config.allowExec = items.compactMap(\.scalarText)
         }
         if let connections = root["maxConnections"] {
             guard let text = connections.scalar, let count = Int(text), count >= 1 else {

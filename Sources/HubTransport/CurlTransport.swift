@@ -220,7 +220,8 @@ final class Transfer {
         check(ccurl_setopt_long(handle, CURLOPT_PATH_AS_IS, 1), "CURLOPT_PATH_AS_IS")
         check(ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1), "CURLOPT_NOSIGNAL")
         check(ccurl_setopt_string(handle, CURLOPT_USERAGENT, settings.userAgent), "CURLOPT_USERAGENT")
-        check(ccurl_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, ""), "CURLOPT_ACCEPT_ENCODING")
+        if tls.compression { check(ccurl_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, ""), "CURLOPT_ACCEPT_ENCODING") }
+        if let proxy = tls.proxy { check(ccurl_setopt_string(handle, CURLOPT_PROXY, proxy), "CURLOPT_PROXY") }
         var total = settings.totalTimeout
         if let deadline = request.deadline { total = max(0.001, min(total, deadline - Date().timeIntervalSince1970)) }
         check(ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(min(settings.connectTimeout, total) * 1000)), "CURLOPT_CONNECTTIMEOUT_MS")

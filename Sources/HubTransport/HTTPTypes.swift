@@ -65,6 +65,11 @@ public struct TLSSettings: Sendable, Hashable {
     /// `HOST:PORT:REALHOST:REALPORT` entries (libcurl's CONNECT_TO): how `tls-server-name` is honoured,
     /// by putting that name in the URL and connecting to the real address.
     public var connectTo: [String] = []
+    /// A proxy for this destination (kubeconfig `proxy-url`: `http://`, `https://` or `socks5://`); nil:
+    /// libcurl's default (the `https_proxy`/`no_proxy` environment, as client-go does).
+    public var proxy: String?
+    /// Ask for gzip (`Accept-Encoding`); off for a kubeconfig with `disable-compression: true`.
+    public var compression = true
 
     public init() {}
 }

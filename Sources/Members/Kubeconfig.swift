@@ -10,11 +10,17 @@ public struct KubernetesEndpoint: Sendable {
     public var tls: TLSSettings
     /// A bearer token (from `tokenFile` when both are set, as client-go does).
     public var token: String?
+    /// The user's exec credential plugin, run (when the operator allowed it) for a token or certificate.
+    public var exec: ExecPlugin?
+    /// Headers sent with every request: impersonation (`as`, `as-groups`, `as-uid`, `as-user-extra`).
+    public var headers: [HTTPHeader]
 
-    public init(server: String, tls: TLSSettings, token: String?) {
+    public init(server: String, tls: TLSSettings, token: String?, exec: ExecPlugin? = nil, headers: [HTTPHeader] = []) {
         self.server = server
         self.tls = tls
         self.token = token
+        self.exec = exec
+        self.headers = headers
     }
 }
 
@@ -87,6 +93,37 @@ public enum Kubeconfig {
             }
             token = text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
+        if user["auth-provider"] != nil {
+            let provider = user["auth-provider"]?["name"]?.stringValue ?? "?"
+            let replacement = ["gcp": "gke-gcloud-auth-plugin", "azure": "kubelogin (azure.github.io/kubelogin)", "oidc": "kubelogin (int128/kubelogin)"][provider]
+            throw fail("user's auth-provider '\(provider)' was removed from Kubernetes (1.26); use its exec credential plugin\(replacement.map { ", \($0)," } ?? "") instead")
+        }
+        if user["username"] != nil || user["password"] != nil {
+            throw fail("user has username/password (basic auth), which Kubernetes removed in 1.19; use a token, a client certificate or an exec plugin")
+        }
+        let exec = try user["exec"].map { value throws(KubeconfigError) in
+            try execPlugin(value, user: context["user"]?.stringValue ?? "", cluster: cluster, folder: base, fail: fail)
+        }
+        var headers: [HTTPHeader] = []
+        if let name = user["as"]?.stringValue, !name.isEmpty { headers.append(HTTPHeader("Impersonate-User", name)) }
+        if case .list(let groups)? = user["as-groups"] {
+            for group in groups.compactMap(\.stringValue) { headers.append(HTTPHeader("Impersonate-Group", group)) }
+        }
+        if let uid = user["as-uid"]?.stringValue, !uid.isEmpty { headers.append(HTTPHeader("Impersonate-Uid", uid)) }
+        if case .map(let extras)? = user["as-user-extra"] {
+            for entry in extras {
+                let values: [String]
+                if case .list(let items) = entry.value { values = items.compactMap(\.stringValue) } else { values = [entry.value.stringValue ?? ""] }
+                for value in values { headers.append(HTTPHeader("Impersonate-Extra-\(RequestURL.segment(entry.key))", value)) }
+            }
+        }
+        if let proxy = cluster["proxy-url"]?.stringValue, !proxy.isEmpty {
+            guard let scheme = RequestURL.scheme(of: proxy), ["http", "https", "socks5"].contains(scheme) else {
+                throw fail("proxy-url \(RequestURL.redacted(proxy)) is not an http, https or socks5 URL")
+            }
+            tls.proxy = proxy
+        }
+        if cluster["disable-compression"] == .bool(true) { tls.compression = false }
         var url = server
         while url.hasSuffix("/") { url.removeLast() }
         let printable = RequestURL.redacted(server)  // a password in the URL is never printed or stored
@@ -111,6 +148,52 @@ public enum Kubeconfig {
             rewritten.host = serverName
             url = rewritten.string ?? url
         }
-        return KubernetesEndpoint(server: url, tls: tls, token: token)
+        return KubernetesEndpoint(server: url, tls: tls, token: token, exec: exec, headers: headers)
+    }
+
+    /// A user's `exec` entry, checked as client-go checks it.
+    static func execPlugin(_ value: Value, user: String, cluster: Value, folder: String,
+                           fail: (String) -> KubeconfigError) throws(KubeconfigError) -> ExecPlugin {
+        guard let apiVersion = value["apiVersion"]?.stringValue, ExecPlugin.apiVersions.contains(apiVersion) else {
+            throw fail("user '\(user)': exec apiVersion must be \(ExecPlugin.apiVersions.joined(separator: " or ")) (client.authentication.k8s.io/v1alpha1 is gone)")
+        }
+        guard let command = value["command"]?.stringValue, !command.isEmpty else { throw fail("user '\(user)': exec has no command") }
+        var args: [String] = []
+        if case .list(let items)? = value["args"] { args = items.map { $0.stringValue ?? "" } }
+        var env: [ExecPlugin.Variable] = []
+        if case .list(let items)? = value["env"] {
+            for item in items {
+                guard let name = item["name"]?.stringValue, let text = item["value"]?.stringValue else {
+                    throw fail("user '\(user)': every exec env entry needs name and value")
+                }
+                env.append(ExecPlugin.Variable(name: name, value: text))
+            }
+        }
+        let mode: ExecPlugin.InteractiveMode
+        if let text = value["interactiveMode"]?.stringValue {
+            guard let parsed = ExecPlugin.InteractiveMode(rawValue: text) else {
+                throw fail("user '\(user)': exec interactiveMode must be Never, IfAvailable or Always, not '\(text)'")
+            }
+            mode = parsed
+        } else if apiVersion == "client.authentication.k8s.io/v1" {
+            throw fail("interactiveMode must be specified for \(user) to use exec authentication plugin")
+        } else {
+            mode = .ifAvailable
+        }
+        var info = ValueMapBuilder()
+        info.set("server", cluster["server"] ?? .null)
+        info.set("tls-server-name", cluster["tls-server-name"])
+        info.set("insecure-skip-tls-verify", cluster["insecure-skip-tls-verify"])
+        info.set("certificate-authority-data", cluster["certificate-authority-data"])
+        info.set("proxy-url", cluster["proxy-url"])
+        info.set("disable-compression", cluster["disable-compression"])
+        if case .list(let extensions)? = cluster["extensions"],
+           let config = extensions.first(where: { $0["name"]?.stringValue == "client.authentication.k8s.io/exec" })?["extension"] {
+            info.set("config", config)
+        }
+        return ExecPlugin(user: user, apiVersion: apiVersion, command: command,
+                          resolvedPath: ExecPlugin.resolve(command, kubeconfigFolder: folder), args: args, env: env,
+                          installHint: value["installHint"]?.stringValue, provideClusterInfo: value["provideClusterInfo"] == .bool(true),
+                          interactiveMode: mode, clusterInfo: info.value)
     }
 }

@@ -14,6 +14,10 @@ public struct KubernetesMember: Member {
     public var deadline: Double?
     /// The most managed objects one push deletes; more is refused until a person raises the bound.
     public var maxDeletions: Int
+    /// What the operator allows an exec credential plugin (the endpoint's, when it has one).
+    public var exec: ExecSettings
+    /// Where plugin credentials are kept until they expire (one per process).
+    public var credentials: ExecCredentialCache
 
     public static let fieldManager = "policyhub"
     static let selector = "app.kubernetes.io%2Fmanaged-by%3Dpolicyhub"
@@ -23,17 +27,20 @@ public struct KubernetesMember: Member {
     public static let defaultMaxDeletions = 100
 
     public init(cluster: String, endpoint: KubernetesEndpoint, transport: any HTTPTransport, deadline: Double? = nil,
-                maxDeletions: Int = KubernetesMember.defaultMaxDeletions) {
+                maxDeletions: Int = KubernetesMember.defaultMaxDeletions, exec: ExecSettings = ExecSettings(),
+                credentials: ExecCredentialCache = .shared) {
         self.cluster = cluster
         self.endpoint = endpoint
         self.transport = transport
         self.deadline = deadline
         self.maxDeletions = maxDeletions
+        self.exec = exec
+        self.credentials = credentials
     }
 
     func request(_ method: String, _ path: String, body: [UInt8]? = nil, contentType: String? = nil) -> HTTPRequest {
-        var headers = [HTTPHeader("Accept", "application/json")]
-        if let token = endpoint.token { headers.append(HTTPHeader("Authorization", "Bearer \(token)")) }
+        var headers = [HTTPHeader("Accept", "application/json")] + endpoint.headers
+        if let token = endpoint.token, endpoint.exec == nil { headers.append(HTTPHeader("Authorization", "Bearer \(token)")) }
         if let contentType { headers.append(HTTPHeader("Content-Type", contentType)) }
         return HTTPRequest(method: method, url: endpoint.server + path, headers: headers, body: body, deadline: deadline)
     }
@@ -51,10 +58,41 @@ public struct KubernetesMember: Member {
     }
 
     func send(_ request: HTTPRequest, object: ObjectIdentity? = nil, doing what: String) async throws(MemberError) -> HTTPResponse {
-        switch await transport.send(request, tls: endpoint.tls) {
+        guard let plugin = endpoint.exec else { return try await transfer(request, tls: endpoint.tls, object: object, doing: what) }
+        // an exec plugin's credential: cached until it expires; a 401 runs the plugin once more and retries once
+        var credential = try await credentials.credential(for: plugin, server: endpoint.server, cluster: cluster, settings: exec)
+        var response = try await transfer(authorized(request, credential), tls: tls(credential), object: object, doing: what)
+        if response.status == 401 {
+            credential = try await credentials.credential(for: plugin, server: endpoint.server, cluster: cluster, settings: exec,
+                                                          rejected: credential)
+            response = try await transfer(authorized(request, credential), tls: tls(credential), object: object, doing: what)
+        }
+        return response
+    }
+
+    func transfer(_ request: HTTPRequest, tls: TLSSettings, object: ObjectIdentity?, doing what: String) async throws(MemberError) -> HTTPResponse {
+        switch await transport.send(request, tls: tls) {
         case .success(let response): return response
         case .failure(let error): throw MemberError(cluster: cluster, object: object, message: "\(what): \(error)")
         }
+    }
+
+    /// The request with a plugin's token (a certificate answer goes in the TLS settings instead).
+    func authorized(_ request: HTTPRequest, _ credential: ExecCredential) -> HTTPRequest {
+        var out = request
+        if let token = credential.token { out.headers.append(HTTPHeader("Authorization", "Bearer \(token)")) }
+        return out
+    }
+
+    func tls(_ credential: ExecCredential) -> TLSSettings {
+        var settings = endpoint.tls
+        if let certificate = credential.clientCertificatePEM, let key = credential.clientKeyPEM {
+            settings.clientCertificatePEM = certificate
+            settings.clientKeyPEM = key
+            settings.clientCertificateFile = nil
+            settings.clientKeyFile = nil
+        }
+        return settings
     }
 
     /// Checks once that NeuVector's CRDs are served, with the patch verb.

@@ -30,14 +30,15 @@ public struct ValidatedFleet: Sendable, Hashable {
 /// Validates `clusters/` (SEMANTICS §1.1, §1.2, §2).
 public enum FleetValidator {
     /// Checks environments and clusters. `checkTarget` looks at what lies outside the repository (a
-    /// kubeconfig file and its context) and returns a problem in words, or nil; `parallel` spreads those
-    /// checks (file reads) over cores.
+    /// kubeconfig file, its context and its user) and returns its problems, each located (at the
+    /// cluster's target, or at the kubeconfig's own line); `parallel` spreads those checks (file reads)
+    /// over cores.
     public static func validate(_ fleet: FleetConfig, parallel: ParallelFor = .serial,
-                                checkTarget: @escaping @Sendable (MemberCluster) -> String? = { _ in nil })
+                                checkTarget: @escaping @Sendable (MemberCluster) -> [Diagnostic] = { _ in [] })
         -> Validation<ValidatedFleet>
     {
         let clusters = fleet.clusters
-        let problems = ResultSlots<String?>(count: clusters.count)
+        let problems = ResultSlots<[Diagnostic]>(count: clusters.count)
         parallel.run(clusters.count) { index in problems.set(index, checkTarget(clusters[index])) }
         let targetProblems = problems.values
         var diagnostics: [Diagnostic] = []
@@ -108,9 +109,7 @@ public enum FleetValidator {
                     error("label '\(key)=\(value)' is not a valid Kubernetes label", cluster.origin.at("labels"))
                 }
             }
-            if let problem = targetProblems[index] {
-                error(problem, cluster.origin.at("target"))
-            }
+            diagnostics += targetProblems[index]
         }
         let sorted = diagnostics.sorted()
         if sorted.hasErrors { return Validation(value: nil, diagnostics: sorted) }

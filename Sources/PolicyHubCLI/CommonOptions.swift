@@ -9,6 +9,17 @@ struct RepositoryOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The policy repository (holds policies/ and clusters/).", valueName: "path"))
     var repo: String = "."
 
+    @Option(name: .customLong("allow-exec"),
+            help: ArgumentHelp("Let kubeconfig users run this exec credential plugin (a path, or a name on PATH; repeatable). A kubeconfig alone never makes the hub run a program.",
+                               valueName: "command"))
+    var allowExec: [String] = []
+
+    /// What the operator allows exec plugins: the `--allow-exec` commands; a person at a terminal may
+    /// answer a plugin that asks; the plugin's stderr goes to standard error.
+    var exec: ExecSettings {
+        ExecSettings(allowed: allowExec, interactive: isatty(0) == 1, log: { printError($0) })
+    }
+
     var root: String {
         if repo.hasPrefix("/") { return repo }
         return (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(repo)
@@ -78,7 +89,7 @@ final class ProgressLine: @unchecked Sendable {
 
 extension RepositoryOptions {
     /// The engine on this repository and the state file `state` (nil: the default), printing its events.
-    func engine(state: String?) -> HubEngine { HubEngine(root: root, statePath: state, log: terminalLog) }
+    func engine(state: String?) -> HubEngine { HubEngine(root: root, statePath: state, log: terminalLog, exec: exec) }
 }
 
 /// Runs engine code; an engine error is printed as the CLI says it (located diagnostics with a count,
@@ -126,7 +137,7 @@ func report(_ diagnostics: [Diagnostic], quiet: Bool = false) {
 
 /// Opens the workspace and stops with exit 1, printing every problem, when it is invalid.
 func openValid(_ options: RepositoryOptions) throws -> (Workspace, Renderer) {
-    let workspace = Workspace.open(root: options.root)
+    let workspace = Workspace.open(root: options.root, exec: options.exec)
     guard let renderer = workspace.renderer() else {
         report(workspace.diagnostics)
         printError("policyhub: the policy repository is invalid; nothing was rendered")

@@ -20,7 +20,7 @@ struct StatusCommand: ParsableCommand {
     var output: OutputFormat = .text
 
     func run() throws {
-        let workspace = Workspace.open(root: repository.root)
+        let workspace = Workspace.open(root: repository.root, exec: repository.exec)
         guard let fleet = workspace.fleet else {
             report(workspace.diagnostics)
             throw ExitStatus.failure

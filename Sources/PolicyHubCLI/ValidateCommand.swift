@@ -18,7 +18,7 @@ struct ValidateCommand: ParsableCommand {
     var errorsOnly = false
 
     func run() throws {
-        let workspace = Workspace.open(root: repository.root)
+        let workspace = Workspace.open(root: repository.root, exec: repository.exec)
         let shown = errorsOnly ? workspace.diagnostics.filter(\.isError) : workspace.diagnostics
         for diagnostic in shown { print(diagnostic.description) }
         let errors = workspace.diagnostics.filter(\.isError).count

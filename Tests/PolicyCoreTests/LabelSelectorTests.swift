@@ -143,7 +143,9 @@ import Testing
             MemberCluster(name: "k", environment: "staging", target: .kubernetes(kubeconfig: "k.yaml", context: "nope"),
                           origin: Self.location()),
         ])
-        let result = FleetValidator.validate(fleet) { _ in "context 'nope' is not in kubeconfig 'k.yaml'" }
+        let result = FleetValidator.validate(fleet) { cluster in
+            [.error("context 'nope' is not in kubeconfig 'k.yaml'", at: cluster.origin.at("target"))]
+        }
         #expect(result.diagnostics.map(\.description) == ["clusters/x.yaml:3:5: error: context 'nope' is not in kubeconfig 'k.yaml'"])
     }
 }
