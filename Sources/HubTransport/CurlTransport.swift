@@ -221,7 +221,11 @@ final class Transfer {
         check(ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1), "CURLOPT_NOSIGNAL")
         check(ccurl_setopt_string(handle, CURLOPT_USERAGENT, settings.userAgent), "CURLOPT_USERAGENT")
         if tls.compression { check(ccurl_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, ""), "CURLOPT_ACCEPT_ENCODING") }
-        if let proxy = tls.proxy { check(ccurl_setopt_string(handle, CURLOPT_PROXY, proxy), "CURLOPT_PROXY") }
+        if let proxy = tls.proxy {
+            // a kubeconfig's proxy-url replaces the environment's proxy settings, no_proxy included (client-go)
+            check(ccurl_setopt_string(handle, CURLOPT_PROXY, proxy), "CURLOPT_PROXY")
+            check(ccurl_setopt_string(handle, CURLOPT_NOPROXY, ""), "CURLOPT_NOPROXY")
+        }
         var total = settings.totalTimeout
         if let deadline = request.deadline { total = max(0.001, min(total, deadline - Date().timeIntervalSince1970)) }
         check(ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(min(settings.connectTimeout, total) * 1000)), "CURLOPT_CONNECTTIMEOUT_MS")

@@ -74,6 +74,7 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
     /// `METHOD URI` of every request received, in order, whatever it asked for (a hostile member's test
     /// reads it to see that no request left the paths the hub builds).
     private var log: [String] = []
+    private var headerLog: [[String: String]] = []
     private var resourceVersion = 1000
     private var firstRequest: Double?
     private var lastRequest: Double?
@@ -180,6 +181,13 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         lock.lock()
         virtual(cluster).fault = fault
         lock.unlock()
+    }
+
+    /// The headers of every request received so far (names lower-cased, repeated ones joined by ", ").
+    public var requestHeaders: [[String: String]] {
+        lock.lock()
+        defer { lock.unlock() }
+        return headerLog
     }
 
     /// Every request received so far, as `METHOD URI`.
@@ -316,6 +324,9 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         log.append("\(request.method.rawValue) \(request.uri)")
+        var seen: [String: String] = [:]
+        for header in request.headers { seen[header.name.lowercased(), default: ""] += seen[header.name.lowercased()] == nil ? header.value : ", " + header.value }
+        headerLog.append(seen)
         var path = Substring(request.uri)
         var query = ""
         if let mark = path.firstIndex(of: "?") {
