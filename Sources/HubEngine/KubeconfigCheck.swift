@@ -52,17 +52,57 @@ public enum KubeconfigCheck {
         } catch {
             return problem("cluster '\(cluster.name)': \(error.message) (in kubeconfig '\(kubeconfig)')")
         }
-        guard let plugin = endpoint.exec else { return [] }
-        // a plugin the operator did not allow, or one that is not installed: at the user's exec entry
         let shown = path.hasPrefix(root + "/") ? String(path.dropFirst(root.count + 1)) : path
+        var found = unknownFields(document, context: wanted, file: shown)
+        guard let plugin = endpoint.exec else { return found }
+        // a plugin the operator did not allow, or one that is not installed: at the user's exec entry
         let execNode = node(document, "users", named: plugin.user, "user", "exec")
         let located = (execNode.flatMap { node($0, "command") } ?? execNode)?.location(in: shown) ?? .start(of: shown)
         var settings = exec
         settings.interactive = true  // whether a terminal is at hand is a matter of the run, not of the file
         if let refusal = settings.refusal(plugin) {
-            return [.error("cluster '\(cluster.name)': \(refusal)", at: located)]
+            found.append(.error("cluster '\(cluster.name)': \(refusal)", at: located))
         }
-        return []
+        return found
+    }
+
+    /// The fields client-go reads, per part of a kubeconfig.
+    static let known: [String: Set<String>] = [
+        "config": ["apiVersion", "kind", "clusters", "contexts", "users", "current-context", "preferences", "extensions"],
+        "cluster": ["server", "certificate-authority", "certificate-authority-data", "insecure-skip-tls-verify", "tls-server-name",
+                    "proxy-url", "disable-compression", "extensions"],
+        "context": ["cluster", "user", "namespace", "extensions"],
+        "user": ["client-certificate", "client-certificate-data", "client-key", "client-key-data", "token", "tokenFile", "as",
+                 "as-uid", "as-groups", "as-user-extra", "username", "password", "auth-provider", "exec", "extensions"],
+        "exec": ["command", "args", "env", "apiVersion", "installHint", "provideClusterInfo", "interactiveMode"],
+        "entry": ["name", "cluster", "context", "user"],
+    ]
+
+    /// A warning, at its line, for every field of the kubeconfig that the hub does not read: the file's
+    /// top level and the context in use with its cluster and user.
+    static func unknownFields(_ document: YAMLNode, context: String, file: String) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        func check(_ node: YAMLNode?, _ part: String, _ name: String) {
+            guard let node, case .mapping(let pairs) = node.content, let allowed = known[part] else { return }
+            for pair in pairs {
+                guard let key = pair.key.scalarText, !allowed.contains(key) else { continue }
+                out.append(.warning("\(name) has the field '\(key)', which the hub does not read; it is ignored",
+                                    at: pair.key.location(in: file)))
+            }
+        }
+        check(document, "config", "the kubeconfig")
+        let contextNode = node(document, "contexts", named: context, "context")
+        check(contextNode, "context", "context '\(context)'")
+        for (list, field, part) in [("clusters", "cluster", "cluster"), ("users", "user", "user")] {
+            guard let name = contextNode.flatMap({ node($0, field) })?.scalarText else { continue }
+            if case .sequence(let items)? = node(document, list)?.content, let entry = items.first(where: { node($0, "name")?.scalarText == name }) {
+                check(entry, "entry", "\(part) '\(name)'")
+            }
+            let body = node(document, list, named: name, field)
+            check(body, part, "\(part) '\(name)'")
+            if part == "user" { check(body.flatMap { node($0, "exec") }, "exec", "the exec entry of user '\(name)'") }
+        }
+        return out
     }
 
     /// The node at `path` below `root`: mapping keys, and `named:` picks the list item with that `name`.

@@ -76,6 +76,39 @@ import Testing
         }
     }
 
+    /// A field the hub does not read is a warning at its line; validation still passes.
+    @Test func unknownKubeconfigFieldsAreNamedAtTheirLine() throws {
+        try Repo.withTemporaryFolder { folder in
+            try Repo.copyExample(to: folder)
+            try """
+                apiVersion: v1
+                kind: Config
+                current-context: k
+                clusters:
+                - name: k
+                  cluster: {server: 'https://127.0.0.1:6443', certificate-authority-data: '', colour: blue}
+                contexts:
+                - {name: k, context: {cluster: k, user: u}}
+                users:
+                - name: u
+                  user:
+                    token: t
+                    tokn-file: /tmp/x
+                """.write(toFile: folder + "/kube.yaml", atomically: true, encoding: .utf8)
+            try """
+                apiVersion: policyhub.dev/v1alpha1
+                kind: MemberCluster
+                metadata: {name: k}
+                spec: {environment: staging, target: {kubernetes: {kubeconfig: kube.yaml}}}
+                """.write(toFile: folder + "/clusters/k.yaml", atomically: true, encoding: .utf8)
+            let run = try CLI.run(["validate", "--repo", folder])
+            let said = run.stdout + run.stderr
+            #expect(run.status == 0, "\(said)")
+            #expect(said.contains("kube.yaml:6:79: warning: cluster 'k' has the field 'colour', which the hub does not read; it is ignored"), "\(said)")
+            #expect(said.contains("kube.yaml:13:5: warning: user 'u' has the field 'tokn-file'"), "\(said)")
+        }
+    }
+
     static func real(_ path: String) -> String {
         guard let resolved = realpath(path, nil) else { return path }
         defer { free(resolved) }
