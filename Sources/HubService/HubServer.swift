@@ -95,6 +95,7 @@ public struct HubServer: Sendable {
         if old.maxBodyBytes != new.maxBodyBytes { changed.append("maxBodyBytes") }
         if old.idleTimeout != new.idleTimeout { changed.append("idleTimeout") }
         if old.maxConnections != new.maxConnections { changed.append("maxConnections") }
+        if old.allowExec != new.allowExec { changed.append("allowExec") }
         if old.pushConcurrency != new.pushConcurrency { changed.append("pushConcurrency") }
         if old.apiNice != new.apiNice { changed.append("apiNice") }
         if old.webhookURL != new.webhookURL || old.webhookCAFile != new.webhookCAFile || old.webhookTokenVariable != new.webhookTokenVariable {

@@ -75,6 +75,18 @@ import Testing
         let config = try HubConfig.load(path: path)
         #expect(config.port == 9443 && config.host == "0.0.0.0" && config.reconcileInterval == 300)
         #expect(config.statePath == (path as NSString).deletingLastPathComponent + "/s.sqlite")
+        #expect(config.allowExec.isEmpty && config.maxConnections == 1024)
+        // the operator's allow-list of exec credential plugins, and the connection bound
+        try "tokens: t.yaml\nallowExec: [/usr/local/bin/aws, gke-gcloud-auth-plugin]\nmaxConnections: 64\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let allowing = try HubConfig.load(path: path)
+        #expect(allowing.allowExec == ["/usr/local/bin/aws", "gke-gcloud-auth-plugin"] && allowing.maxConnections == 64)
+        try "tokens: t.yaml\nallowExec: aws\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigError.self) { try HubConfig.load(path: path) }
+        do { _ = try HubConfig.load(path: path) } catch { #expect(error.description.hasPrefix("\(path):2:12: error: allowExec must be a list")) }
+        try "tokens: t.yaml\nmaxConnections: 0\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigError.self) { try HubConfig.load(path: path) }
+        do { _ = try HubConfig.load(path: path) } catch { #expect(error.line == 2) }
     }
 
     @Test func metricsAreInThePrometheusTextFormat() {
