@@ -79,40 +79,25 @@ import Testing
 
         /// A kubeconfig whose user runs the fake plugin; `exec` is extra YAML inside the exec mapping.
         func kubeconfig(mode: String, api: String = "client.authentication.k8s.io/v1beta1", command: String? = nil,
-                        expires: String = "", exec extra: String = "") throws -> String {
-            let path = dir + "/kubeconfig-\(UUID().uuidString).yaml"
-            try """
-                apiVersion: v1
-                kind: Config
-                current-context: c1
-                clusters:
-                - name: c1
-                  cluster:
-                    server: '\(double.url(cluster: "c1"))'
-                    certificate-authority-data: \(Data(pki.caCertificate).base64EncodedString())
-                    extensions:
-                    - name: client.authentication.k8s.io/exec
-                      extension: {audience: policyhub-tests}
-                contexts:
-                - {name: c1, context: {cluster: c1, user: cloud-user}}
-                users:
-                - name: cloud-user
-                  user:
-                    exec:
-                      apiVersion: \(api)
-                      command: \(command ?? plugin)
-                      args: [get-token, --cluster, c1]
-                      env:
-                      - {name: FAKE_DIR, value: '\(dir)'}
-                      - {name: FAKE_MODE, value: \(mode)}
-                      - {name: FAKE_TOKEN, value: exec-token}
-                      - {name: FAKE_API, value: \(api)}
-                      - {name: FAKE_EXPIRES, value: '\(expires)'}
-                      - {name: FAKE_CERT, value: '\(dir)/client.crt'}
-                      - {name: FAKE_KEY, value: '\(dir)/client.key'}
-                \(extra.split(separator: "\n").map { "      " + $0 }.joined(separator: "\n"))
-                """.write(toFile: path, atomically: true, encoding: .utf8)
-            return path
+                        exec extra: String = "") throws -> String {
+            try KubeconfigOptionsTests.kubeconfig(double, pki: pki, cluster: """
+                extensions:
+                - name: client.authentication.k8s.io/exec
+                  extension: {audience: policyhub-tests}
+                """, user: """
+                exec:
+                  apiVersion: \(api)
+                  command: \(command ?? plugin)
+                  args: [get-token, --cluster, c1]
+                  env:
+                  - {name: FAKE_DIR, value: '\(dir)'}
+                  - {name: FAKE_MODE, value: \(mode)}
+                  - {name: FAKE_TOKEN, value: exec-token}
+                  - {name: FAKE_API, value: \(api)}
+                  - {name: FAKE_CERT, value: '\(dir)/client.crt'}
+                  - {name: FAKE_KEY, value: '\(dir)/client.key'}
+                \(extra.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+                """, userName: "cloud-user", in: dir)
         }
 
         func settings(allowed: [String]? = nil, interactive: Bool = false, timeout: Double = 20) -> ExecSettings {

@@ -96,7 +96,10 @@ import Testing
         }
     }
 
-    static func kubeconfig(_ double: KubernetesAPIDouble, pki: TestPKI, cluster: String = "", user: String, in dir: String) throws -> String {
+    /// A kubeconfig for the double's virtual cluster c1 with `cluster` (extra fields of the cluster) and
+    /// `user` (the user's fields), each given without indentation.
+    static func kubeconfig(_ double: KubernetesAPIDouble, pki: TestPKI, cluster: String = "", user: String, userName: String = "u",
+                           in dir: String) throws -> String {
         let path = dir + "/config-\(UUID().uuidString)"
         try """
             apiVersion: v1
@@ -108,9 +111,9 @@ import Testing
                 server: '\(double.url(cluster: "c1"))'
                 certificate-authority-data: \(Data(pki.caCertificate).base64EncodedString())
             \(cluster.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
-            contexts: [{name: c1, context: {cluster: c1, user: u}}]
+            contexts: [{name: c1, context: {cluster: c1, user: \(userName)}}]
             users:
-            - name: u
+            - name: \(userName)
               user:
             \(user.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
             """.write(toFile: path, atomically: true, encoding: .utf8)
