@@ -28,12 +28,50 @@ public enum RepositoryLoader {
         return out.sorted()
     }
 
-    static func read(root: String, path: String) -> Result<[UInt8], Diagnostic> {
+    /// Folders below `folder` that are symbolic links leading outside the repository: never descended
+    /// into, and each an error (a file that is such a link is refused when it is read).
+    public static func foldersLinkedOutside(root: String, folder: String) -> [String] {
+        let base = (root as NSString).appendingPathComponent(folder)
+        guard let enumerator = FileManager.default.enumerator(atPath: base), let inside = realPath(root) else { return [] }
+        var out: [String] = []
+        while let item = enumerator.nextObject() as? String {
+            let full = (base as NSString).appendingPathComponent(item)
+            var info = stat()
+            guard lstat(full, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK else { continue }
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
+            if let target = realPath(full), target == inside || target.hasPrefix(inside == "/" ? "/" : inside + "/") { continue }
+            out.append(folder + "/" + item)
+        }
+        return out.sorted()
+    }
+
+    /// A file of the repository, read only when it stays inside the repository (a symbolic link, of the
+    /// file or of a folder above it, that leads outside is refused, its target never read or echoed) and
+    /// is no larger than the YAML limit (checked before a byte is read).
+    static func read(root: String, path: String, limits: YAMLLimits = .default) -> Result<[UInt8], Diagnostic> {
         let full = (root as NSString).appendingPathComponent(path)
-        guard let data = FileManager.default.contents(atPath: full) else {
+        let inside = realPath(root).map { $0 == "/" ? "/" : $0 + "/" }
+        guard let resolved = realPath(full), let inside, resolved.hasPrefix(inside) else {
+            return .failure(.error("is a symbolic link (or lies below one) that leads outside the repository; it is not read",
+                                   at: .start(of: path)))
+        }
+        var info = stat()
+        guard stat(resolved, &info) == 0 else { return .failure(.error("cannot read the file", at: .start(of: path))) }
+        if Int(info.st_size) > limits.maxBytes {
+            return .failure(.error("file is \(info.st_size) bytes; the limit is \(limits.maxBytes) bytes (4 MiB); it is not read",
+                                   at: .start(of: path)))
+        }
+        guard let data = FileManager.default.contents(atPath: resolved) else {
             return .failure(.error("cannot read the file", at: .start(of: path)))
         }
         return .success([UInt8](data))
+    }
+
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     /// Reads and decodes every policy and cluster file below `root`. Files are decoded concurrently.
@@ -45,9 +83,14 @@ public enum RepositoryLoader {
             diagnostics.append(.error("no policies/ folder here; run in a policy repository or pass --repo PATH",
                                       at: .start(of: "policies")))
         }
+        for folder in ["policies", "clusters"] {
+            for link in foldersLinkedOutside(root: root, folder: folder) {
+                diagnostics.append(.error("is a symbolic link to a folder outside the repository; nothing below it is read", at: .start(of: link)))
+            }
+        }
         let policyFiles = yamlFiles(root: root, folder: "policies")
         let results = concurrentMap(policyFiles) { path -> ([PolicyObject], [Diagnostic]) in
-            switch read(root: root, path: path) {
+            switch read(root: root, path: path, limits: limits) {
             case .failure(let d): return ([], [d])
             case .success(let bytes):
                 let decoded = PolicyDecoder.decodeFile(bytes, file: path, limits: limits)
@@ -66,7 +109,7 @@ public enum RepositoryLoader {
             diagnostics.append(.error("clusters/environments.yaml is missing", at: .start(of: "clusters/environments.yaml")))
         }
         for path in clusterFiles {
-            switch read(root: root, path: path) {
+            switch read(root: root, path: path, limits: limits) {
             case .failure(let d): diagnostics.append(d)
             case .success(let bytes):
                 let decoded = PolicyDecoder.decodeFleetFile(bytes, file: path, limits: limits)
