@@ -65,6 +65,10 @@ public struct PolicyValidator {
         if !NeuVectorNames.isDNS1123Subdomain(object.metadata.name) {
             error("metadata.name '\(object.metadata.name)' is not a valid Kubernetes name (lower-case letters, digits, '-' and '.')",
                   metaAt)
+        } else if object.metadata.name.utf8.count + ".yaml".utf8.count > 255 {
+            // a directory member stores each object as NAME.yaml, and a file name is at most 255 bytes
+            error("metadata.name is \(object.metadata.name.utf8.count) characters; a GitOps folder stores it as NAME.yaml and a file name holds at most 255 bytes, so it must be at most 250",
+                  metaAt)
         }
         var tier = Tier.enforced
         switch scope {
@@ -82,6 +86,10 @@ public struct PolicyValidator {
             }
         case .namespace(let ns):
             tier = .namespace
+            if !NeuVectorNames.isDNS1123Label(ns) {
+                error("the folder policies/namespaces/\(ns)/ is not a namespace name (a DNS-1123 label: lower-case letters, digits and '-', at most 63)",
+                      at)
+            }
             if object.kind != .securityRule {
                 error("only NvSecurityRule documents may live under policies/namespaces/\(ns)/, not \(object.kind.rawValue)",
                       at)

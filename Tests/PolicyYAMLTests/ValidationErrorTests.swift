@@ -33,7 +33,14 @@ import Testing
 
     static let ns = "policies/namespaces/demo/web.yaml"
 
+    /// 251 characters: a valid Kubernetes name (four labels of 62), but NAME.yaml is longer than a file name may be.
+    static let longName = Array(repeating: String(repeating: "a", count: 62), count: 4).joined(separator: ".")
+
     static let cases: [Case] = [
+        Case(name: "namespace folder that is no namespace name", path: "policies/namespaces/Demo_1/web.yaml",
+             yaml: nsRule("", namespace: "Demo_1"), expected: "1:1: error: the folder policies/namespaces/Demo_1/ is not a namespace name"),
+        Case(name: "name too long for a file", path: ns, yaml: nsRule("", name: longName),
+             expected: "4:3: error: metadata.name is 251 characters; a GitOps folder stores it as NAME.yaml"),
         Case(name: "YAML syntax", path: ns, yaml: "a: [1, 2\nb: 3\n", expected: "2:2: error: did not find expected ',' or ']'"),
         Case(name: "unknown kind", path: ns, yaml: "apiVersion: neuvector.com/v1\nkind: NvThing\nmetadata: {name: x}\n",
              expected: "2:7: error: unknown kind 'NvThing'"),
