@@ -27,11 +27,13 @@ public struct Workspace: Sendable {
         let fleet = FleetValidator.validate(repository.fleet, parallel: .dispatch) {
             KubeconfigCheck.problems($0, root: root, exec: exec)
         }
-        let all = (repository.diagnostics + policy.diagnostics + fleet.diagnostics).sorted()
+        // a placement must select some cluster of the fleet (checked when both read)
+        let placement = policy.value.flatMap { tree in fleet.value.map { PlacementCheck.problems(tree, fleet: $0) } } ?? []
+        let all = (repository.diagnostics + policy.diagnostics + fleet.diagnostics + placement).sorted()
         // a file of clusters/ that does not decode spoils the fleet; any other one, the policy tree
         let fleetDecodes = !repository.diagnostics.contains { $0.isError && $0.location.file.hasPrefix("clusters/") }
         let policyDecodes = !repository.diagnostics.contains { $0.isError && !$0.location.file.hasPrefix("clusters/") }
-        return Workspace(repository: repository, diagnostics: all, policy: policyDecodes ? policy.value : nil,
+        return Workspace(repository: repository, diagnostics: all, policy: policyDecodes && placement.isEmpty ? policy.value : nil,
                          fleet: fleetDecodes ? fleet.value : nil)
     }
 

@@ -54,4 +54,29 @@ import Testing
             #expect(error.description == "policies/global/huge.yaml:1:1: error: file is 3221225472 bytes; the limit is 4194304 bytes (4 MiB); it is not read")
         }
     }
+
+    /// A misspelt placement would silently drop an enforced rule: it is an error, with "did you mean".
+    @Test func aPlacementThatSelectsNoClusterIsAnErrorWithDidYouMean() throws {
+        try Self.withExample { folder in
+            let file = folder + "/policies/global/production-hardening.yaml"
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            #expect(text.contains("environment=production"))
+            try text.replacingOccurrences(of: "environment=production", with: "environment=prodution")
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            var workspace = Workspace.open(root: folder)
+            #expect(workspace.policy == nil)
+            let error = try #require(workspace.diagnostics.first { $0.isError })
+            #expect(error.location.file == "policies/global/production-hardening.yaml")
+            #expect(error.message.contains("'environment=prodution' selects no cluster of the fleet (3 clusters)"), "\(error)")
+            #expect(error.message.contains("no cluster has environment=prodution (did you mean 'production'?)"), "\(error)")
+            try text.replacingOccurrences(of: "environment=production", with: "enviroment=production")
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            workspace = Workspace.open(root: folder)
+            #expect(workspace.diagnostics.contains { $0.message.contains("no cluster has the label 'enviroment' (did you mean 'environment'?)") },
+                    "\(workspace.diagnostics)")
+            // a placement some cluster matches is fine
+            try text.write(toFile: file, atomically: true, encoding: .utf8)
+            #expect(Workspace.open(root: folder).isValid)
+        }
+    }
 }

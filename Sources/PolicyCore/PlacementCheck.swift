@@ -1,0 +1,66 @@
+/// A placement selector that selects no cluster of the fleet is an error (SEMANTICS §2): a misspelt
+/// `environment=prodution` would otherwise silently drop an enforced rule. A label value or key that no
+/// cluster carries gets "did you mean" when a known one is at most two edits away.
+public enum PlacementCheck {
+    public static func problems(_ policy: ValidatedPolicySet, fleet: ValidatedFleet) -> [Diagnostic] {
+        let labelSets = fleet.clusters.map(\.placementLabels)
+        var valuesByKey: [String: Set<String>] = [:]
+        for labels in labelSets { for (key, value) in labels { valuesByKey[key, default: []].insert(value) } }
+        var out: [Diagnostic] = []
+        for document in policy.documents where !document.placement.requirements.isEmpty {
+            guard !labelSets.contains(where: document.placement.matches) else { continue }
+            var hints: [String] = []
+            for requirement in document.placement.requirements {
+                let (key, wanted): (String, [String])
+                switch requirement {
+                case .equals(let k, let v): (key, wanted) = (k, [v])
+                case .isIn(let k, let values): (key, wanted) = (k, values)
+                case .exists(let k): (key, wanted) = (k, [])
+                case .notEquals, .notIn, .doesNotExist: continue
+                }
+                guard let known = valuesByKey[key] else {
+                    let near = EditDistance.nearest(key, among: Array(valuesByKey.keys))
+                    hints.append("no cluster has the label '\(key)'\(near.map { " (did you mean '\($0)'?)" } ?? "")")
+                    continue
+                }
+                for value in wanted where !known.contains(value) {
+                    let near = EditDistance.nearest(value, among: Array(known))
+                    hints.append("no cluster has \(key)=\(value)\(near.map { " (did you mean '\($0)'?)" } ?? "")")
+                }
+            }
+            let count = fleet.clusters.count
+            out.append(.error("\(HubAnnotation.placement) '\(document.placement.text)' selects no cluster of the fleet (\(count) cluster\(count == 1 ? "" : "s")), so this document would be pushed nowhere\(hints.isEmpty ? "" : ": " + hints.joined(separator: "; "))",
+                              at: document.object.origin.at("metadata")))
+        }
+        return out
+    }
+}
+
+/// Edit distance (Levenshtein) for "did you mean".
+public enum EditDistance {
+    public static func between(_ a: String, _ b: String) -> Int {
+        let x = Array(a.unicodeScalars), y = Array(b.unicodeScalars)
+        if x.isEmpty { return y.count }
+        if y.isEmpty { return x.count }
+        var previous = Array(0...y.count)
+        var current = [Int](repeating: 0, count: y.count + 1)
+        for i in 1...x.count {
+            current[0] = i
+            for j in 1...y.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1))
+            }
+            swap(&previous, &current)
+        }
+        return previous[y.count]
+    }
+
+    /// The candidate nearest to `word`, when it is at most `limit` edits away (ties: the first in sorted order).
+    public static func nearest(_ word: String, among candidates: [String], limit: Int = 2) -> String? {
+        var best: (String, Int)?
+        for candidate in candidates.sorted() where candidate != word {
+            let distance = between(word, candidate)
+            if distance <= limit && distance < (best?.1 ?? Int.max) { best = (candidate, distance) }
+        }
+        return best?.0
+    }
+}
