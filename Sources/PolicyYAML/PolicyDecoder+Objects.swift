@@ -86,7 +86,9 @@ extension PolicyDecoder {
                 meta.name = string(pair.value, "metadata.name") ?? ""
             case "namespace": meta.namespace = optionalString(pair.value, "metadata.namespace")
             case "labels": meta.labels = stringMap(pair.value, "metadata.labels")
-            case "annotations": meta.annotations = stringMap(pair.value, "metadata.annotations")
+            case "annotations":
+                meta.annotations = stringMap(pair.value, "metadata.annotations")
+                checkHubAnnotations(pair.value)
             default: continue  // creationTimestamp, uid, resourceVersion...: Kubernetes' own
             }
         }
@@ -95,6 +97,21 @@ extension PolicyDecoder {
             return nil
         }
         return meta
+    }
+
+    /// The `policyhub.dev/` annotations the hub knows; any other is an error at its key (a misspelt
+    /// `policyhub.dev/placment` would otherwise place the document on every cluster).
+    static let hubAnnotations = [HubAnnotation.tier, HubAnnotation.placement, HubAnnotation.revision, HubAnnotation.source,
+                                 HubAnnotation.hash]
+
+    mutating func checkHubAnnotations(_ node: YAMLNode) {
+        guard case .mapping(let pairs) = node.content else { return }
+        for pair in pairs {
+            guard let key = pair.key.scalarText, key.hasPrefix("policyhub.dev/"), !PolicyDecoder.hubAnnotations.contains(key) else { continue }
+            let near = EditDistance.nearest(key, among: PolicyDecoder.hubAnnotations)
+            error("unknown annotation '\(key)'\(near.map { " (did you mean '\($0)'?)" } ?? ""); the hub knows \(HubAnnotation.tier) and \(HubAnnotation.placement)",
+                  pair.key)
+        }
     }
 
     mutating func decodeSecurityRuleSpec(_ node: YAMLNode) -> SecurityRuleSpec? {

@@ -39,6 +39,9 @@ import Testing
     static let cases: [Case] = [
         Case(name: "namespace folder that is no namespace name", path: "policies/namespaces/Demo_1/web.yaml",
              yaml: nsRule("", namespace: "Demo_1"), expected: "1:1: error: the folder policies/namespaces/Demo_1/ is not a namespace name"),
+        Case(name: "unknown hub annotation", path: "policies/global/a.yaml",
+             yaml: "apiVersion: neuvector.com/v1\nkind: NvClusterSecurityRule\nmetadata:\n  name: a\n  annotations:\n    policyhub.dev/placment: environment=production\nspec: {target: {selector: {name: nodes}}}\n",
+             expected: "6:5: error: unknown annotation 'policyhub.dev/placment' (did you mean 'policyhub.dev/placement'?)"),
         Case(name: "name too long for a file", path: ns, yaml: nsRule("", name: longName),
              expected: "4:3: error: metadata.name is 251 characters; a GitOps folder stores it as NAME.yaml"),
         Case(name: "YAML syntax", path: ns, yaml: "a: [1, 2\nb: 3\n", expected: "2:2: error: did not find expected ',' or ']'"),
