@@ -100,6 +100,14 @@ extension HubSession {
                 }
                 throw .invalid("the tree with this document does not validate", diagnostics: located)
             }
+            let ambiguous = AmbiguityCheck.problems(policy, fleet: fleet, parallel: .dispatch).map { diagnostic -> Diagnostic in
+                var moved = diagnostic
+                if moved.location.file == source { moved.location.file = "body" }
+                return moved
+            }
+            if !ambiguous.isEmpty {
+                throw .invalid("the tree with this document has an ambiguous conflict", diagnostics: ambiguous)
+            }
             guard let document = policy.documents.first(where: { $0.object.identity == identity }) else {
                 throw .failure("the validated tree lost \(identity)")
             }

@@ -28,7 +28,10 @@ public struct Workspace: Sendable {
             KubeconfigCheck.problems($0, root: root, exec: exec)
         }
         // a placement must select some cluster of the fleet (checked when both read)
-        let placement = policy.value.flatMap { tree in fleet.value.map { PlacementCheck.problems(tree, fleet: $0) } } ?? []
+        var placement = policy.value.flatMap { tree in fleet.value.map { PlacementCheck.problems(tree, fleet: $0) } } ?? []
+        if placement.isEmpty, let tree = policy.value, let members = fleet.value {
+            placement = AmbiguityCheck.problems(tree, fleet: members, parallel: .dispatch)
+        }
         let all = (repository.diagnostics + policy.diagnostics + fleet.diagnostics + placement).sorted()
         // a file of clusters/ that does not decode spoils the fleet; any other one, the policy tree
         let fleetDecodes = !repository.diagnostics.contains { $0.isError && $0.location.file.hasPrefix("clusters/") }

@@ -64,3 +64,25 @@ public enum EditDistance {
         return best?.0
     }
 }
+
+/// An `ambiguous` conflict (SEMANTICS §3.8: two rules of opposite actions at one priority over
+/// overlapping traffic, which NeuVector may apply in either order) is an error wherever a tree is
+/// checked: `validate`, `plan`, `apply` and the API alike, not only `render`.
+public enum AmbiguityCheck {
+    public static func problems(_ policy: ValidatedPolicySet, fleet: ValidatedFleet, parallel: ParallelFor = .serial) -> [Diagnostic] {
+        let rendered = Renderer(policy: policy, fleet: fleet, revision: "check").render(clusters: fleet.clusters, parallel: parallel)
+        var clusters: [Conflict: [String]] = [:]
+        var order: [Conflict] = []
+        for (cluster, effective) in rendered {
+            for conflict in effective.conflicts where conflict.kind == .ambiguous {
+                if clusters[conflict] == nil { order.append(conflict) }
+                clusters[conflict, default: []].append(cluster.name)
+            }
+        }
+        return order.sorted().map { conflict in
+            let on = clusters[conflict] ?? []
+            return .error("ambiguous: \(conflict.message) (the other rule: \(conflict.by.location); on \(on.count == fleet.clusters.count ? "every cluster" : on.joined(separator: ", ")))",
+                          at: conflict.rule.location)
+        }
+    }
+}

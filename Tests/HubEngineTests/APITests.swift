@@ -110,6 +110,14 @@ import Testing
             guard case .list(let lines)? = invalid.json["error"]?["diagnostics"] else { Issue.record("\(invalid.json)"); return }
             #expect(lines.contains { $0.stringValue?.hasPrefix("body:") == true })
             #expect(try fleet.store.revisions(environment: "staging").count == 2)
+            // an ambiguous pair is refused by the API as by validate, located in the body
+            let ambiguous = Self.paymentsRule.replacingOccurrences(of: #""process": [{"action": "deny", "name": "curl", "path": "/usr/bin/curl"}]"#,
+                                                                   with: #""ingress": [{"name": "a", "action": "allow", "ports": "tcp/80", "applications": ["any"], "selector": {"name": "external"}}, {"name": "b", "action": "deny", "ports": "tcp/80", "applications": ["any"], "selector": {"name": "external"}}]"#)
+            #expect(ambiguous != Self.paymentsRule)
+            let refused = try await api.call(.put, path, as: "payments-owner", body: ambiguous)
+            #expect(refused.status == 422, "\(refused.json)")
+            guard case .list(let found)? = refused.json["error"]?["diagnostics"] else { Issue.record("\(refused.json)"); return }
+            #expect(found.contains { $0.stringValue?.hasPrefix("body:") == true && $0.stringValue?.contains("ambiguous") == true }, "\(found)")
             let removed = try await api.call(.delete, path, as: "payments-owner", headers: [.ifMatch: etag])
             #expect(removed.status == 200 && removed.json["hash"] == .null)
         }
