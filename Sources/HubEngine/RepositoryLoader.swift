@@ -49,9 +49,9 @@ public enum RepositoryLoader {
     /// A file of the repository, read only when it stays inside the repository (a symbolic link, of the
     /// file or of a folder above it, that leads outside is refused, its target never read or echoed) and
     /// is no larger than the YAML limit (checked before a byte is read).
-    static func read(root: String, path: String, limits: YAMLLimits = .default) -> Result<[UInt8], Diagnostic> {
+    /// `inside`: the repository's resolved path with a trailing slash (resolved once per load).
+    static func read(root: String, inside: String?, path: String, limits: YAMLLimits = .default) -> Result<[UInt8], Diagnostic> {
         let full = (root as NSString).appendingPathComponent(path)
-        let inside = realPath(root).map { $0 == "/" ? "/" : $0 + "/" }
         guard let resolved = realPath(full), let inside, resolved.hasPrefix(inside) else {
             return .failure(.error("is a symbolic link (or lies below one) that leads outside the repository; it is not read",
                                    at: .start(of: path)))
@@ -88,9 +88,10 @@ public enum RepositoryLoader {
                 diagnostics.append(.error("is a symbolic link to a folder outside the repository; nothing below it is read", at: .start(of: link)))
             }
         }
+        let inside = realPath(root).map { $0 == "/" ? "/" : $0 + "/" }
         let policyFiles = yamlFiles(root: root, folder: "policies")
         let results = concurrentMap(policyFiles) { path -> ([PolicyObject], [Diagnostic]) in
-            switch read(root: root, path: path, limits: limits) {
+            switch read(root: root, inside: inside, path: path, limits: limits) {
             case .failure(let d): return ([], [d])
             case .success(let bytes):
                 let decoded = PolicyDecoder.decodeFile(bytes, file: path, limits: limits)
@@ -109,7 +110,7 @@ public enum RepositoryLoader {
             diagnostics.append(.error("clusters/environments.yaml is missing", at: .start(of: "clusters/environments.yaml")))
         }
         for path in clusterFiles {
-            switch read(root: root, path: path, limits: limits) {
+            switch read(root: root, inside: inside, path: path, limits: limits) {
             case .failure(let d): diagnostics.append(d)
             case .success(let bytes):
                 let decoded = PolicyDecoder.decodeFleetFile(bytes, file: path, limits: limits)
