@@ -10,6 +10,15 @@ public struct RuleSource: Sendable, Hashable, Comparable, CustomStringConvertibl
     public var rule: String
     public var tier: Tier
 
+    public init(file: String, line: Int, column: Int, document: ObjectIdentity, rule: String, tier: Tier) {
+        self.file = file
+        self.line = line
+        self.column = column
+        self.document = document
+        self.rule = rule
+        self.tier = tier
+    }
+
     public var location: SourceLocation { SourceLocation(file: file, line: line, column: column) }
 
     public var description: String { "\(rule) (\(tier.rawValue), \(file):\(line):\(column))" }
@@ -118,6 +127,18 @@ public struct EffectivePolicy: Sendable, Hashable {
     public let networkRules: [EffectiveNetworkRule]
     /// Security rule documents after merging, ordered by identity.
     public let documents: [EffectiveDocument]
+    /// The compiled `local` admission object, when admission documents are placed on the cluster.
+    public let admission: CompiledAdmission?
+
+    public init(environment: String, objects: [RenderedObject], conflicts: [Conflict], networkRules: [EffectiveNetworkRule],
+                documents: [EffectiveDocument], admission: CompiledAdmission? = nil) {
+        self.environment = environment
+        self.objects = objects
+        self.conflicts = conflicts
+        self.networkRules = networkRules
+        self.documents = documents
+        self.admission = admission
+    }
 }
 
 extension EffectivePolicy {

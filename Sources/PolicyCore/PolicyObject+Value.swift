@@ -13,6 +13,7 @@ extension PolicyObject {
         object.set("metadata", meta.value)
         switch body {
         case .securityRule(let spec): object.set("spec", spec.wireValue)
+        case .admission(let spec): object.set("spec", spec.wireValue)
         case .opaque(let spec): object.set("spec", spec == .null ? nil : spec)
         }
         return object.value.canonical
@@ -22,6 +23,7 @@ extension PolicyObject {
     public var specValue: Value {
         switch body {
         case .securityRule(let spec): return spec.wireValue.canonical
+        case .admission(let spec): return spec.wireValue.canonical
         case .opaque(let spec): return spec.canonical
         }
     }
@@ -132,5 +134,54 @@ extension SensorSettings {
                 .map([Value.MapEntry("name", .string($0.name)), Value.MapEntry("action", .string($0.action.rawValue))])
             })),
         ])
+    }
+}
+
+extension AdmissionSpec {
+    public var wireValue: Value {
+        var spec = ValueMapBuilder()
+        spec.set("config", config?.wireValue)
+        spec.set("rules", rules.isEmpty ? nil : .list(rules.map(\.wireValue)))
+        return spec.value.canonical
+    }
+}
+
+extension AdmissionConfig {
+    public var wireValue: Value {
+        var map = ValueMapBuilder()
+        map.set("client_mode", clientMode.map(Value.string))
+        map.set("enable", enable.map(Value.bool))
+        map.set("mode", mode.map(Value.string))
+        return map.value
+    }
+}
+
+extension AdmissionRule {
+    public var wireValue: Value {
+        var map = ValueMapBuilder()
+        map.set("action", action.map(Value.string))
+        map.set("comment", comment.map(Value.string))
+        map.set("containers", containers.map(Value.strings))
+        map.set("conversion_id_ref", conversionIdRef.map(Value.int))
+        map.set("criteria", .list(criteria.map(\.wireValue)))
+        map.set("disabled", disabled.map(Value.bool))
+        map.set("id", id.map(Value.int))
+        map.set("rule_mode", ruleMode.map(Value.string))
+        return map.value
+    }
+}
+
+extension AdmissionCriterion {
+    public var wireValue: Value {
+        var map = ValueMapBuilder()
+        map.set("name", .string(name))
+        map.set("op", .string(op))
+        map.set("path", path.map(Value.string))
+        map.set("sub_criteria", subCriteria.isEmpty ? nil : .list(subCriteria.map(\.wireValue)))
+        map.set("template_kind", templateKind.map(Value.string))
+        map.set("type", type.map(Value.string))
+        map.set("value", .string(value))
+        map.set("value_type", valueType.map(Value.string))
+        return map.value
     }
 }

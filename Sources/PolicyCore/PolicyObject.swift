@@ -19,6 +19,8 @@ public struct PolicyObject: Sendable, Hashable {
     /// The body of an object: a security rule spec the hub merges, or any other kind kept as written.
     public enum Body: Sendable, Hashable {
         case securityRule(SecurityRuleSpec)
+        /// An admission control spec, compiled per cluster into `local` (SEMANTICS §3.9).
+        case admission(AdmissionSpec)
         /// The object's `spec` (or `.null` when it has none), passed through unchanged.
         case opaque(Value)
     }
@@ -45,6 +47,12 @@ public struct PolicyObject: Sendable, Hashable {
     /// The security rule spec, for the kinds that have one.
     public var securityRule: SecurityRuleSpec? {
         if case .securityRule(let spec) = body { return spec }
+        return nil
+    }
+
+    /// The admission spec, for `NvAdmissionControlSecurityRule`.
+    public var admission: AdmissionSpec? {
+        if case .admission(let spec) = body { return spec }
         return nil
     }
 }

@@ -14,15 +14,20 @@ public struct PolicyValidator {
         for object in tree.objects where object.kind == .groupDefinition {
             if let selector = validator.groupDefinitionSelector(object) { definitions[selector.name] = selector }
         }
-        var firstPlace: [ObjectIdentity: SourceLocation] = [:]
+        var firstPlace: [String: SourceLocation] = [:]
         var unique: [Int] = []
         for (index, object) in tree.objects.enumerated() {
             let identity = object.identity
-            if let first = firstPlace[identity] {
+            // admission documents are compiled into `local`, so only their own folder must tell them apart
+            var key = identity.description
+            if object.kind == .admissionControl, case .namespace(let ns)? = DocumentScope.of(path: object.origin.location.file) {
+                key += "@" + ns
+            }
+            if let first = firstPlace[key] {
                 validator.error("\(identity) is defined twice: first at \(first)", object.origin.location)
                 continue
             }
-            firstPlace[identity] = object.origin.location
+            firstPlace[key] = object.origin.location
             unique.append(index)
         }
         let slots = ResultSlots<(PlacedDocument?, [Diagnostic])>(count: unique.count)
@@ -90,20 +95,26 @@ public struct PolicyValidator {
                 error("the folder policies/namespaces/\(ns)/ is not a namespace name (a DNS-1123 label: lower-case letters, digits and '-', at most 63)",
                       at)
             }
-            if object.kind != .securityRule {
-                error("only NvSecurityRule documents may live under policies/namespaces/\(ns)/, not \(object.kind.rawValue)",
+            if object.kind != .securityRule && object.kind != .admissionControl {
+                error("only NvSecurityRule and NvAdmissionControlSecurityRule documents may live under policies/namespaces/\(ns)/, not \(object.kind.rawValue)",
                       at)
             }
             if object.metadata.annotations[HubAnnotation.tier] != nil {
                 error("\(HubAnnotation.tier) is for global documents only; namespace rules always rank below enforced global rules",
                       metaAt)
             }
-            if object.metadata.namespace != ns {
+            if object.kind == .admissionControl {
+                // cluster-scoped: compiled into `local`, never pushed under its own name
+                if let written = object.metadata.namespace, written != ns {
+                    error("metadata.namespace must be '\(ns)', the folder the document lives in, or left out (found '\(written)')",
+                          object.origin.at("metadata"))
+                }
+            } else if object.metadata.namespace != ns {
                 error("metadata.namespace must be '\(ns)', the folder the document lives in (found '\(object.metadata.namespace ?? "")')",
                       metaAt)
             }
         }
-        if !object.kind.isNamespaced, let ns = object.metadata.namespace, !ns.isEmpty {
+        if !object.kind.isNamespaced, object.kind != .admissionControl, let ns = object.metadata.namespace, !ns.isEmpty {
             warning("metadata.namespace '\(ns)' is ignored: \(object.kind.rawValue) is cluster-scoped", metaAt)
         }
         var placement = LabelSelector.everything
@@ -116,6 +127,7 @@ public struct PolicyValidator {
         }
         switch object.body {
         case .securityRule(let spec): checkSecurityRule(object, spec, definitions: definitions)
+        case .admission(let spec): checkAdmission(object, spec, scope: scope)
         case .opaque(let spec): checkOpaque(object, spec)
         }
         return PlacedDocument(object: object, source: file, scope: scope, tier: tier, placement: placement)
@@ -414,21 +426,6 @@ public struct PolicyValidator {
                     }
                 }
             }
-        case .admissionControl:
-            if name == "fed" {
-                error("NvAdmissionControlSecurityRule 'fed' is NeuVector federation, which the hub does not use; name it 'local'",
-                      object.origin.at("metadata"))
-            } else if name != "local" {
-                error("NvAdmissionControlSecurityRule must be named 'local' (NeuVector ignores any other name)",
-                      object.origin.at("metadata"))
-            }
-            if case .list(let rules)? = spec["rules"] {
-                for rule in rules {
-                    if let action = rule["action"]?.stringValue, RuleAction(rawValue: action) == nil {
-                        error("admission rule action '\(action)' is not one of: allow, deny", at)
-                    }
-                }
-            }
         case .dlp, .waf:
             let sensorName = spec["sensor"]?["name"]?.stringValue
             if sensorName != name {
@@ -438,8 +435,86 @@ public struct PolicyValidator {
             if name != "default" {
                 error("\(object.kind.rawValue) must be named 'default'", object.origin.at("metadata"))
             }
-        case .responseRule, .securityRule, .clusterSecurityRule:
+        case .responseRule, .securityRule, .clusterSecurityRule, .admissionControl:
             break
+        }
+    }
+
+    // MARK: - Admission control (crdsecurityrule.go parseCurCrdAdmCtrlContent, admission.go validateAdmCtrlCriteria)
+
+    private mutating func checkAdmission(_ object: PolicyObject, _ spec: AdmissionSpec, scope: DocumentScope) {
+        if object.metadata.name == "fed" {
+            error("NvAdmissionControlSecurityRule 'fed' is NeuVector federation, which the hub does not use; any other name is compiled into 'local'",
+                  object.origin.at("metadata"))
+        }
+        var namespace: String?
+        if case .namespace(let ns) = scope { namespace = ns }
+        if let config = spec.config {
+            if let namespace {
+                error("spec.config comes from global documents only; a document of namespace '\(namespace)' cannot set NeuVector's admission state",
+                      config.origin.location)
+            }
+            for field in ["enable", "mode", "client_mode"] where !config.origin.fields.contains(where: { $0.name == field }) {
+                error("config needs '\(field)': NeuVector requires enable, mode and client_mode together (\"validation error\")", config.origin.location)
+            }
+            if let mode = config.mode, mode != "monitor" && mode != "protect" {
+                error("config.mode '\(mode)' is not one of: monitor, protect", config.origin.at("mode"))
+            }
+            if let client = config.clientMode, client != "service" && client != "url" {
+                error("config.client_mode '\(client)' is not one of: service, url", config.origin.at("client_mode"))
+            }
+        }
+        for (index, rule) in spec.rules.enumerated() {
+            checkAdmissionRule(rule, index: index, namespace: namespace)
+        }
+    }
+
+    private mutating func checkAdmissionRule(_ rule: AdmissionRule, index: Int, namespace: String?) {
+        let at = rule.origin
+        guard let text = rule.action else {
+            error("admission rule #\(index) needs 'action' (allow or deny)", at.location)
+            return
+        }
+        guard let action = RuleAction(rawValue: text) else {
+            error("admission rule action '\(text)' is not one of: allow, deny", at.at("action"))
+            return
+        }
+        if rule.criteria.isEmpty {
+            error("admission rule #\(index) has no criteria; NeuVector refuses it (\"no criteria\")", at.at("criteria"))
+        }
+        if let mode = rule.ruleMode {
+            if action == .allow && !mode.isEmpty {
+                error("rule_mode '\(mode)' is for deny rules; an allow rule takes \"\" or none", at.at("rule_mode"))
+            } else if action == .deny && !["", "monitor", "protect"].contains(mode) {
+                error("rule_mode '\(mode)' is not one of: \"\", monitor, protect", at.at("rule_mode"))
+            }
+        }
+        for kind in rule.containers ?? [] where !["containers", "init_containers", "ephemeral_containers"].contains(kind) {
+            error("containers value '\(kind)' is not one of: containers, init_containers, ephemeral_containers", at.at("containers"))
+        }
+        if let id = rule.id, id > 0, id < 1000, namespace != nil {
+            error("id \(id) is one of NeuVector's default admission rules, which a namespace document cannot change", at.at("id"))
+        }
+        let table = AdmissionOption.table(for: action)
+        for criterion in rule.criteria {
+            if let problem = AdmissionOption.problem(criterion, in: table, action: action) {
+                error(problem.message, criterion.origin.at(problem.field))
+            }
+        }
+        if rule.criteria.contains(where: { $0.name == "storageClassName" }) {
+            for criterion in rule.criteria where criterion.name != "storageClassName" && criterion.name != "namespace" {
+                error("the storageClassName criterion can only be combined with namespace criteria, not '\(criterion.name)'",
+                      criterion.origin.at("name"))
+            }
+        }
+        guard let namespace else { return }
+        let own = rule.criteria.filter { $0.name == "namespace" }
+        if own.isEmpty {
+            error("an admission rule of namespace '\(namespace)' needs the criterion 'namespace containsAny \(namespace)', so that it decides only its own namespace",
+                  at.at("criteria"))
+        } else if AdmissionCompiler.literalNamespaces(own) != [namespace] {
+            error("an admission rule of namespace '\(namespace)' may admit only '\(namespace)': its namespace criteria must all be 'containsAny \(namespace)' (criteria of one name are OR'd, so any other widens it)",
+                  own[0].origin.at("value"))
         }
     }
 }

@@ -104,7 +104,12 @@ struct RenderState {
         var globals: [(PlacedDocument, SecurityRuleSpec)] = []
         var namespaced: [(PlacedDocument, SecurityRuleSpec)] = []
         var objects: [RenderedObject] = []
+        var admission: [PlacedDocument] = []
         for document in placed {
+            if document.object.kind == .admissionControl {
+                admission.append(document)
+                continue
+            }
             guard let spec = document.object.securityRule else {
                 let key = DocumentCache.Key(document: document, environment: "", covering: [], revision: revision)
                 objects.append(cache.entry(key) {
@@ -154,10 +159,51 @@ struct RenderState {
         let order = network.indices.sorted { Precedence.evaluatesBefore(network[$0], network[$1]) }
         network = order.map { network[$0] }
         findNetworkConflicts(network)
+        var compiled: CompiledAdmission?
+        if !admission.isEmpty {
+            let result = compileAdmission(admission)
+            compiled = result.admission
+            conflicts += result.admission.conflicts
+            objects.append(result.object)
+        }
         objects.sort { $0.identity < $1.identity }
         documents.sort { $0.identity < $1.identity }
         return EffectivePolicy(environment: environment.name, objects: objects, conflicts: conflicts.sorted(),
-                               networkRules: network, documents: documents)
+                               networkRules: network, documents: documents, admission: compiled)
+    }
+
+    // MARK: - Admission control (§3.9)
+
+    /// Every placed admission document compiled into the one object NeuVector honours, `local`.
+    func compileAdmission(_ documents: [PlacedDocument]) -> (admission: CompiledAdmission, object: RenderedObject) {
+        var rules: [PlacedAdmissionRule] = []
+        var configs: [(AdmissionConfig, RuleSource)] = []
+        for document in documents {
+            guard let spec = document.object.admission else { continue }
+            var namespace: String?
+            if case .namespace(let ns) = document.scope { namespace = ns }
+            if let config = spec.config, namespace == nil {
+                configs.append((config, source(document, config.origin, rule: "spec.config")))
+            }
+            for (index, rule) in spec.rules.enumerated() {
+                let name = "#\(index) (\(rule.action ?? "?")\(rule.comment.map { ": " + $0 } ?? ""))"
+                rules.append(PlacedAdmissionRule(rule: rule, source: source(document, rule.origin, rule: name), namespace: namespace))
+            }
+        }
+        let compiled = AdmissionCompiler.compile(rules, configs: configs)
+        var spec = ValueMapBuilder()
+        spec.set("config", compiled.config.map { $0.wireValue })
+        spec.set("rules", .list(compiled.rules.map { entry in
+            var rule = entry.rule
+            // NeuVector keeps only the ids of its default rules (below 1000) and numbers the others itself
+            if let id = rule.id, id >= 1000 { rule.id = nil }
+            rule.conversionIdRef = nil
+            return rule.wireValue
+        }))
+        let sources = Set(documents.map(\.source)).sorted().joined(separator: ",")
+        let meta = ObjectMeta(name: "local")
+        let object = emit(meta: meta, source: sources, kind: .admissionControl, namespace: nil, spec: spec.value.canonical)
+        return (compiled, object)
     }
 
     // MARK: - Process and file merging (§3.3, §3.4)
@@ -327,7 +373,10 @@ struct RenderState {
 
     /// The pushed object for a canonical `spec`: keys in sorted order, built directly rather than sorted again.
     func emit(_ document: PlacedDocument, kind: ObjectKind, namespace: String?, spec: Value) -> RenderedObject {
-        let meta = document.object.metadata
+        emit(meta: document.object.metadata, source: document.source, kind: kind, namespace: namespace, spec: spec)
+    }
+
+    func emit(meta: ObjectMeta, source: String, kind: ObjectKind, namespace: String?, spec: Value) -> RenderedObject {
         let hash = ContentHash.of(canonical: spec)
         var labels = meta.labels
         labels[HubAnnotation.managedByKey] = HubAnnotation.managedByValue
@@ -335,7 +384,7 @@ struct RenderState {
         annotations[HubAnnotation.tier] = nil
         annotations[HubAnnotation.placement] = nil
         annotations[HubAnnotation.revision] = revision
-        annotations[HubAnnotation.source] = document.source
+        annotations[HubAnnotation.source] = source
         annotations[HubAnnotation.hash] = hash
         var metadata: [Value.MapEntry] = [
             Value.MapEntry("annotations", .stringMap(annotations)),
@@ -350,6 +399,6 @@ struct RenderState {
         ]
         if spec != .null { object.append(Value.MapEntry("spec", spec)) }
         let identity = ObjectIdentity(kind: kind, namespace: namespace ?? "", name: meta.name)
-        return RenderedObject(identity: identity, source: document.source, hash: hash, value: .map(object))
+        return RenderedObject(identity: identity, source: source, hash: hash, value: .map(object))
     }
 }

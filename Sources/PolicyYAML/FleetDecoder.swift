@@ -59,7 +59,7 @@ extension PolicyDecoder {
                         labels = stringMap(field.value, "metadata.labels")
                         fields.append((name: "labels", line: field.value.line, column: field.value.column))
                     case "annotations": continue
-                    default: unknownField(field, in: "metadata")
+                    default: unknownField(field, in: "metadata", known: ["name", "labels", "annotations"], strict: false)
                     }
                 }
             case "spec":
@@ -72,12 +72,12 @@ extension PolicyDecoder {
                     case "target":
                         fields.append((name: "target", line: field.value.line, column: field.value.column))
                         target = decodeMemberTarget(field.value)
-                    default: unknownField(field, in: "spec")
+                    default: unknownField(field, in: "spec", known: ["environment", "target"], strict: false)
                     }
                 }
                 if environment == nil { missing("environment", in: "spec", pair.value) }
                 if !spec.contains(where: { $0.key.scalarText == "target" }) { missing("target", in: "spec", pair.value) }
-            default: unknownField(pair, in: "MemberCluster")
+            default: unknownField(pair, in: "MemberCluster", known: ["apiVersion", "kind", "metadata", "spec"], strict: false)
             }
         }
         guard let name else {
@@ -120,7 +120,7 @@ extension PolicyDecoder {
                     continue
                 }
                 targets.append(.directory(path: path))
-            default: unknownField(pair, in: "target")
+            default: unknownField(pair, in: "target", known: ["kubernetes", "directory"], strict: false)
             }
         }
         guard targets.count == 1, let target = targets.first else {
@@ -163,10 +163,10 @@ extension PolicyDecoder {
                             } else {
                                 error("minimumSoak '\(text)' is not a duration such as 30m, 1h or 1h30m", gate.value)
                             }
-                        default: unknownField(gate, in: "gates")
+                        default: unknownField(gate, in: "gates", known: ["requireInSync", "requireNoDrift", "minimumSoak"], strict: false)
                         }
                     }
-                default: unknownField(field, in: "environment")
+                default: unknownField(field, in: "environment", known: ["name", "promotesFrom", "defaultPolicyMode", "minimumPolicyMode", "gates"], strict: false)
                 }
             }
             if !sawName {

@@ -133,8 +133,19 @@ public struct PolicyDecoder {
         return nil
     }
 
-    mutating func unknownField(_ pair: YAMLPair, in what: String) {
-        warning("unknown field '\(pair.key.scalarText ?? "?")' in \(what) is ignored", pair.key)
+    /// A field the decoder does not know. In a NeuVector spec it is an error (`strict`): the CRD's structural
+    /// schema prunes unknown fields, so a misspelt `applications:` would push an allow rule for every
+    /// application (SEMANTICS §2). The hub's own fleet files only warn. Either way the nearest known name is
+    /// offered when it is one or two edits away.
+    mutating func unknownField(_ pair: YAMLPair, in what: String, known: [String], strict: Bool = true) {
+        let name = pair.key.scalarText ?? "?"
+        let near = EditDistance.nearest(name, among: known).map { " (did you mean '\($0)'?)" } ?? ""
+        if strict {
+            error("unknown field '\(name)' in \(what)\(near); NeuVector's schema would drop it silently. Known fields: \(known.joined(separator: ", "))",
+                  pair.key)
+        } else {
+            warning("unknown field '\(name)' in \(what) is ignored\(near)", pair.key)
+        }
     }
 
     mutating func missing(_ field: String, in what: String, _ node: YAMLNode) {

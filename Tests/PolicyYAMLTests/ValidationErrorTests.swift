@@ -188,9 +188,15 @@ import Testing
              expected: "1:1: error: NvSecurityRule documents belong under policies/namespaces/"),
         Case(name: "bad object name", path: ns, yaml: nsRule("", name: "Web_Rule"),
              expected: "4:3: error: metadata.name 'Web_Rule' is not a valid Kubernetes name"),
-        Case(name: "unknown field warns", path: ns, yaml: nsRule("""
+        // NeuVector's structural schema prunes unknown fields, so a misspelt field would be dropped silently
+        Case(name: "unknown field is an error", path: ns, yaml: nsRule("""
               ingres: []
-            """), expected: "13:3: warning: unknown field 'ingres' in spec is ignored"),
+            """), expected: "13:3: error: unknown field 'ingres' in spec (did you mean 'ingress'?)"),
+        Case(name: "misspelt applications", path: ns, yaml: nsRule("""
+              ingress:
+              - {name: r1, action: allow, application: [HTTP], ports: tcp/80,
+                 selector: {name: containers, criteria: [{key: container, op: =, value: '*'}]}}
+            """), expected: "14:31: error: unknown field 'application' in network rule (did you mean 'applications'?)"),
         Case(name: "duplicate key", path: ns, yaml: "kind: NvSecurityRule\nkind: NvSecurityRule\n",
              expected: "2:1: error: duplicate key 'kind' in mapping"),
     ]
