@@ -110,7 +110,6 @@ public struct DirectoryMember: Member {
                 }
                 continue
             }
-            guard object.kind.isSecurityRule else { continue }
             if object.metadata.labels[HubAnnotation.managedByKey] == HubAnnotation.managedByValue {
                 out.append((relative, .managed(object.identity, object.wireValue.canonical)))
             } else {

@@ -95,16 +95,32 @@ public struct KubernetesMember: Member {
         return settings
     }
 
-    /// Checks once that NeuVector's CRDs are served, with the patch verb.
-    public func checkCRDs() async throws(MemberError) {
+    /// Checks once that the NeuVector CRDs of every kind in `kinds` (and of the two rule kinds) are served,
+    /// naming every one that is missing.
+    public func checkCRDs(for kinds: Set<ObjectKind> = []) async throws(MemberError) {
         let response = try await send(request("GET", "/apis/neuvector.com/v1"), doing: "discovery")
         if response.status == 404 {
             throw MemberError(cluster: cluster, message: "the NeuVector CRDs are not served (GET /apis/neuvector.com/v1 answered 404 \(response.bodyText.trimmingCharacters(in: .whitespacesAndNewlines))); install NeuVector or its CRD chart first")
         }
         guard response.status == 200 else { throw failure(response, object: nil, doing: "discovery") }
-        for kind in [ObjectKind.securityRule, .clusterSecurityRule] where !response.bodyText.contains("\"\(kind.plural)\"") {
-            throw MemberError(cluster: cluster, message: "the server does not serve \(kind.plural).neuvector.com")
+        let served = KubernetesMember.servedKinds(discovery: response.body)
+        let needed = kinds.union([.securityRule, .clusterSecurityRule])
+        let missing = ObjectKind.allCases.filter { needed.contains($0) && !served.contains($0) }
+        guard missing.isEmpty else {
+            let names = missing.map { "\($0.plural).neuvector.com (\($0.rawValue))" }.joined(separator: ", ")
+            throw MemberError(cluster: cluster, message: "the server does not serve the CRD\(missing.count == 1 ? "" : "s") \(names), which this cluster's policy uses; install or upgrade NeuVector's CRD chart on it, then apply again")
         }
+    }
+
+    /// The kinds a discovery answer (`APIResourceList` of neuvector.com/v1) lists.
+    static func servedKinds(discovery body: [UInt8]) -> Set<ObjectKind> {
+        guard let value = try? JSONReader.parse(body), case .list(let resources)? = value["resources"] else { return [] }
+        var out: Set<ObjectKind> = []
+        for resource in resources {
+            guard let name = resource["name"]?.stringValue, let kind = ObjectKind.allCases.first(where: { $0.plural == name }) else { continue }
+            out.insert(kind)
+        }
+        return out
     }
 
     /// The API path of one object, every segment percent-encoded (names never become path structure).
@@ -122,7 +138,7 @@ public struct KubernetesMember: Member {
     public func push(_ objects: [RenderedObject]) async throws(MemberError) -> PushOutcome {
         async let discovery: Result<Void, MemberError> = { () async -> Result<Void, MemberError> in
             do throws(MemberError) {
-                try await checkCRDs()
+                try await checkCRDs(for: Set(objects.map(\.identity.kind)))
                 return .success(())
             } catch {
                 return .failure(error)
@@ -216,10 +232,8 @@ public struct KubernetesMember: Member {
 
     public func heldObjects() async throws(MemberError) -> HeldObjects {
         var held = HeldObjects(managed: [:], unmanaged: [])
-        // both kinds at once: one round trip of latency per cluster instead of two
-        async let clusterRules = listed(.clusterSecurityRule)
-        async let namespaceRules = listed(.securityRule)
-        for (kind, answer) in [(ObjectKind.clusterSecurityRule, await clusterRules), (.securityRule, await namespaceRules)] {
+        // every kind at once: one round trip of latency per cluster, whatever the number of kinds
+        for (kind, answer) in await everyKind({ kind in await self.listed(kind) }) {
             for item in try answer.get() {
                 let metadata = item.value["metadata"]
                 guard let name = metadata?["name"]?.stringValue else { continue }
@@ -249,6 +263,16 @@ public struct KubernetesMember: Member {
         }
     }
 
+    /// `work` for every NeuVector kind at once, in the kinds' order.
+    func everyKind<T: Sendable>(_ work: @escaping @Sendable (ObjectKind) async -> T) async -> [(ObjectKind, T)] {
+        await withTaskGroup(of: (ObjectKind, T).self) { group in
+            for kind in ObjectKind.allCases { group.addTask { (kind, await work(kind)) } }
+            var out: [(ObjectKind, T)] = []
+            for await result in group { out.append(result) }
+            return out.sorted { $0.0 < $1.0 }
+        }
+    }
+
     /// Objects one list request asks for (`limit`), as kubectl does.
     public static let pageSize = 500
     /// The most objects of one kind the hub reads from one member, over all pages.
@@ -272,6 +296,10 @@ public struct KubernetesMember: Member {
                 token = nil
                 items = []
                 continue
+            }
+            // a kind whose CRD the cluster does not serve holds nothing (discovery says which the policy needs)
+            if response.status == 404 && token == nil && items.isEmpty && kind != .securityRule && kind != .clusterSecurityRule {
+                return []
             }
             guard response.status == 200 else { throw failure(response, object: nil, doing: "list \(kind.plural)") }
             guard let page = try? JSONReader.listPage(response.body, keeping: "spec") else {
@@ -307,8 +335,15 @@ public struct KubernetesMember: Member {
 
     func managedListing() async throws(MemberError) -> ManagedListing {
         var out = ManagedListing()
-        for kind in [ObjectKind.clusterSecurityRule, .securityRule] {
-            for item in try await list(kind) {
+        let lists = await everyKind { kind -> Result<[Value], MemberError> in
+            do throws(MemberError) {
+                return .success(try await self.list(kind))
+            } catch {
+                return .failure(error)
+            }
+        }
+        for (kind, answer) in lists {
+            for item in try answer.get() {
                 guard let name = item["metadata"]?["name"]?.stringValue else { continue }
                 switch ObjectIdentity.listed(kind: kind, namespace: item["metadata"]?["namespace"]?.stringValue, name: name) {
                 case .success(let identity): out.objects[identity] = item  // read canonical

@@ -25,6 +25,13 @@ public struct CompiledAdmission: Sendable, Hashable {
     public var conflicts: [Conflict]
     /// Namespace allows dropped because no exact narrowing exists: they admit less than the tiers say.
     public var dropped: [RuleSource]
+
+    public init(config: AdmissionConfig?, rules: [PlacedAdmissionRule], conflicts: [Conflict] = [], dropped: [RuleSource] = []) {
+        self.config = config
+        self.rules = rules
+        self.conflicts = conflicts
+        self.dropped = dropped
+    }
 }
 
 /// Compiles placed admission rules into the rules of `local`, so that NeuVector's fixed order (every allow

@@ -6,15 +6,22 @@ public struct AdmissionWorkload: Sendable, Hashable {
     public var labels: [String: String]
     public var annotations: [String: String]
     public var user: String?
+    /// Values of the other criteria that take one value (`runAsPrivileged: true`, `cveHighCount: 3`); a
+    /// true/false property not given is false.
+    public var properties: [String: String]
 
     public init(namespace: String, image: String? = nil, labels: [String: String] = [:],
-                annotations: [String: String] = [:], user: String? = nil) {
+                annotations: [String: String] = [:], user: String? = nil, properties: [String: String] = [:]) {
         self.namespace = namespace
         self.image = image
         self.labels = labels
         self.annotations = annotations
         self.user = user
+        self.properties = properties
     }
+
+    /// The criterion names that take true/false.
+    public static let booleanCriteria: Set<String> = Set(AdmissionOption.deny.filter { $0.value.values.contains("false") || $0.value.values == ["true"] }.keys)
 }
 
 /// NeuVector's admission matching (controller/cache/admission.go `isAdmissionRuleMet`, `isSetCriterionMet`,
@@ -150,7 +157,18 @@ public enum AdmissionMatch {
             case "regex": return Coverage.regexMatches(c.value, image)
             default: return false
             }
-        default: return nil
+        default:
+            if AdmissionWorkload.booleanCriteria.contains(c.name), c.op == "=" {
+                return set(c, [w.properties[c.name] ?? "false"])
+            }
+            guard let value = w.properties[c.name], c.subCriteria.isEmpty, let number = Double(value),
+                  let wanted = Double(c.value.trimmed) else { return nil }
+            switch c.op {
+            case ">=": return number >= wanted
+            case ">": return number > wanted
+            case "<=": return number <= wanted
+            default: return nil
+            }
         }
     }
 

@@ -125,7 +125,19 @@ extension EffectivePolicy {
     public static func held(environment: String, objects: [PolicyObject], source: String) -> EffectivePolicy {
         var rules: [EffectiveNetworkRule] = []
         var documents: [EffectiveDocument] = []
+        var admission: CompiledAdmission?
         for object in objects {
+            // NeuVector honours only the admission object named `local`, as it holds it
+            if case .admission(let spec) = object.body, object.metadata.name == "local" {
+                let file = object.metadata.annotations[HubAnnotation.source] ?? source
+                let rules = spec.rules.enumerated().map { index, rule in
+                    PlacedAdmissionRule(rule: rule, source: RuleSource(
+                        file: file, line: 0, column: 0, document: object.identity,
+                        rule: "#\(index) (\(rule.action ?? "?")\(rule.comment.map { ": " + $0 } ?? ""))", tier: .enforced))
+                }
+                admission = CompiledAdmission(config: spec.config, rules: rules, conflicts: [], dropped: [])
+                continue
+            }
             guard case .securityRule(let spec) = object.body else { continue }
             let file = object.metadata.annotations[HubAnnotation.source] ?? source
             let documentTier: Tier = object.kind == .securityRule ? .namespace : .enforced
@@ -150,6 +162,6 @@ extension EffectivePolicy {
         }
         return EffectivePolicy(environment: environment, objects: [], conflicts: [],
                                networkRules: rules.sorted(by: Precedence.evaluatesBefore),
-                               documents: documents.sorted { $0.identity < $1.identity })
+                               documents: documents.sorted { $0.identity < $1.identity }, admission: admission)
     }
 }

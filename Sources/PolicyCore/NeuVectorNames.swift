@@ -62,9 +62,12 @@ public enum NeuVectorNames {
         return joined.isEmpty ? "." : joined
     }
 
-    /// `validateCrdProcessRules`: `*`, empty, or an absolute path without a trailing `/`, without `<>`,
-    /// with at most one `*`; no deny-all.
-    public static func processRuleProblem(name: String, path: String, action: RuleAction) -> String? {
+    /// `validateCrdProcessRules` (crdsecurityrule.go L2565-2625): name and path are trimmed first; then
+    /// `*`, empty, or an absolute path without a trailing `/`, without `<>`, with at most one `*`, that
+    /// does not clean to `/`; no deny-all.
+    public static func processRuleProblem(name rawName: String, path rawPath: String, action: RuleAction) -> String? {
+        let name = rawName.trimmed
+        let path = rawPath.trimmed
         if path.isEmpty {
             if name == "*" { return "a process rule named '*' needs a path" }
             if name.isEmpty { return "a process rule needs a name or a path" }
@@ -80,23 +83,29 @@ public enum NeuVectorNames {
         if path.utf8.filter({ $0 == 0x2a }).count > 1 { return "process path '\(path)' may hold at most one '*'" }
         let cleaned = cleanPath(path)
         if cleaned == "/" || cleaned == "." { return "process path '\(path)' names no program" }
+        if name == "*" && cleaned == "/*" && action == .deny { return "a rule that denies every process is not allowed" }
         return nil
     }
 
-    /// `validateCrdFileRules` / `parseFileFilter`: a cleaned path with a directory and a file part, without
-    /// `[]()<>`, `..` or `/./`.
+    /// `validateCrdFileRules` and `parseFileFilter` (crdsecurityrule.go L2628-2660, file_monitor.go L37-70):
+    /// the filter is trimmed and cleaned first (so `/lib/` and `/test/./ab/*` are fine), then it must have a
+    /// directory part and a file part and hold none of `[]()<>`, `..` or `/./`.
     public static func fileFilterProblem(_ filter: String) -> String? {
-        if filter.containsBytes("..") || filter.containsBytes("/./") {
-            return "file filter '\(filter)' must not contain '..' or '/./'"
-        }
-        if filter.utf8.contains(where: { [0x5b, 0x5d, 0x28, 0x29, 0x3c, 0x3e].contains($0) }) {
+        let cleaned = cleanPath(filter.trimmed)
+        if cleaned == "." || cleaned == "/" { return "file filter '\(filter)' names no file" }
+        if cleaned.utf8.contains(where: { [0x5b, 0x5d, 0x28, 0x29, 0x3c, 0x3e].contains($0) }) {
             return "file filter '\(filter)' must not contain any of []()<>"
         }
-        let cleaned = cleanPath(filter)
-        if cleaned == "." || cleaned == "/" { return "file filter '\(filter)' names no file" }
-        guard cleaned.hasPrefix("/"), let slash = cleaned.lastIndex(of: "/"), slash != cleaned.startIndex,
-              cleaned[cleaned.index(after: slash)...].count > 0 else {
+        if cleaned.containsBytes("..") || cleaned.containsBytes("/./") {
+            return "file filter '\(filter)' must not reach above its folder ('..')"
+        }
+        guard let slash = cleaned.lastIndex(of: "/"), !cleaned[cleaned.index(after: slash)...].isEmpty else {
             return "file filter '\(filter)' needs a directory part and a file part, e.g. /etc/passwd or /var/log/*"
+        }
+        // NeuVector turns the filter into a regular expression ('*' becomes '.*'): a repetition right after
+        // it is a nested repetition, which Go's regexp refuses
+        if cleaned.containsBytes("*+") || cleaned.containsBytes("*{") {
+            return "file filter '\(filter)' does not make a valid pattern ('*' followed by '+' or '{')"
         }
         return nil
     }
@@ -106,4 +115,154 @@ public enum NeuVectorNames {
         guard let slash = path.lastIndex(of: "/") else { return path }
         return String(path[path.index(after: slash)...])
     }
+
+    // MARK: - Address criteria (group.go validateAddressRange / validateDomainName, share/utils ParseIPRange)
+
+    /// Why NeuVector refuses `value` as an `address` criterion, or nil: one IP, a CIDR, or a range
+    /// `low-high` (low not above high); otherwise a domain name (`example.com`, `*.example.com` with at
+    /// least two labels after the star, optionally `vh:`-prefixed), shorter than 256 characters.
+    public static func addressProblem(_ value: String) -> String? {
+        if ipRange(value) != nil { return nil }
+        if isDomainName(value) { return nil }
+        return "address '\(value)' is neither an IP address, a CIDR or an ascending range (1.2.3.4, 10.0.0.0/8, 10.0.0.1-10.0.0.9) nor a domain name (example.com, *.example.com)"
+    }
+
+    /// The first and last address (16 bytes each, IPv4 mapped) of an IP, CIDR or range.
+    static func ipRange(_ value: String) -> ([UInt8], [UInt8])? {
+        let parts = value.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
+        switch parts.count {
+        case 1:
+            let cidr = parts[0].split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            if cidr.count == 2 {
+                guard let ip = ip(cidr[0]), let bits = Int(cidr[1]), cidr[1].allSatisfy(\.isASCIIDigit) else { return nil }
+                let width = isIPv4(cidr[0]) ? 32 : 128
+                guard bits >= 0 && bits <= width else { return nil }
+                let prefix = bits + (128 - width)
+                var low = ip, high = ip
+                for bit in prefix..<128 {
+                    low[bit / 8] &= ~(0x80 >> UInt8(bit % 8))
+                    high[bit / 8] |= (0x80 >> UInt8(bit % 8))
+                }
+                return (low, high)
+            }
+            guard cidr.count == 1, let single = ip(parts[0]) else { return nil }
+            return (single, single)
+        case 2:
+            guard let low = ip(parts[0]), let high = ip(parts[1]), !low.lexicographicallyPrecedes(low) else { return nil }
+            return high.lexicographicallyPrecedes(low) ? nil : (low, high)
+        default:
+            return nil
+        }
+    }
+
+    static func isIPv4(_ text: String) -> Bool { !text.contains(":") }
+
+    /// Go's `net.ParseIP`: dotted IPv4 (no leading zeros) or IPv6, as 16 bytes.
+    static func ip(_ text: String) -> [UInt8]? {
+        if isIPv4(text) {
+            guard let v4 = ipv4(text) else { return nil }
+            return [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] + v4
+        }
+        return ipv6(text)
+    }
+
+    static func ipv4(_ text: String) -> [UInt8]? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var out: [UInt8] = []
+        for part in parts {
+            guard !part.isEmpty, part.count <= 3, part.allSatisfy(\.isASCIIDigit), let n = Int(part), n <= 255,
+                  part.count == 1 || part.first != "0" else { return nil }
+            out.append(UInt8(n))
+        }
+        return out
+    }
+
+    static func ipv6(_ text: String) -> [UInt8]? {
+        var groups: [UInt16] = []
+        var tail: [UInt16] = []
+        let halves = text.components(separatedByDoubleColon: ())
+        guard halves.count <= 2 else { return nil }
+        func parse(_ part: String, allowV4: Bool) -> [UInt16]? {
+            if part.isEmpty { return [] }
+            var out: [UInt16] = []
+            let fields = part.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            for (index, field) in fields.enumerated() {
+                if allowV4 && index == fields.count - 1 && field.contains(".") {
+                    guard let v4 = ipv4(field) else { return nil }
+                    out.append(UInt16(v4[0]) << 8 | UInt16(v4[1]))
+                    out.append(UInt16(v4[2]) << 8 | UInt16(v4[3]))
+                    continue
+                }
+                guard !field.isEmpty, field.count <= 4, let n = UInt16(field, radix: 16) else { return nil }
+                out.append(n)
+            }
+            return out
+        }
+        if halves.count == 2 {
+            guard let head = parse(halves[0], allowV4: false), let rest = parse(halves[1], allowV4: true),
+                  head.count + rest.count <= 7 else { return nil }
+            groups = head
+            tail = rest
+            groups += [UInt16](repeating: 0, count: 8 - head.count - rest.count) + tail
+        } else {
+            guard let all = parse(text, allowV4: true), all.count == 8 else { return nil }
+            groups = all
+        }
+        return groups.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xff)] }
+    }
+
+    /// `validateDomainName` (group.go L307-313).
+    static func isDomainName(_ name: String) -> Bool {
+        // regIPRangeLoose: a value of only digits, '-', '.' and '/' is an address, never a domain
+        if !name.isEmpty && name.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2d || $0 == 0x2e || $0 == 0x2f }) {
+            return false
+        }
+        var body = Substring(name)
+        var limit = 256
+        if body.hasPrefix("vh:") {
+            body = body.dropFirst(3)
+            limit += 3
+        }
+        guard name.utf8.count < limit else { return false }
+        func alnum(_ c: UInt8) -> Bool { (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) }
+        func labelChar(_ c: UInt8) -> Bool { alnum(c) || c == 0x2d || c == 0x5f }
+        // a label: one or more alphanumerics, then alphanumerics, '-' or '_'
+        func isLabel(_ label: Substring) -> Bool {
+            guard let first = label.utf8.first, alnum(first) else { return false }
+            return label.utf8.allSatisfy(labelChar)
+        }
+        let labels = body.split(separator: ".", omittingEmptySubsequences: false)
+        if labels.first == "*" {
+            // regSubDomain: '*' then at least two labels
+            return labels.count >= 3 && labels.dropFirst().allSatisfy(isLabel)
+        }
+        return labels.allSatisfy(isLabel)
+    }
+}
+
+extension String {
+    /// The text split at every "::".
+    func components(separatedByDoubleColon _: Void) -> [String] {
+        var out: [String] = []
+        var current = ""
+        var previous: Character?
+        for ch in self {
+            if ch == ":" && previous == ":" {
+                current.removeLast()
+                out.append(current)
+                current = ""
+                previous = nil
+                continue
+            }
+            current.append(ch)
+            previous = ch
+        }
+        out.append(current)
+        return out
+    }
+}
+
+extension Character {
+    var isASCIIDigit: Bool { ("0"..."9").contains(self) }
 }

@@ -18,13 +18,12 @@ public struct PolicyValidator {
         var unique: [Int] = []
         for (index, object) in tree.objects.enumerated() {
             let identity = object.identity
-            // admission documents are compiled into `local`, so only their own folder must tell them apart
-            var key = identity.description
-            if object.kind == .admissionControl, case .namespace(let ns)? = DocumentScope.of(path: object.origin.location.file) {
-                key += "@" + ns
-            }
+            let key = identity.description
             if let first = firstPlace[key] {
-                validator.error("\(identity) is defined twice: first at \(first)", object.origin.location)
+                // admission documents are cluster-scoped: their names must differ across folders too
+                let hint = object.kind == .admissionControl
+                    ? " (admission documents are cluster-scoped, so each needs its own name, e.g. '\(object.metadata.name)-<namespace>'; all are compiled into 'local')" : ""
+                validator.error("\(identity) is defined twice: first at \(first)\(hint)", object.origin.location)
                 continue
             }
             firstPlace[key] = object.origin.location
@@ -163,8 +162,31 @@ public struct PolicyValidator {
                 error("process_profile.mode '\(mode)' is not one of: Discover, Monitor, Protect", profile.origin.at("mode"))
             }
         }
+        var groups: [String: (criteria: [Criterion], at: SourceLocation)] = [:]
+        func sameGroup(_ selector: GroupSelector) {
+            // one group name means one group in a document (crdsecurityrule.go L2344-2360), nv.ip.* aside
+            let kind = GroupClass.of(selector)
+            guard selector.nameReferral != true, kind == .custom || kind == .learned || kind == .address else { return }
+            let here = selector.origin.at("name")
+            guard let first = groups[selector.name] else {
+                groups[selector.name] = (selector.criteria, here)
+                return
+            }
+            var rest = first.criteria
+            let same = selector.criteria.count == rest.count && selector.criteria.allSatisfy { c in
+                guard let i = rest.firstIndex(of: c) else { return false }
+                rest.remove(at: i)
+                return true
+            }
+            if !same {
+                error("group '\(selector.name)' is used with different criteria than at \(first.at); NeuVector refuses a document that defines one group two ways (\"added with different criteria\")",
+                      here)
+            }
+        }
+        sameGroup(target)
         var ruleNames: [String: SourceLocation] = [:]
         for rule in spec.ingress + spec.egress {
+            sameGroup(rule.selector)
             let at = rule.origin.at("name")
             if rule.name.isEmpty || !NeuVectorNames.isObjectName(rule.name) {
                 error("rule name '\(rule.name)' must start with a letter or digit and hold only letters, digits and .:_-",
@@ -308,7 +330,9 @@ public struct PolicyValidator {
             }
         case .learned:
             checkLearnedGroup(selector)
-        case .serviceIP, .address, .custom:
+        case .serviceIP:
+            checkServiceIPGroup(selector)
+        case .address, .custom:
             break
         }
         if selector.nameReferral == true {
@@ -334,16 +358,54 @@ public struct PolicyValidator {
                 if let problem = Coverage.regexProblem(c.value) {
                     error("criterion regex '\(c.value)' does not compile: \(problem)", c.origin.at("value"))
                 }
-            case .equal, .notEqual, .contains, .prefix: break
+            case .equal, .notEqual:
+                // a glob may not carry regex anchors (group.go validateGroupConfigCriteria L530-538)
+                if (c.value.contains("*") || c.value.contains("?")) && (c.value.contains("^") || c.value.contains("$")) {
+                    error("criterion value '\(c.value)' mixes a glob (* ?) with regex anchors (^ $); use op regex instead",
+                          c.origin.at("value"))
+                }
+            case .contains, .prefix: break
             }
             if c.key == "address" && c.op != .equal {
                 error("the address criterion only takes op '='", c.origin.at("op"))
+            } else if c.key == "address", let problem = NeuVectorNames.addressProblem(c.value) {
+                error(problem, c.origin.at("value"))
             }
             if hasAddress && c.key != "address" && kind != .serviceIP {
                 error("an address criterion cannot be mixed with other keys ('\(c.key)')", c.origin.at("key"))
             }
-            if c.value.isEmpty {
-                error("criterion '\(c.key)' has an empty value", c.origin.at("value"))
+            // an empty value is allowed for exact matches only (group.go L502-506): `service = ""` is fine
+            if c.value.isEmpty && c.op != .equal && c.op != .notEqual {
+                error("criterion '\(c.key)' has an empty value; only '=' and '!=' may match an empty value", c.origin.at("value"))
+            }
+        }
+    }
+
+    /// `validateLearnGroupConfig` for `nv.ip.*` groups (group.go L359-444): ops all `=`, no `service`
+    /// criterion, at most one `domain` criterion, equal to the name's last part.
+    private mutating func checkServiceIPGroup(_ selector: GroupSelector) {
+        let name = selector.name
+        let tokens = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        var domains = 0
+        for c in selector.criteria {
+            guard c.op == .equal else {
+                error("criteria of the service IP group '\(name)' must all use op '='", c.origin.at("op"))
+                continue
+            }
+            switch c.key {
+            case "service":
+                error("a service IP group (nv.ip.*) takes no 'service' criterion (NeuVector: \"Learned ip service group does not allow service criteria\")",
+                      c.origin.at("key"))
+            case "domain":
+                domains += 1
+                if domains > 1 {
+                    error("the service IP group '\(name)' may have one 'domain' criterion only", c.origin.at("key"))
+                } else if tokens.count < 3 || tokens.last != c.value {
+                    error("the service IP group '\(name)' must have 'domain = \(tokens.count >= 3 ? tokens.last ?? "" : "<namespace>")', not '\(c.value)' (the name's last part is its namespace)",
+                          c.origin.at("value"))
+                }
+            default:
+                continue  // NeuVector keeps only the domain criterion of a CRD nv.ip.* group
             }
         }
     }

@@ -68,6 +68,7 @@ struct ApplyCommand: AsyncParsableCommand {
         }
         applied.session.limits = MemberLimits(clusterTimeout: member.clusterTimeout, maxDeletions: maxDeletions)
         let plan = applied.plan
+        printPrecedenceWarnings(plan.toPush)
         if dryRun {
             if applied.isNew {
                 emit("would record revision \(applied.rootRevision.id) of \(applied.rootRevision.environment) from policies/ (\(applied.rootRevision.documentCount) documents)")

@@ -9,7 +9,7 @@ import PolicyYAML
 struct ExplainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "explain",
-        abstract: "Explain the decision for a network flow or a process on one cluster.",
+        abstract: "Explain the decision for a network flow, a process or a workload's admission on one cluster.",
         discussion: """
             Prints the decision, the deciding rule with its file, line and tier, and the rules it beat. \
             Groups are named as in the policies (nv.<svc>.<ns>, containers, external, nodes, ...).
@@ -21,6 +21,13 @@ struct ExplainCommand: AsyncParsableCommand {
                 --process /usr/bin/nc
               policyhub explain --live --cluster staging-eu-1 --target nv.node-pod.demo \\
                 --process /usr/bin/nc
+              policyhub explain --admission --cluster prod-eu-1 --namespace payments \\
+                --image docker.io/library/nginx:1.27 --label app=web
+
+            --admission answers for a workload described by its namespace, image and labels (and \
+            --annotation, --user): the rule of the cluster's compiled 'local' admission object that \
+            decides (NeuVector runs every allow rule before every deny rule), its source and tier, and \
+            how precedence narrowed the namespace allows (README, "How precedence works").
 
             By default the working tree decides; --env ENV uses what ENV holds (its desired revision), \
             --revision rN a stored revision, and --live what the member holds now, read from the cluster \
@@ -39,7 +46,28 @@ struct ExplainCommand: AsyncParsableCommand {
     var cluster: String
 
     @Option(name: .long, help: ArgumentHelp("The group the workload belongs to.", valueName: "group"))
-    var target: String
+    var target: String?
+
+    @Flag(name: .long, help: "Explain the admission of a workload (with --namespace, --image, --label).")
+    var admission = false
+
+    @Option(name: .long, help: ArgumentHelp("The workload's namespace (with --admission).", valueName: "ns"))
+    var namespace: String?
+
+    @Option(name: .long, help: ArgumentHelp("The workload's image, e.g. reg.corp/team/app:1.2 (with --admission).", valueName: "image"))
+    var image: String?
+
+    @Option(name: .long, help: ArgumentHelp("A label of the workload, key=value; repeat for more (with --admission).", valueName: "k=v"))
+    var label: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("An annotation of the workload, key=value; repeat for more (with --admission).", valueName: "k=v"))
+    var annotation: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("The user who creates the workload (with --admission).", valueName: "name"))
+    var user: String?
+
+    @Option(name: .long, help: ArgumentHelp("Another property the criteria read, e.g. runAsPrivileged=true or cveHighCount=3; true/false properties not given are false (with --admission).", valueName: "name=value"))
+    var property: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("A process path started in the target.", valueName: "path"))
     var process: String?
@@ -68,6 +96,22 @@ struct ExplainCommand: AsyncParsableCommand {
         if live && (view.env != nil || view.revision != nil) {
             throw ValidationError("--live reads what the member holds; it does not combine with --env or --revision")
         }
+        if admission {
+            guard namespace != nil else { throw ValidationError("--admission needs --namespace NS (and usually --image and --label)") }
+            if target != nil || process != nil || peer != nil {
+                throw ValidationError("--admission describes a workload by --namespace, --image and --label; it does not take --target, --process or --peer")
+            }
+            for pair in label + annotation + property where ExplainCommand.keyValue(pair) == nil {
+                throw ValidationError("'\(pair)' is not key=value")
+            }
+            return
+        }
+        if namespace != nil || image != nil || !label.isEmpty || !annotation.isEmpty || user != nil || !property.isEmpty {
+            throw ValidationError("--namespace, --image, --label, --annotation and --user describe a workload for --admission")
+        }
+        if target == nil {
+            throw ValidationError("give --target GROUP (the workload's group), or --admission to explain a workload's admission")
+        }
         if (process == nil) == (peer == nil) {
             throw ValidationError("give either --process PATH or --peer GROUP (with --port/--app/--direction)")
         }
@@ -91,8 +135,18 @@ struct ExplainCommand: AsyncParsableCommand {
         return nil
     }
 
+    static func keyValue(_ text: String) -> (String, String)? {
+        guard let eq = text.firstIndex(of: "="), eq != text.startIndex else { return nil }
+        return (String(text[..<eq]), String(text[text.index(after: eq)...]))
+    }
+
     func run() async throws {
         let (policy, member, shown, desired) = live ? try await livePolicy() : try viewPolicy()
+        if admission {
+            explainAdmission(policy, member: member, view: shown)
+            return
+        }
+        let target = self.target ?? ""
         let query: ExplainQuery
         if let process {
             query = .process(target: target, path: process)
@@ -206,6 +260,83 @@ struct ExplainCommand: AsyncParsableCommand {
             for m in e.beaten { out += "  - \(line(m))\n" }
         }
         for note in e.notes { out += "note: \(note)\n" }
+        return out
+    }
+
+    // MARK: - Admission (SEMANTICS §3.9)
+
+    func explainAdmission(_ policy: EffectivePolicy, member: MemberCluster, view: PolicyView) {
+        var labels: [String: String] = [:]
+        for pair in label { if let (k, v) = ExplainCommand.keyValue(pair) { labels[k] = v } }
+        var annotations: [String: String] = [:]
+        for pair in annotation { if let (k, v) = ExplainCommand.keyValue(pair) { annotations[k] = v } }
+        var properties: [String: String] = [:]
+        for pair in property { if let (k, v) = ExplainCommand.keyValue(pair) { properties[k] = v } }
+        let workload = AdmissionWorkload(namespace: namespace ?? "", image: image, labels: labels, annotations: annotations,
+                                         user: user, properties: properties)
+        let compiled = policy.admission ?? CompiledAdmission(config: nil, rules: [], conflicts: [], dropped: [])
+        var decision = compiled.decide(workload)
+        if policy.admission == nil {
+            decision.notes.insert("no admission document is placed on this cluster: NeuVector's own rules decide", at: 0)
+        }
+        // how precedence changed the namespace allows that could have decided
+        let shaped = compiled.conflicts.filter { $0.kind == .overridden && $0.rule.file.hasPrefix("policies/namespaces/\(workload.namespace)/") }
+        switch output {
+        case .json: print(JSONWriter.pretty(ExplainCommand.value(decision, shaped: shaped, workload: workload, cluster: member, view: view)), terminator: "")
+        case .text: print(ExplainCommand.text(decision, shaped: shaped, workload: workload, cluster: member, view: view), terminator: "")
+        }
+    }
+
+    static func ruleValue(_ entry: PlacedAdmissionRule) -> Value {
+        var map = ValueMapBuilder()
+        map.set("action", .string(entry.action.rawValue))
+        map.set("rule", .string(entry.source.rule))
+        map.set("tier", .string(entry.source.tier.rawValue))
+        map.set("file", .string(entry.source.file))
+        map.set("line", .int(entry.source.line))
+        map.set("column", .int(entry.source.column))
+        map.set("criteria", .list(entry.rule.criteria.map { .string($0.text) }))
+        return map.value
+    }
+
+    static func value(_ d: AdmissionDecision, shaped: [Conflict], workload: AdmissionWorkload, cluster: MemberCluster,
+                      view: PolicyView) -> Value {
+        var map = ValueMapBuilder()
+        map.set("cluster", .string(cluster.name))
+        map.set("environment", .string(cluster.environment))
+        map.set("view", .string(view.description))
+        map.set("namespace", .string(workload.namespace))
+        map.set("image", workload.image.map(Value.string) ?? .null)
+        map.set("decision", .string(d.action.rawValue))
+        map.set("deciding", d.deciding.map(ruleValue) ?? .null)
+        map.set("beaten", .list(d.beaten.map(ruleValue)))
+        map.set("undecided", .list(d.undecided.map(ruleValue)))
+        map.set("overridden", .list(shaped.map { .string($0.message) }))
+        map.set("notes", .list(d.notes.map(Value.string)))
+        return map.value
+    }
+
+    static func text(_ d: AdmissionDecision, shaped: [Conflict], workload: AdmissionWorkload, cluster: MemberCluster,
+                     view: PolicyView) -> String {
+        var out = "cluster \(cluster.name) (environment \(cluster.environment)), from \(view.description)\n"
+        let labels = workload.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        out += "workload: namespace \(workload.namespace)\(workload.image.map { ", image \($0)" } ?? "")\(labels.isEmpty ? "" : ", labels \(labels)")\n"
+        out += "decision: \(d.action == .allow ? "ADMIT" : "DENY")\n"
+        func line(_ e: PlacedAdmissionRule) -> String {
+            let at = e.source.line > 0 ? "at \(e.source.location)" : "from \(e.source.file)"
+            return "\(e.action.rawValue) by admission rule \(e.source.rule) [\(e.source.tier.rawValue)] \(at): \(e.rule.criteria.map(\.text).joined(separator: "; "))"
+        }
+        if let deciding = d.deciding { out += "decided by: \(line(deciding))\n" }
+        if !d.beaten.isEmpty {
+            out += "beat (NeuVector runs every allow rule before any deny rule):\n"
+            for e in d.beaten { out += "  - \(line(e))\n" }
+        }
+        if !d.undecided.isEmpty {
+            out += "not decidable from the description (criteria it does not carry), taken as not matching:\n"
+            for e in d.undecided { out += "  - \(line(e))\n" }
+        }
+        for conflict in shaped { out += "overridden: \(conflict.message)\n" }
+        for note in d.notes { out += "note: \(note)\n" }
         return out
     }
 

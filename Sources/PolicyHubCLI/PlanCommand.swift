@@ -72,6 +72,7 @@ struct PlanCommand: AsyncParsableCommand {
             heading = "plan of the working tree policies/ for \(session.fleet.root?.name ?? "the root environment"), each other environment's desired revision"
         }
         let states = try cli { () throws(EngineError) in try session.clusterStates() }
+        printPrecedenceWarnings(plan.items)
         var results: [ClusterPlan] = []
         for (name, reason) in plan.untouched {
             if let member = session.fleet.cluster(named: name) { results.append(ClusterPlan(cluster: member, note: reason)) }

@@ -137,3 +137,18 @@ public enum RenderOutput {
         ])
     }
 }
+
+/// The `shadowed` and `overridden` findings of the clusters a plan or an apply is about, on standard error
+/// as `path:line:col: warning:`, each once with the clusters it holds on (the runbooks read them there).
+func printPrecedenceWarnings(_ items: [PushPlan.Item]) {
+    var clusters: [Conflict: [String]] = [:]
+    for item in items {
+        for conflict in item.policy.conflicts where conflict.kind == .shadowed || conflict.kind == .overridden {
+            clusters[conflict, default: []].append(item.cluster.name)
+        }
+    }
+    for conflict in clusters.keys.sorted() {
+        let on = clusters[conflict] ?? []
+        printError("\(conflict.rule.location): warning: [\(on.joined(separator: ", "))] \(conflict.kind.rawValue): \(conflict.message) (\(conflict.by.location))")
+    }
+}

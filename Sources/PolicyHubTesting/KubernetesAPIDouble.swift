@@ -67,6 +67,8 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         var fault: Fault = .none
         var requests = 0
         var uidCounter = 0
+        /// The NeuVector kinds whose CRDs the cluster serves (a cluster may lack, say, the DLP CRD).
+        var served: Set<ObjectKind> = Set(ObjectKind.allCases)
     }
 
     private let lock = NSLock()
@@ -180,6 +182,13 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
     public func setFault(_ fault: Fault, cluster: String) {
         lock.lock()
         virtual(cluster).fault = fault
+        lock.unlock()
+    }
+
+    /// Which NeuVector CRDs a virtual cluster serves (all of them unless told otherwise).
+    public func setServedKinds(_ kinds: Set<ObjectKind>, cluster: String) {
+        lock.lock()
+        virtual(cluster).served = kinds
         lock.unlock()
     }
 
@@ -365,7 +374,8 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
             let value = String(repeating: "x", count: 1024)
             return .response(status: 200, contentType: "application/json", body: Array("{}".utf8),
                              headers: (0..<count).map { ("X-Padding-\($0)", value) })
-        case .listFlood(let count) where request.method == .GET && KubernetesAPIDouble.isList(rest):
+        case .listFlood(let count) where request.method == .GET && KubernetesAPIDouble.isList(rest)
+            && (rest.last == "nvclustersecurityrules" || rest.last == "nvsecurityrules"):
             return KubernetesAPIDouble.flood(count: count, kind: rest.last == "nvclustersecurityrules" ? .clusterSecurityRule : .securityRule)
         case .status(let code, let retryAfter, let count) where count > 0:
             cluster.fault = count > 1 ? .status(code: code, retryAfter: retryAfter, count: count - 1) : .none
@@ -414,10 +424,10 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
             ]))
         case (.GET, ["apis", "neuvector.com", "v1"]):
             guard crd else { return KubernetesAPIDouble.notFoundText }
-            return KubernetesAPIDouble.json(200, KubernetesAPIDouble.resourceList("neuvector.com/v1", [
-                ("nvsecurityrules", "nvsecurityrule", true, "NvSecurityRule"),
-                ("nvclustersecurityrules", "nvclustersecurityrule", false, "NvClusterSecurityRule"),
-            ]))
+            let served = ObjectKind.allCases.filter { cluster.served.contains($0) }
+            return KubernetesAPIDouble.json(200, KubernetesAPIDouble.resourceList("neuvector.com/v1", served.map { kind in
+                (kind.plural, kind.rawValue.lowercased(), kind.isNamespaced, kind.rawValue)
+            }))
         default: break
         }
         guard parts.count >= 4, parts[0] == "apis", parts[1] == "neuvector.com", parts[2] == "v1", crd else {
@@ -430,12 +440,12 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
             rest = Array(rest.dropFirst(2))
         }
         guard let plural = rest.first, let kind = ObjectKind.allCases.first(where: { $0.plural == plural }),
-              kind == .securityRule || kind == .clusterSecurityRule else {
+              cluster.served.contains(kind) else {
             return KubernetesAPIDouble.notFoundText
         }
-        if kind == .clusterSecurityRule && namespace != nil { return KubernetesAPIDouble.notFoundText }
+        if !kind.isNamespaced && namespace != nil { return KubernetesAPIDouble.notFoundText }
         let name = rest.count >= 2 ? rest[1].removingPercentEncoding : nil
-        if kind == .securityRule && name != nil && namespace == nil { return KubernetesAPIDouble.notFoundText }
+        if kind.isNamespaced && name != nil && namespace == nil { return KubernetesAPIDouble.notFoundText }
         let parameters = KubernetesAPIDouble.query(query)
         switch (request.method, name) {
         case (.GET, nil):
@@ -468,7 +478,7 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
     /// Whether path parts (after `/clusters/<name>`) ask for a list of a NeuVector rule kind.
     static func isList(_ parts: [String]) -> Bool {
         guard parts.count >= 4, parts[0] == "apis", parts[1] == "neuvector.com", let last = parts.last else { return false }
-        return (last == "nvsecurityrules" || last == "nvclustersecurityrules") && (parts.count == 4 || parts.count == 6)
+        return ObjectKind.allCases.contains { $0.plural == last } && (parts.count == 4 || parts.count == 6)
     }
 
     /// A list of `count` generated managed objects, made 1,000 at a time as the client reads.

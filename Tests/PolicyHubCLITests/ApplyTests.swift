@@ -13,7 +13,7 @@ import Testing
             let first = try CLI.run(["apply", "--repo", folder])
             #expect(first.status == 0, "\(first.stderr)")
             #expect(first.stderr.contains("recorded revision 1 of staging"))
-            #expect(first.stderr.contains("1 pushed (8 created, 0 updated, 0 deleted)"))
+            #expect(first.stderr.contains("1 pushed (9 created, 0 updated, 0 deleted)"))
             let gitops = folder + "/.policyhub/gitops"
             #expect(FileManager.default.fileExists(atPath: gitops + "/staging-eu-1/namespaces/demo/nvsecurityrules/nv.node-pod.demo.yaml"))
             // production changes only by promotion: untouched, not even created
@@ -109,7 +109,7 @@ import Testing
             try FileManager.default.removeItem(atPath: folder + "/blocked")
             let rerun = try CLI.run(["apply", "--repo", folder])
             #expect(rerun.status == 0, "\(rerun.stderr)")
-            #expect(rerun.stderr.contains("1 pushed (8 created, 0 updated, 0 deleted), 1 in step"))
+            #expect(rerun.stderr.contains("1 pushed (9 created, 0 updated, 0 deleted), 1 in step"))
         }
     }
 

@@ -65,7 +65,7 @@ import Testing
             #expect(try CLI.run(["validate", "--repo", folder, "--allow-exec", plugin]).status == 0)
             let apply = try CLI.run(["apply", "--repo", folder, "--allow-exec", plugin, "--cluster", "eks-staging"])
             #expect(apply.status == 0, "\(apply.stderr)")
-            #expect(apply.stderr.contains("eks-staging: 8 created"), "\(apply.stderr)")
+            #expect(apply.stderr.contains("eks-staging: 9 created"), "\(apply.stderr)")
             #expect(try String(contentsOfFile: kube + "/runs", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) == "1")
 
             // kubectl runs the same plugin from the same kubeconfig and sees the pushed objects

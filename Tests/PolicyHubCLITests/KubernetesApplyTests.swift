@@ -1,4 +1,5 @@
 import Foundation
+import PolicyCore
 import PolicyHubTesting
 import Testing
 
@@ -66,7 +67,7 @@ import Testing
 
             let apply = try CLI.run(["apply", "--repo", folder])
             #expect(apply.status == 0, "\(apply.stderr)")
-            #expect(apply.stderr.contains("staging-k8s: 8 created, 0 updated, 0 deleted"), "\(apply.stderr)")
+            #expect(apply.stderr.contains("staging-k8s: 9 created, 0 updated, 0 deleted"), "\(apply.stderr)")
 
             let rules = try Self.kubectl(["get", "nvsecurityrules", "-A", "-o", "json"], kubeconfig: folder + "/kube/config", home: folder)
             #expect(rules.status == 0, "\(rules.stderr)")
@@ -74,6 +75,10 @@ import Testing
                                                     "nv.node-pod.demo", "nv.redis-pod.demo"])
             let global = try Self.kubectl(["get", "nvclustersecurityrules", "-o", "json"], kubeconfig: folder + "/kube/config", home: folder)
             #expect(try Self.names(global.stdout) == ["baseline-defaults", "deny-ssh-to-external", "forbidden-processes"])
+            // the three admission documents arrive as the one object NeuVector honours
+            let admission = try Self.kubectl(["get", "nvadmissioncontrolsecurityrules", "-o", "json"], kubeconfig: folder + "/kube/config", home: folder)
+            #expect(admission.status == 0, "\(admission.stderr)")
+            #expect(try Self.names(admission.stdout) == ["local"])
 
             // nothing changed: the next apply sends the member no request at all
             let before = double.requestCount(cluster: "staging-k8s")
@@ -85,10 +90,20 @@ import Testing
             // a document removed from policies/ is deleted from the cluster, and kubectl sees it gone
             try FileManager.default.removeItem(atPath: folder + "/policies/namespaces/payments/ledger.yaml")
             let third = try CLI.run(["apply", "--repo", folder])
-            #expect(third.stderr.contains("staging-k8s: 0 created, 7 updated, 1 deleted"), "\(third.stderr)")
+            #expect(third.stderr.contains("staging-k8s: 0 created, 8 updated, 1 deleted"), "\(third.stderr)")
             let after = try Self.kubectl(["get", "nvsecurityrules", "-n", "payments", "-o", "json"],
                                          kubeconfig: folder + "/kube/config", home: folder)
             #expect(try Self.names(after.stdout) == ["nv.api.payments"])
+
+            // with no admission document left, `local` is no longer desired and is deleted like a rule
+            for file in ["policies/global/admission.yaml", "policies/global/admission-baseline.yaml",
+                         "policies/namespaces/payments/admission.yaml"] {
+                try FileManager.default.removeItem(atPath: folder + "/" + file)
+            }
+            let fourth = try CLI.run(["apply", "--repo", folder])
+            #expect(fourth.stderr.contains("staging-k8s: 0 created, 7 updated, 1 deleted"), "\(fourth.stderr)")
+            let none = try Self.kubectl(["get", "nvadmissioncontrolsecurityrules", "-o", "json"], kubeconfig: folder + "/kube/config", home: folder)
+            #expect(try Self.names(none.stdout) == [])
         }
     }
 
@@ -105,6 +120,21 @@ import Testing
             #expect(apply.stderr.contains("policyhub: cluster no-nv: the NeuVector CRDs are not served"))
             #expect(apply.stderr.contains("1 pushed"))
             #expect(!apply.stderr.contains("hub-token"))
+        }
+    }
+
+    @Test func aMemberWithoutTheAdmissionCRDIsToldWhichOne() throws {
+        try Repo.withTemporaryFolder { folder in
+            try Repo.copyExample(to: folder)
+            let pki = try TestPKI.make(in: folder + "/pki")
+            let double = try KubernetesAPIDouble.started(pki: pki, tokens: ["hub-token"], clientCertificates: false)
+            defer { double.stop() }
+            double.setServedKinds(Set(ObjectKind.allCases).subtracting([.admissionControl]), cluster: "old-nv")
+            try Self.addMember("old-nv", kubeconfig: "kubeconfig.yaml", in: folder, double: double, pki: pki)
+            let apply = try CLI.run(["apply", "--repo", folder])
+            #expect(apply.status == 1)
+            #expect(apply.stderr.contains("policyhub: cluster old-nv: the server does not serve the CRD nvadmissioncontrolsecurityrules.neuvector.com (NvAdmissionControlSecurityRule), which this cluster's policy uses"),
+                    "\(apply.stderr)")
         }
     }
 }

@@ -83,7 +83,7 @@ import Testing
             let diff = try CLI.run(["diff", "--repo", folder, "r2", "r3"])
             #expect(diff.status == 2, "\(diff.stderr)")
             #expect(diff.stdout.hasPrefix("difference of effective policy from r2 to r3 of production, per cluster:"))
-            #expect(diff.stdout.contains("prod-eu-1 (production):\n  + NvClusterSecurityRule//baseline-defaults\n") && diff.stdout.contains("  + NvClusterSecurityRule//forbidden-processes\n"), "\(diff.stdout)")
+            #expect(diff.stdout.contains("prod-eu-1 (production):\n  + NvAdmissionControlSecurityRule//local\n  + NvClusterSecurityRule//baseline-defaults\n") && diff.stdout.contains("  + NvClusterSecurityRule//forbidden-processes\n"), "\(diff.stdout)")
             let same = try CLI.run(["diff", "--repo", folder, "r3", "r3"])
             #expect(same.status == 0)
             #expect(same.stdout.contains("no change"))

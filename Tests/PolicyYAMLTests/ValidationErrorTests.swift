@@ -137,8 +137,8 @@ import Testing
             """), expected: "14:23: error: a rule that denies every process is not allowed"),
         Case(name: "file filter", path: ns, yaml: nsRule("""
               file:
-              - {filter: /etc/../shadow, behavior: block_access}
-            """), expected: "14:14: error: file filter '/etc/../shadow' must not contain '..'"),
+              - {filter: ../etc/shadow, behavior: block_access}
+            """), expected: "14:14: error: file filter '../etc/shadow' must not reach above its folder"),
         Case(name: "policymode on a custom group", path: "policies/global/g.yaml", yaml: """
             apiVersion: neuvector.com/v1
             kind: NvClusterSecurityRule
