@@ -89,6 +89,8 @@ public struct Conflict: Sendable, Hashable, Comparable {
         case overridden
         case redundant
         case ambiguous
+        /// A document refers to something not placed on the same cluster (a DLP or WAF sensor).
+        case unresolved
     }
 
     public enum Severity: String, Sendable, Hashable {
@@ -106,7 +108,7 @@ public struct Conflict: Sendable, Hashable, Comparable {
 
     public var severity: Severity {
         switch kind {
-        case .ambiguous: return .error
+        case .ambiguous, .unresolved: return .error
         case .shadowed, .overridden: return .warning
         case .redundant: return .info
         }

@@ -74,14 +74,14 @@ public enum AmbiguityCheck {
         var clusters: [Conflict: [String]] = [:]
         var order: [Conflict] = []
         for (cluster, effective) in rendered {
-            for conflict in effective.conflicts where conflict.kind == .ambiguous {
+            for conflict in effective.conflicts where conflict.severity == .error {
                 if clusters[conflict] == nil { order.append(conflict) }
                 clusters[conflict, default: []].append(cluster.name)
             }
         }
         return order.sorted().map { conflict in
             let on = clusters[conflict] ?? []
-            return .error("ambiguous: \(conflict.message) (the other rule: \(conflict.by.location); on \(on.count == fleet.clusters.count ? "every cluster" : on.joined(separator: ", ")))",
+            return .error("\(conflict.kind.rawValue): \(conflict.message) (the other rule: \(conflict.by.location); on \(on.count == fleet.clusters.count ? "every cluster" : on.joined(separator: ", ")))",
                           at: conflict.rule.location)
         }
     }

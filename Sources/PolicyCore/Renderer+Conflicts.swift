@@ -43,7 +43,7 @@ extension RenderState {
             conflicts.append(Conflict(
                 kind: .redundant, rule: ruleB.source, by: ruleA.source,
                 message: "\(ruleB.source.tier.rawValue) rule '\(ruleB.source.rule)' is redundant: \(ruleA.source.tier.rawValue) rule '\(ruleA.source.rule)' already \(ruleA.action == .allow ? "allows" : "denies") all of its traffic"))
-        case .overridden:
+        case .overridden, .unresolved:
             return
         }
     }

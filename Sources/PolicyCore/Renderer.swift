@@ -105,7 +105,15 @@ struct RenderState {
         var namespaced: [(PlacedDocument, SecurityRuleSpec)] = []
         var objects: [RenderedObject] = []
         var admission: [PlacedDocument] = []
-        for document in placed {
+        let referred = referredDefinitions(placed)
+        var documentsToEmit = placed.filter { $0.object.kind != .groupDefinition || referred.contains($0.object.metadata.name) }
+        // a group definition goes with the documents that refer to it, wherever they are placed (§1.3)
+        let emitted = Set(documentsToEmit.map(\.object.identity))
+        documentsToEmit += policy.documents.filter {
+            $0.object.kind == .groupDefinition && referred.contains($0.object.metadata.name) && !emitted.contains($0.object.identity)
+        }
+        conflicts += unresolvedSensors(placed)
+        for document in documentsToEmit {
             if document.object.kind == .admissionControl {
                 admission.append(document)
                 continue
@@ -170,6 +178,41 @@ struct RenderState {
         documents.sort { $0.identity < $1.identity }
         return EffectivePolicy(environment: environment.name, objects: objects, conflicts: conflicts.sorted(),
                                networkRules: network, documents: documents, admission: compiled)
+    }
+
+    // MARK: - The other kinds (§1.3)
+
+    /// Names of the group definitions the placed security rules refer to with `name_referral`.
+    func referredDefinitions(_ placed: [PlacedDocument]) -> Set<String> {
+        var names: Set<String> = []
+        for document in placed {
+            guard let spec = document.object.securityRule else { continue }
+            for selector in [spec.target.selector] + (spec.ingress + spec.egress).map(\.selector) where selector.nameReferral == true {
+                names.insert(selector.name)
+            }
+        }
+        return names
+    }
+
+    /// NeuVector's own sensors, there on every cluster (share/clus_apis.go).
+    static let predefinedSensors: Set<String> = ["sensor.ssn", "sensor.creditcard", "sensor.log4shell", "sensor.spring4shell"]
+
+    /// Rule documents whose `dlp` or `waf` settings name a sensor that is not placed on the cluster.
+    func unresolvedSensors(_ placed: [PlacedDocument]) -> [Conflict] {
+        let dlp = Set(placed.filter { $0.object.kind == .dlp }.map(\.object.metadata.name))
+        let waf = Set(placed.filter { $0.object.kind == .waf }.map(\.object.metadata.name))
+        var out: [Conflict] = []
+        for document in placed {
+            guard let spec = document.object.securityRule else { continue }
+            for (kind, settings, known) in [(ObjectKind.dlp, spec.dlp, dlp), (.waf, spec.waf, waf)] {
+                for setting in settings?.settings ?? [] where !known.contains(setting.name) && !Self.predefinedSensors.contains(setting.name) {
+                    let here = source(document, setting.origin, rule: setting.name)
+                    out.append(Conflict(kind: .unresolved, rule: here, by: here,
+                                        message: "the \(kind == .dlp ? "DLP" : "WAF") sensor '\(setting.name)' is not placed on this cluster: no \(kind.rawValue) named so in policies/global/ selects it, so NeuVector would refuse the document"))
+                }
+            }
+        }
+        return out
     }
 
     // MARK: - Admission control (§3.9)

@@ -73,6 +73,7 @@ extension PolicyDecoder {
             guard let decoded else { return nil }
             body = .admission(decoded)
         } else {
+            if let specNode, let shape = OpaqueShape.spec(of: kind) { checkShape(specNode, shape, in: "spec") }
             body = .opaque(specNode?.value.canonical ?? .null)  // key order carries no meaning
         }
         return PolicyObject(apiVersion: apiVersion ?? ObjectKind.apiVersion, kind: kind, metadata: metadata,
@@ -466,5 +467,68 @@ extension PolicyDecoder {
         criterion.value = value ?? ""
         criterion.origin = origin(node, pairs)
         return criterion
+    }
+
+    // MARK: - The other kinds: their fields, strictly (NeuVector's schema would drop an unknown one)
+
+    mutating func checkShape(_ node: YAMLNode, _ shape: OpaqueShape, in what: String) {
+        if node.isNull { return }
+        switch (shape, node.content) {
+        case (.any, _): return
+        case (.map(let fields), .mapping(let pairs)):
+            let known = fields.map(\.0)
+            for pair in pairs {
+                let key = pair.key.scalarText ?? ""
+                guard let field = fields.first(where: { $0.0 == key }) else {
+                    unknownField(pair, in: what, known: known)
+                    continue
+                }
+                checkShape(pair.value, field.1, in: key)
+            }
+        case (.list(let item), .sequence(let items)):
+            for element in items { checkShape(element, item, in: "an item of \(what)") }
+        case (.map, .scalar), (.map, .sequence):
+            error("\(what) must be a mapping, not \(node.kindName)", node)
+        case (.list, .scalar), (.list, .mapping):
+            error("\(what) must be a list, not \(node.kindName)", node)
+        case (.map, .mapping), (.list, .sequence):
+            return
+        }
+    }
+}
+
+/// The fields of the NeuVector kinds the hub passes through, from NeuVector's own types
+/// (controller/resource/nvsecurityrule_def.go, controller/k8sapi/v1/securityrule_types.go, controller/api/apis.go).
+indirect enum OpaqueShape: Sendable {
+    case any
+    case map([(String, OpaqueShape)])
+    case list(OpaqueShape)
+
+    static let criteria: OpaqueShape = .list(.map([("key", .any), ("op", .any), ("value", .any)]))
+    static let patterns: OpaqueShape = .list(.map([("key", .any), ("op", .any), ("value", .any), ("context", .any)]))
+    static let sensor: OpaqueShape = .map([("sensor", .map([
+        ("name", .any), ("comment", .any), ("rules", .list(.map([("name", .any), ("patterns", patterns)]))),
+    ]))])
+
+    static func spec(of kind: ObjectKind) -> OpaqueShape? {
+        switch kind {
+        case .groupDefinition:
+            return .map([("selector", .map([("name", .any), ("comment", .any), ("criteria", criteria)]))])
+        case .dlp, .waf:
+            return sensor
+        case .responseRule:
+            return .map([("rule", .map([
+                ("policy_name", .any), ("event", .any), ("group", .any), ("actions", .list(.any)), ("comment", .any),
+                ("disable", .any), ("webhooks", .list(.any)), ("conditions", .list(.map([("type", .any), ("value", .any)]))),
+            ]))])
+        case .vulnerabilityProfile:
+            return .map([("profile", .map([("entries", .list(.map([
+                ("name", .any), ("comment", .any), ("days", .any), ("domains", .list(.any)), ("images", .list(.any)),
+            ])))]))])
+        case .complianceProfile:
+            return .map([("templates", .map([("disable_system", .any), ("entries", .list(.map([("test_number", .any), ("tags", .list(.any))])))]))])
+        case .clusterSecurityRule, .securityRule, .admissionControl:
+            return nil
+        }
     }
 }

@@ -86,3 +86,119 @@ import Testing
         }
     }
 }
+
+/// The other kinds of SEMANTICS §1.3 on one cluster: sensors a rule refers to must be placed with it, and a
+/// group definition goes with the documents that refer to it.
+@Suite struct OtherKindsTests {
+    typealias CLI = CommandLineTests
+
+    static let wafRule = """
+        apiVersion: neuvector.com/v1
+        kind: NvSecurityRule
+        metadata: {name: nv.api.payments, namespace: payments}
+        spec:
+          target:
+            selector:
+              name: nv.api.payments
+              criteria:
+              - {key: service, op: =, value: api.payments}
+              - {key: domain, op: =, value: payments}
+          waf:
+            status: true
+            settings:
+            - {name: sensor.sqlinject, action: deny}
+        """
+
+    static let sensor = """
+        apiVersion: neuvector.com/v1
+        kind: NvWafSecurityRule
+        metadata:
+          name: sensor.sqlinject
+          annotations: {policyhub.dev/placement: "environment=staging"}
+        spec:
+          sensor:
+            name: sensor.sqlinject
+            comment: union select
+            rules:
+            - name: union
+              patterns:
+              - {key: pattern, op: regex, value: 'union\\s+select', context: url}
+        """
+
+    @Test func aSensorNotPlacedOnTheClusterIsAnError() throws {
+        try Repo.withTemporaryFolder { folder in
+            try Repo.copyExample(to: folder)
+            try Self.wafRule.write(toFile: folder + "/policies/namespaces/payments/waf.yaml", atomically: true, encoding: .utf8)
+            try FileManager.default.removeItem(atPath: folder + "/policies/namespaces/payments/api.yaml")
+            let missing = try CLI.run(["validate", "--repo", folder])
+            #expect(missing.status == 1)
+            #expect(missing.stdout.contains("policies/namespaces/payments/waf.yaml:14:7: error: unresolved: the WAF sensor 'sensor.sqlinject' is not placed on this cluster"),
+                    "\(missing.stdout)")
+            // placed on staging only: production clusters still lack it, and are named
+            try Self.sensor.write(toFile: folder + "/policies/global/waf-sensor.yaml", atomically: true, encoding: .utf8)
+            let partly = try CLI.run(["validate", "--repo", folder])
+            #expect(partly.status == 1)
+            #expect(partly.stdout.contains("on prod-eu-1, prod-us-1)"), "\(partly.stdout)")
+            try Self.sensor.replacingOccurrences(of: "  annotations: {policyhub.dev/placement: \"environment=staging\"}\n", with: "")
+                .write(toFile: folder + "/policies/global/waf-sensor.yaml", atomically: true, encoding: .utf8)
+            let placed = try CLI.run(["validate", "--repo", folder])
+            #expect(placed.status == 0, "\(placed.stdout)")
+        }
+    }
+
+    @Test func anUnknownFieldOfAnotherKindIsAnErrorAtItsKey() throws {
+        try Repo.withTemporaryFolder { folder in
+            try Repo.copyExample(to: folder)
+            try Self.sensor.replacingOccurrences(of: "context: url", with: "contxt: url")
+                .write(toFile: folder + "/policies/global/waf-sensor.yaml", atomically: true, encoding: .utf8)
+            let run = try CLI.run(["validate", "--repo", folder])
+            #expect(run.status == 1)
+            #expect(run.stdout.contains("policies/global/waf-sensor.yaml:13:60: error: unknown field 'contxt' in an item of patterns (did you mean 'context'?)"),
+                    "\(run.stdout)")
+        }
+    }
+
+    @Test func aGroupDefinitionGoesWithItsReferrers() throws {
+        try Repo.withTemporaryFolder { folder in
+            try Repo.copyExample(to: folder)
+            try """
+                apiVersion: neuvector.com/v1
+                kind: NvGroupDefinition
+                metadata: {name: payment-gateways, namespace: neuvector}
+                spec:
+                  selector:
+                    name: payment-gateways
+                    comment: ""
+                    criteria:
+                    - {key: address, op: =, value: '*.gateway.example.com'}
+                ---
+                apiVersion: neuvector.com/v1
+                kind: NvGroupDefinition
+                metadata: {name: unused, namespace: neuvector}
+                spec:
+                  selector: {name: unused, comment: "", criteria: [{key: address, op: =, value: 10.0.0.0/8}]}
+                """.write(toFile: folder + "/policies/global/groups.yaml", atomically: true, encoding: .utf8)
+            try """
+                apiVersion: neuvector.com/v1
+                kind: NvClusterSecurityRule
+                metadata:
+                  name: gateways
+                  annotations: {policyhub.dev/placement: "environment=production"}
+                spec:
+                  target:
+                    selector: {name: containers, criteria: [{key: container, op: =, value: '*'}]}
+                  egress:
+                  - name: to-gateways
+                    action: allow
+                    ports: tcp/443
+                    selector: {name: payment-gateways, name_referral: true}
+                """.write(toFile: folder + "/policies/global/gateways.yaml", atomically: true, encoding: .utf8)
+            let staging = try CLI.run(["render", "--repo", folder, "--cluster", "staging-eu-1"])
+            #expect(staging.status == 0, "\(staging.stderr)")
+            #expect(!staging.stdout.contains("kind: NvGroupDefinition"), "\(staging.stdout)")
+            let production = try CLI.run(["render", "--repo", folder, "--cluster", "prod-eu-1"])
+            #expect(production.stdout.contains("name: payment-gateways\n  namespace: neuvector"), "\(production.stdout)")
+            #expect(!production.stdout.contains("name: unused"))
+        }
+    }
+}
