@@ -8,6 +8,7 @@ swift build -c release --product policyhub-bench
 bin=.build/release/policyhub-bench
 $bin parse --runs 9
 $bin fleet --runs 5
+$bin conflicts --runs 3
 $bin push --clusters 1000 --drift-runs 7 2>&1 | grep -v '^\['
 $bin promote --runs 5
 $bin serve 2>&1 | grep -v '^\['

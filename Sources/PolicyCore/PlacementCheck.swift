@@ -30,7 +30,7 @@ public enum PlacementCheck {
             }
             let count = fleet.clusters.count
             out.append(.error("\(HubAnnotation.placement) '\(document.placement.text)' selects no cluster of the fleet (\(count) cluster\(count == 1 ? "" : "s")), so this document would be pushed nowhere\(hints.isEmpty ? "" : ": " + hints.joined(separator: "; "))",
-                              at: document.object.origin.at("metadata")))
+                              at: document.object.metadata.annotationAt(HubAnnotation.placement, or: document.object.origin.at("metadata"))))
         }
         return out
     }

@@ -4,6 +4,10 @@ public struct ObjectMeta: Sendable, Hashable {
     public var namespace: String?
     public var labels: [String: String]
     public var annotations: [String: String]
+    /// Where `name`, `namespace`, `labels` and `annotations` were written (for errors at the exact node).
+    public var origin: Origin = .generated
+    /// Where each annotation's value was written, by annotation key.
+    public var annotationOrigin: Origin = .generated
 
     public init(name: String, namespace: String? = nil, labels: [String: String] = [:],
                 annotations: [String: String] = [:]) {
@@ -11,6 +15,16 @@ public struct ObjectMeta: Sendable, Hashable {
         self.namespace = namespace
         self.labels = labels
         self.annotations = annotations
+    }
+
+    /// The position of a metadata field's value, or of `fallback` when it was not read from a file.
+    public func at(_ field: String, or fallback: SourceLocation) -> SourceLocation {
+        origin.fields.contains { $0.name == field } ? origin.at(field) : fallback
+    }
+
+    /// The position of an annotation's value, or of `fallback`.
+    public func annotationAt(_ key: String, or fallback: SourceLocation) -> SourceLocation {
+        annotationOrigin.fields.contains { $0.name == key } ? annotationOrigin.at(key) : fallback
     }
 }
 

@@ -48,6 +48,10 @@ public struct PolicyValidator {
         return Validation(value: set, diagnostics: sorted)
     }
 
+    /// Network, process and file rules one document may hold: far above any real policy, and a bound on
+    /// the work one document can ask for.
+    public static let maximumRulesPerDocument = 50_000
+
     private mutating func error(_ message: String, _ at: SourceLocation) {
         diagnostics.append(.error(message, at: at))
     }
@@ -68,11 +72,11 @@ public struct PolicyValidator {
         }
         if !NeuVectorNames.isDNS1123Subdomain(object.metadata.name) {
             error("metadata.name '\(object.metadata.name)' is not a valid Kubernetes name (lower-case letters, digits, '-' and '.')",
-                  metaAt)
+                  object.metadata.at("name", or: metaAt))
         } else if object.metadata.name.utf8.count + ".yaml".utf8.count > 255 {
             // a directory member stores each object as NAME.yaml, and a file name is at most 255 bytes
             error("metadata.name is \(object.metadata.name.utf8.count) characters; a GitOps folder stores it as NAME.yaml and a file name holds at most 255 bytes, so it must be at most 250",
-                  metaAt)
+                  object.metadata.at("name", or: metaAt))
         }
         var tier = Tier.enforced
         switch scope {
@@ -85,7 +89,8 @@ public struct PolicyValidator {
                 switch text {
                 case "enforced": tier = .enforced
                 case "baseline": tier = .baseline
-                default: error("\(HubAnnotation.tier) must be 'enforced' or 'baseline', not '\(text)'", metaAt)
+                default: error("\(HubAnnotation.tier) must be 'enforced' or 'baseline', not '\(text)'",
+                               object.metadata.annotationAt(HubAnnotation.tier, or: metaAt))
                 }
             }
         case .namespace(let ns):
@@ -100,28 +105,29 @@ public struct PolicyValidator {
             }
             if object.metadata.annotations[HubAnnotation.tier] != nil {
                 error("\(HubAnnotation.tier) is for global documents only; namespace rules always rank below enforced global rules",
-                      metaAt)
+                      object.metadata.annotationAt(HubAnnotation.tier, or: metaAt))
             }
             if object.kind == .admissionControl {
                 // cluster-scoped: compiled into `local`, never pushed under its own name
                 if let written = object.metadata.namespace, written != ns {
                     error("metadata.namespace must be '\(ns)', the folder the document lives in, or left out (found '\(written)')",
-                          object.origin.at("metadata"))
+                          object.metadata.at("namespace", or: metaAt))
                 }
             } else if object.metadata.namespace != ns {
                 error("metadata.namespace must be '\(ns)', the folder the document lives in (found '\(object.metadata.namespace ?? "")')",
-                      metaAt)
+                      object.metadata.at("namespace", or: metaAt))
             }
         }
         if !object.kind.isNamespaced, object.kind != .admissionControl, let ns = object.metadata.namespace, !ns.isEmpty {
-            warning("metadata.namespace '\(ns)' is ignored: \(object.kind.rawValue) is cluster-scoped", metaAt)
+            warning("metadata.namespace '\(ns)' is ignored: \(object.kind.rawValue) is cluster-scoped", object.metadata.at("namespace", or: metaAt))
         }
         var placement = LabelSelector.everything
         if let text = object.metadata.annotations[HubAnnotation.placement] {
             do {
                 placement = try LabelSelector.parse(text)
             } catch {
-                self.error("\(HubAnnotation.placement): \(error.message) at column \(error.column) of '\(text)'", metaAt)
+                self.error("\(HubAnnotation.placement): \(error.message) at column \(error.column) of '\(text)'",
+                           object.metadata.annotationAt(HubAnnotation.placement, or: metaAt))
             }
         }
         switch object.body {
@@ -161,6 +167,11 @@ public struct PolicyValidator {
             if let mode = profile.mode, PolicyMode(rawValue: mode) == nil {
                 error("process_profile.mode '\(mode)' is not one of: Discover, Monitor, Protect", profile.origin.at("mode"))
             }
+        }
+        let ruleCount = spec.ingress.count + spec.egress.count + spec.process.count + spec.file.count
+        if ruleCount > PolicyValidator.maximumRulesPerDocument {
+            error("this document holds \(ruleCount) rules, more than the \(PolicyValidator.maximumRulesPerDocument) one document may hold; split it into several documents",
+                  object.origin.location)
         }
         var groups: [String: (criteria: [Criterion], at: SourceLocation)] = [:]
         func sameGroup(_ selector: GroupSelector) {
@@ -495,7 +506,7 @@ public struct PolicyValidator {
             }
         case .vulnerabilityProfile, .complianceProfile:
             if name != "default" {
-                error("\(object.kind.rawValue) must be named 'default'", object.origin.at("metadata"))
+                error("\(object.kind.rawValue) must be named 'default'", object.metadata.at("name", or: object.origin.at("metadata")))
             }
         case .responseRule, .securityRule, .clusterSecurityRule, .admissionControl:
             break
@@ -507,7 +518,7 @@ public struct PolicyValidator {
     private mutating func checkAdmission(_ object: PolicyObject, _ spec: AdmissionSpec, scope: DocumentScope) {
         if object.metadata.name == "fed" {
             error("NvAdmissionControlSecurityRule 'fed' is NeuVector federation, which the hub does not use; any other name is compiled into 'local'",
-                  object.origin.at("metadata"))
+                  object.metadata.at("name", or: object.origin.at("metadata")))
         }
         var namespace: String?
         if case .namespace(let ns) = scope { namespace = ns }
@@ -525,6 +536,10 @@ public struct PolicyValidator {
             if let client = config.clientMode, client != "service" && client != "url" {
                 error("config.client_mode '\(client)' is not one of: service, url", config.origin.at("client_mode"))
             }
+        }
+        if spec.rules.count > PolicyValidator.maximumRulesPerDocument {
+            error("this document holds \(spec.rules.count) admission rules, more than the \(PolicyValidator.maximumRulesPerDocument) one document may hold; split it into several documents",
+                  object.origin.location)
         }
         for (index, rule) in spec.rules.enumerated() {
             checkAdmissionRule(rule, index: index, namespace: namespace)

@@ -36,8 +36,27 @@ public enum Precedence {
     /// First-match order: higher output priority first; ties (which NeuVector would order arbitrarily)
     /// broken by tier, then source position, so that output and explanations are stable.
     public static func evaluatesBefore(_ a: EffectiveNetworkRule, _ b: EffectiveNetworkRule) -> Bool {
-        if a.priority != b.priority { return a.priority > b.priority }
-        if a.source.tier != b.source.tier { return a.source.tier < b.source.tier }
-        return a.source < b.source
+        SortKey(a) < SortKey(b)
+    }
+
+    /// The order of `evaluatesBefore` as a small value, so that sorting many rules moves no rule.
+    struct SortKey: Comparable {
+        var priority: Int
+        var tier: Tier
+        var source: RuleSource
+
+        init(_ rule: EffectiveNetworkRule) {
+            priority = rule.priority
+            tier = rule.source.tier
+            source = rule.source
+        }
+
+        static func < (a: SortKey, b: SortKey) -> Bool {
+            if a.priority != b.priority { return a.priority > b.priority }
+            if a.tier != b.tier { return a.tier < b.tier }
+            return a.source < b.source
+        }
+
+        static func == (a: SortKey, b: SortKey) -> Bool { !(a < b) && !(b < a) }
     }
 }

@@ -8,18 +8,29 @@ extension RenderState {
         let tiers = rules.map(\.source.tier)
         let priorities = rules.map(\.priority)
         let actions = rules.map(\.action)
-        var byTarget: [Int: [Int]] = [:]
-        for (index, id) in targetIDs.enumerated() { byTarget[id, default: []].append(index) }
+        let ports = rules.map(\.ports)
+        let applications = rules.map(\.applications)
+        // rules by target, then by peer: a rule is compared only with rules whose target and peer its own
+        // cover, found through the coverage index, so the work grows with the conflicts, not with n²
+        var byTargetPeer: [Int: [Int: [Int]]] = [:]
+        for index in rules.indices { byTargetPeer[targetIDs[index], default: [:]][peerIDs[index], default: []].append(index) }
         var reported = Set<Int>()
         for a in rules.indices {
+            let coveredPeers = selectors.covered(by: peerIDs[a])
             for coveredTarget in selectors.covered(by: targetIDs[a]) {
-                for b in byTarget[coveredTarget] ?? [] where b != a && directions[a] == directions[b] {
+                guard let peers = byTargetPeer[coveredTarget] else { continue }
+                var candidates: [Int] = []
+                if coveredPeers.count <= peers.count {
+                    for peer in coveredPeers { candidates += peers[peer] ?? [] }
+                } else {
+                    for (peer, list) in peers where selectors.covers(peerIDs[a], peer) { candidates += list }
+                }
+                for b in candidates where b != a && directions[a] == directions[b] {
                     guard let kind = Precedence.conflict(
                         winnerTier: tiers[a], winnerPriority: priorities[a], winnerAction: actions[a],
                         otherTier: tiers[b], otherPriority: priorities[b], otherAction: actions[b])
                     else { continue }
-                    guard selectors.covers(peerIDs[a], peerIDs[b]), rules[a].ports.isSuperset(of: rules[b].ports),
-                          rules[a].applications.isSuperset(of: rules[b].applications) else { continue }
+                    guard ports[a].isSuperset(of: ports[b]), applications[a].isSuperset(of: applications[b]) else { continue }
                     report(kind, rules[a], rules[b], pair: min(a, b) << 32 | max(a, b), reported: &reported)
                 }
             }

@@ -164,7 +164,8 @@ struct RenderState {
             conflicts += entry.conflicts
         }
         // sort positions, not the rules: a rule is large to move
-        let order = network.indices.sorted { Precedence.evaluatesBefore(network[$0], network[$1]) }
+        let keys = network.map { Precedence.SortKey($0) }
+        let order = network.indices.sorted { keys[$0] < keys[$1] }
         network = order.map { network[$0] }
         findNetworkConflicts(network)
         var compiled: CompiledAdmission?

@@ -56,8 +56,9 @@ struct SelectorTable {
     /// carry one of those values on that key.
     private func literalKey(of selector: GroupSelector) -> (key: String, values: [String])? {
         switch GroupClass.of(selector) {
-        case .external, .nodes, .containers, .address: return nil
-        case .learned, .serviceIP, .federal, .reserved, .custom: break
+        case .external, .nodes, .containers: return nil
+        // an address group covers the address groups whose every value it lists (Coverage.covers)
+        case .address, .learned, .serviceIP, .federal, .reserved, .custom: break
         }
         var byKey: [String: [Criterion]] = [:]
         for c in selector.criteria { byKey[Coverage.normalisedKey(c.key), default: []].append(c) }

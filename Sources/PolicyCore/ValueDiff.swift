@@ -1,5 +1,7 @@
 /// A readable difference between two values: one line per changed leaf, with its path.
-/// List items that carry a `name` (rules) are matched by name, others by position.
+/// List items are matched by what identifies them where that is unique in both lists: file rules by
+/// `filter`, process rules by `name` and `path` (NeuVector's own keys), network rules by `name`; other
+/// items by position.
 public enum ValueDiff {
     public struct Change: Sendable, Hashable, CustomStringConvertible {
         public var path: String
@@ -33,14 +35,16 @@ public enum ValueDiff {
             }
             return out
         case (.list(let a), .list(let b)):
-            let named = (a + b).allSatisfy { $0["name"]?.stringValue != nil }
-            if named {
+            if let oldByKey = keyed(a), let newByKey = keyed(b) {
                 var out: [Change] = []
-                let oldByName = Dictionary(a.map { ($0["name"]?.stringValue ?? "", $0) }, uniquingKeysWith: { x, _ in x })
-                let newByName = Dictionary(b.map { ($0["name"]?.stringValue ?? "", $0) }, uniquingKeysWith: { x, _ in x })
-                for name in Set(oldByName.keys).union(newByName.keys).sorted() {
-                    let child = "\(path)[\(name)]"
-                    switch (oldByName[name], newByName[name]) {
+                let old = Dictionary(oldByKey, uniquingKeysWith: { x, _ in x })
+                let new = Dictionary(newByKey, uniquingKeysWith: { x, _ in x })
+                // in the order of the new list, then what only the old one had
+                var order = newByKey.map(\.0)
+                order += oldByKey.map(\.0).filter { new[$0] == nil }
+                for key in order {
+                    let child = "\(path)[\(key)]"
+                    switch (old[key], new[key]) {
                     case (let x?, let y?): out += changes(from: x, to: y, path: child)
                     case (let x?, nil): out.append(Change(path: child, old: x, new: nil))
                     case (nil, let y?): out.append(Change(path: child, old: nil, new: y))
@@ -63,6 +67,26 @@ public enum ValueDiff {
         case (.null, _), (.bool, _), (.int, _), (.number, _), (.string, _), (.list, _), (.map, _):
             return [Change(path: path, old: old, new: new)]
         }
+    }
+
+    /// The items of a list with their keys, or nil when the items do not all have a unique key of one kind.
+    static func keyed(_ items: [Value]) -> [(String, Value)]? {
+        guard !items.isEmpty else { return [] }
+        let kinds: [(Value) -> String?] = [
+            { item in item["filter"]?.stringValue },
+            { item in
+                guard let name = item["name"]?.stringValue, let path = item["path"]?.stringValue else { return nil }
+                return "\(name) \(path)"
+            },
+            { item in item["name"]?.stringValue },
+        ]
+        for key in kinds {
+            let keys = items.map(key)
+            guard keys.allSatisfy({ $0 != nil }) else { continue }
+            let present = keys.compactMap { $0 }
+            if Set(present).count == present.count { return Array(zip(present, items)) }
+        }
+        return nil
     }
 
     /// One-line form of a value for diff lines.

@@ -23,7 +23,7 @@ struct BenchCommand: AsyncParsableCommand {
 
             Each measurement is the median of --runs runs. Build with: swift build -c release
             """,
-        subcommands: [Parse.self, Fleet.self, BenchPushCommand.self, BenchPromoteCommand.self, BenchServeCommand.self])
+        subcommands: [Parse.self, Fleet.self, BenchConflictsCommand.self, BenchPushCommand.self, BenchPromoteCommand.self, BenchServeCommand.self])
 
     struct Parse: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Parse and validation overhead over libyaml.")
@@ -186,5 +186,102 @@ enum BenchSupport {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: path) }
         return try body(path)
+    }
+}
+
+/// `policyhub-bench conflicts`: conflict analysis on two large documents, against libyaml's bare scan of
+/// the same files and against half the rules (near-linear growth means about twice the time).
+struct BenchConflictsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conflicts",
+        abstract: "Render one global and one namespace document of --rules egress rules each (conflict analysis).",
+        discussion: """
+            The global document denies and the namespace document allows the same --rules address peers, so \
+            every namespace rule is shadowed: the render must find --rules conflicts among 2 x --rules rules. \
+            Reports the render of one cluster (validation done before, as apply does it), the whole \
+            validation, and the same at half the rules. Target: the render of 30,000 + 30,000 rules under 2 s.
+            """)
+
+    @Option(help: "Egress rules in each of the two documents.")
+    var rules: Int = 30_000
+
+    @Option(help: "Runs per measurement; the median is reported.")
+    var runs: Int = 3
+
+    static func write(rules: Int, to root: String) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: root + "/policies/global", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: root + "/policies/namespaces/demo", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: root + "/clusters", withIntermediateDirectories: true)
+        try TreeGenerator.environments.write(toFile: root + "/clusters/environments.yaml", atomically: true, encoding: .utf8)
+        try """
+            apiVersion: policyhub.dev/v1alpha1
+            kind: MemberCluster
+            metadata: {name: c0}
+            spec: {environment: staging, target: {directory: {path: .policyhub/gitops/c0}}}
+
+            """.write(toFile: root + "/clusters/c0.yaml", atomically: true, encoding: .utf8)
+        func peer(_ i: Int) -> String {
+            "{name: ext-\(i), criteria: [{key: address, op: =, value: '10.\(i / 65536).\((i / 256) % 256).\(i % 256)'}]}"
+        }
+        var global = """
+            apiVersion: neuvector.com/v1
+            kind: NvClusterSecurityRule
+            metadata: {name: big-global}
+            spec:
+              target:
+                selector: {name: containers, criteria: [{key: container, op: =, value: '*'}]}
+              egress:
+
+            """
+        var namespace = """
+            apiVersion: neuvector.com/v1
+            kind: NvSecurityRule
+            metadata: {name: nv.web.demo, namespace: demo}
+            spec:
+              target:
+                selector: {name: nv.web.demo, criteria: [{key: service, op: =, value: web.demo}, {key: domain, op: =, value: demo}]}
+              egress:
+
+            """
+        for i in 0..<rules {
+            global += "  - {name: g\(i), action: deny, ports: tcp/\(1000 + i % 5000), selector: \(peer(i))}\n"
+            namespace += "  - {name: n\(i), action: allow, ports: tcp/\(1000 + i % 5000), selector: \(peer(i))}\n"
+        }
+        try global.write(toFile: root + "/policies/global/big.yaml", atomically: true, encoding: .utf8)
+        try namespace.write(toFile: root + "/policies/namespaces/demo/big.yaml", atomically: true, encoding: .utf8)
+    }
+
+    func run() throws {
+        try BenchSupport.withScratch { scratch in
+            var rows: [(String, BenchSupport.Sample, BenchSupport.Sample)] = []
+            for count in [rules / 2, rules] {
+                let root = scratch + "/r\(count)"
+                try Self.write(rules: count, to: root)
+                let files = RepositoryLoader.yamlFiles(root: root, folder: "policies")
+                func read(_ path: String) -> [UInt8] {
+                    FileManager.default.contents(atPath: root + "/" + path).map { [UInt8]($0) } ?? []
+                }
+                let workspace = Workspace.open(root: root)
+                guard let renderer = workspace.renderer(), let cluster = workspace.fleet?.clusters.first else {
+                    throw ValidationError("generated tree is invalid: \(workspace.diagnostics.prefix(3))")
+                }
+                var conflicts = 0
+                let samples = BenchSupport.interleaved(runs: runs, [
+                    { precondition(files.reduce(0) { $0 + (YAMLParser.scanEvents(read($1)) ?? 0) } > 0) },
+                    { conflicts = renderer.render(cluster: cluster).conflicts.count },
+                    { precondition(Workspace.open(root: root).isValid) },
+                ])
+                precondition(conflicts >= count, "expected every namespace rule shadowed, found \(conflicts) conflicts")
+                BenchSupport.row("\(count) + \(count) rules: libyaml event scan of the two files", samples[0], reference: samples[0])
+                BenchSupport.row("  render one cluster (\(conflicts) conflicts found)", samples[1], reference: samples[0])
+                BenchSupport.row("  validate the tree (read, parse, check, conflict check on every cluster)", samples[2], reference: samples[0])
+                rows.append(("\(count)", samples[1], samples[2]))
+            }
+            if rows.count == 2 {
+                print(String(format: "render of %@ + %@ rules: %.2f s (target < 2 s); twice the rules took %.2fx the render time, %.2fx the validation time",
+                             rows[1].0, rows[1].0, rows[1].1.wall, rows[1].1.wall / rows[0].1.wall, rows[1].2.wall / rows[0].2.wall))
+            }
+        }
     }
 }

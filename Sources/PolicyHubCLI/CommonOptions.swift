@@ -125,9 +125,24 @@ func failure(_ error: EngineError) -> ExitCode {
     return ExitStatus.failure
 }
 
+/// At most this many findings are printed; the rest are counted.
+let printedFindingsLimit = 1_000
+
+/// Prints the first `printedFindingsLimit` lines (to standard error, or to standard output), then how many
+/// more there are: a tree with a million problems prints a readable start, not a million lines.
+func printCapped(_ lines: [String], toStandardError: Bool = true) {
+    for line in lines.prefix(printedFindingsLimit) {
+        if toStandardError { printError(line) } else { print(line) }
+    }
+    if lines.count > printedFindingsLimit {
+        let rest = "... and \(lines.count - printedFindingsLimit) more not shown (the first \(printedFindingsLimit) of \(lines.count) are above; fix those and run again)"
+        if toStandardError { printError(rest) } else { print(rest) }
+    }
+}
+
 /// Prints diagnostics to standard error, and a one-line summary.
 func report(_ diagnostics: [Diagnostic], quiet: Bool = false) {
-    for diagnostic in diagnostics { printError(diagnostic.description) }
+    printCapped(diagnostics.map(\.description))
     let errors = diagnostics.filter(\.isError).count
     let warnings = diagnostics.count - errors
     if !quiet || errors > 0 {

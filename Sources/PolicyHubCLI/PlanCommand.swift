@@ -4,6 +4,7 @@ import HubEngine
 import HubStore
 import Members
 import PolicyCore
+import PolicyYAML
 
 /// `policyhub plan`: what `apply` would create, update and delete on each cluster.
 struct PlanCommand: AsyncParsableCommand {
@@ -37,7 +38,7 @@ struct PlanCommand: AsyncParsableCommand {
     struct ClusterPlan {
         var cluster: MemberCluster
         var note: String?
-        var create: [ObjectIdentity] = []
+        var create: [(ObjectIdentity, Value)] = []
         var update: [(ObjectIdentity, [ValueDiff.Change])] = []
         var delete: [ObjectIdentity] = []
         var error: String?
@@ -98,7 +99,7 @@ struct PlanCommand: AsyncParsableCommand {
                 let desired = Dictionary(item.policy.objects.map { ($0.identity, $0.value) }, uniquingKeysWith: { a, _ in a })
                 for (identity, value) in desired.sorted(by: { $0.key < $1.key }) {
                     guard let old = current[identity] else {
-                        result.create.append(identity)
+                        result.create.append((identity, value))
                         continue
                     }
                     let changes = ValueDiff.changes(from: DriftComparison.comparable(old), to: DriftComparison.comparable(value))
@@ -124,12 +125,21 @@ struct PlanCommand: AsyncParsableCommand {
         map.set("environment", .string(plan.cluster.environment))
         map.set("note", plan.note.map(Value.string))
         map.set("error", plan.error.map(Value.string))
-        map.set("create", .list(plan.create.map { .string($0.description) }))
+        map.set("create", .list(plan.create.map { identity, value in
+            .map([Value.MapEntry("object", .string(identity.description)), Value.MapEntry("value", value)])
+        }))
         map.set("update", .list(plan.update.map { identity, changes in
             .map([Value.MapEntry("object", .string(identity.description)),
-                  Value.MapEntry("changes", .list(changes.map { .string($0.description) }))])
+                  Value.MapEntry("changes", .list(changes.map { change in
+                      var entry = ValueMapBuilder()
+                      entry.set("path", .string(change.path))
+                      entry.set("before", change.old ?? .null)
+                      entry.set("after", change.new ?? .null)
+                      entry.set("text", .string(change.description))
+                      return entry.value
+                  }))])
         }))
-        map.set("delete", .list(plan.delete.map { .string($0.description) }))
+        map.set("delete", .list(plan.delete.map { .map([Value.MapEntry("object", .string($0.description))]) }))
         return map.value
     }
 
@@ -150,7 +160,16 @@ struct PlanCommand: AsyncParsableCommand {
                 continue
             }
             out += "\(plan.create.count) to create, \(plan.update.count) to update, \(plan.delete.count) to delete\n"
-            for identity in plan.create { out += "  + \(identity)\n" }
+            for (identity, value) in plan.create {
+                out += "  + \(identity)\n"
+                // a created object in full: its spec, as it will be pushed
+                if let spec = value["spec"] {
+                    let yaml = YAMLWriter.document(.map([Value.MapEntry("spec", spec)]))
+                    for line in yaml.split(separator: "\n", omittingEmptySubsequences: true) where line != "---" {
+                        out += "      \(line)\n"
+                    }
+                }
+            }
             for (identity, changes) in plan.update {
                 out += "  ~ \(identity)\n"
                 for change in changes { out += "      \(change)\n" }

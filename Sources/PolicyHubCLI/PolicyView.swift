@@ -59,7 +59,7 @@ struct PolicyViewOptions: ParsableArguments {
                                                                                    clusters: [MemberCluster], view: PolicyView) {
         if env == nil && revision == nil {
             let (workspace, renderer) = try openValid(repository)
-            for diagnostic in workspace.diagnostics { printError(diagnostic.description) }
+            printCapped(workspace.diagnostics.map(\.description))
             guard let fleet = workspace.fleet else { throw ExitStatus.failure }
             return (renderer, fleet, fleet.clusters, .workingTree)
         }

@@ -55,12 +55,14 @@ struct RenderCommand: ParsableCommand {
         }
         let rendered = renderer.render(clusters: clusters, parallel: .dispatch)
         var ambiguous = false
+        var lines: [String] = []
         for (cluster, policy) in rendered {
             for conflict in policy.conflicts {
                 if conflict.severity == .error { ambiguous = true }
-                printError("\(conflict.rule.location): \(conflict.severity.rawValue): [\(cluster.name)] \(conflict.kind.rawValue): \(conflict.message) (\(conflict.by.location))")
+                lines.append("\(conflict.rule.location): \(conflict.severity.rawValue): [\(cluster.name)] \(conflict.kind.rawValue): \(conflict.message) (\(conflict.by.location))")
             }
         }
+        printCapped(lines)
         if let outDir {
             try write(rendered, to: outDir)
         } else {
@@ -147,8 +149,8 @@ func printPrecedenceWarnings(_ items: [PushPlan.Item]) {
             clusters[conflict, default: []].append(item.cluster.name)
         }
     }
-    for conflict in clusters.keys.sorted() {
+    printCapped(clusters.keys.sorted().map { conflict in
         let on = clusters[conflict] ?? []
-        printError("\(conflict.rule.location): warning: [\(on.joined(separator: ", "))] \(conflict.kind.rawValue): \(conflict.message) (\(conflict.by.location))")
-    }
+        return "\(conflict.rule.location): warning: [\(on.joined(separator: ", "))] \(conflict.kind.rawValue): \(conflict.message) (\(conflict.by.location))"
+    })
 }

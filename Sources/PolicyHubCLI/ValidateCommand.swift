@@ -20,7 +20,7 @@ struct ValidateCommand: ParsableCommand {
     func run() throws {
         let workspace = Workspace.open(root: repository.root, exec: repository.exec)
         let shown = errorsOnly ? workspace.diagnostics.filter(\.isError) : workspace.diagnostics
-        for diagnostic in shown { print(diagnostic.description) }
+        printCapped(shown.map(\.description), toStandardError: false)
         let errors = workspace.diagnostics.filter(\.isError).count
         let warnings = workspace.diagnostics.count - errors
         let documents = workspace.repository.tree.objects.count

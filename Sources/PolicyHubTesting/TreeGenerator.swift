@@ -49,6 +49,12 @@ public struct TreeGenerator: Sendable {
             bytes += text.utf8.count
             try text.write(toFile: root + "/policies/global/g\(g).yaml", atomically: false, encoding: .utf8)
         }
+        if globalDocuments > 0 {
+            // every other NeuVector kind once: admission, sensors, a response rule, a group definition, profiles
+            let text = Self.otherKinds
+            bytes += text.utf8.count
+            try text.write(toFile: root + "/policies/global/other-kinds.yaml", atomically: false, encoding: .utf8)
+        }
         for n in 0..<namespaces {
             let ns = "ns\(n)"
             let folder = root + "/policies/namespaces/\(ns)"
@@ -59,10 +65,119 @@ public struct TreeGenerator: Sendable {
                 let rules = min(4, rulesPerNamespace - d * 4)
                 text += namespaceDocument(ns: ns, service: d, services: documents, rules: max(rules, 0))
             }
+            if n % 4 == 0 { text += Self.namespaceAdmission(ns) }
             bytes += text.utf8.count
             try text.write(toFile: folder + "/rules.yaml", atomically: false, encoding: .utf8)
         }
         return bytes
+    }
+
+    /// One document of each kind the hub passes through or compiles (SEMANTICS §1.3), valid together.
+    public static let otherKinds = """
+        apiVersion: neuvector.com/v1
+        kind: NvAdmissionControlSecurityRule
+        metadata: {name: generated-admission}
+        spec:
+          config: {enable: true, mode: protect, client_mode: service}
+          rules:
+          - action: deny
+            comment: company registry only
+            criteria:
+            - {name: imageRegistry, op: notContainsAny, value: registry.example.com}
+          - action: deny
+            criteria:
+            - {name: runAsPrivileged, op: =, value: "true"}
+        ---
+        apiVersion: neuvector.com/v1
+        kind: NvWafSecurityRule
+        metadata: {name: sensor.generated-waf}
+        spec:
+          sensor:
+            name: sensor.generated-waf
+            comment: generated
+            rules:
+            - name: traversal
+              patterns:
+              - {key: pattern, op: regex, value: '\\.\\./\\.\\./', context: url}
+        ---
+        apiVersion: neuvector.com/v1
+        kind: NvDlpSecurityRule
+        metadata: {name: sensor.generated-dlp}
+        spec:
+          sensor:
+            name: sensor.generated-dlp
+            comment: generated
+            rules:
+            - name: card
+              patterns:
+              - {key: pattern, op: regex, value: '4[0-9]{15}', context: body}
+        ---
+        apiVersion: neuvector.com/v1
+        kind: NvResponseRuleSecurityRule
+        metadata: {name: generated-quarantine}
+        spec:
+          rule:
+            event: security-event
+            actions: [quarantine]
+            conditions:
+            - {type: name, value: Container.Privilege.Escalation}
+        ---
+        apiVersion: neuvector.com/v1
+        kind: NvGroupDefinition
+        metadata: {name: generated-gateways, namespace: neuvector}
+        spec:
+          selector:
+            name: generated-gateways
+            comment: ""
+            criteria:
+            - {key: address, op: =, value: '*.gateway.example.com'}
+        ---
+        apiVersion: neuvector.com/v1
+        kind: NvClusterSecurityRule
+        metadata: {name: generated-gateway-egress}
+        spec:
+          target:
+            selector: {name: containers, criteria: [{key: container, op: =, value: '*'}]}
+          egress:
+          - name: to-gateways
+            action: allow
+            ports: tcp/443
+            selector: {name: generated-gateways, name_referral: true}
+        ---
+        apiVersion: neuvector.com/v1
+        kind: NvVulnerabilityProfile
+        metadata: {name: default}
+        spec:
+          profile:
+            entries:
+            - {name: CVE-2020-1234, comment: accepted, domains: [], images: []}
+        ---
+        apiVersion: neuvector.com/v1
+        kind: NvComplianceProfile
+        metadata: {name: default}
+        spec:
+          templates:
+            disable_system: false
+            entries:
+            - {test_number: D.1.1.1, tags: [GDPR]}
+
+        """
+
+    /// A namespace team's admission exception, narrowed by the generated enforced denies.
+    static func namespaceAdmission(_ ns: String) -> String {
+        """
+        apiVersion: neuvector.com/v1
+        kind: NvAdmissionControlSecurityRule
+        metadata: {name: admission-\(ns)}
+        spec:
+          rules:
+          - action: allow
+            comment: team exception
+            criteria:
+            - {name: namespace, op: containsAny, value: \(ns)}
+            - {name: image, op: containsAny, value: 'team/\(ns)-*'}
+
+        """
     }
 
     /// The environments file of generated trees (and of the test corpus): staging, then production.

@@ -94,9 +94,11 @@ extension PolicyDecoder {
             case "annotations":
                 meta.annotations = stringMap(pair.value, "metadata.annotations")
                 checkHubAnnotations(pair.value)
+                if case .mapping(let entries) = pair.value.content { meta.annotationOrigin = origin(pair.value, entries) }
             default: continue  // creationTimestamp, uid, resourceVersion...: Kubernetes' own
             }
         }
+        meta.origin = origin(node, pairs)
         if !sawName {
             missing("name", in: "metadata", node)
             return nil

@@ -202,3 +202,32 @@ import Testing
         }
     }
 }
+
+/// A tree with thousands of problems prints a readable start and a count, not every line.
+@Suite struct BoundedOutputTests {
+    typealias CLI = CommandLineTests
+
+    @Test func validatePrintsTheFirstThousandFindingsAndHowManyMore() throws {
+        try Repo.withTemporaryFolder { folder in
+            try Repo.copyExample(to: folder)
+            var text = """
+                apiVersion: neuvector.com/v1
+                kind: NvClusterSecurityRule
+                metadata: {name: many-bad-ports}
+                spec:
+                  target:
+                    selector: {name: containers, criteria: [{key: container, op: =, value: '*'}]}
+                  egress:
+
+                """
+            for i in 0..<1_500 { text += "  - {name: r\(i), action: deny, ports: 'tcp/99999', selector: {name: external}}\n" }
+            try text.write(toFile: folder + "/policies/global/many.yaml", atomically: true, encoding: .utf8)
+            let run = try CLI.run(["validate", "--repo", folder])
+            #expect(run.status == 1)
+            let lines = run.stdout.split(separator: "\n")
+            #expect(lines.count == 1_001, "\(lines.count) lines")
+            #expect(lines.last == "... and 500 more not shown (the first 1000 of 1500 are above; fix those and run again)")
+            #expect(run.stderr.contains("1500 errors"), "\(run.stderr)")
+        }
+    }
+}

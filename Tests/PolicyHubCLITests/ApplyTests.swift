@@ -59,6 +59,20 @@ import Testing
             #expect(try CLI.run(["plan", "--repo", folder]).status == 0)
             let live = try CLI.run(["plan", "--repo", folder, "--live", "--output", "json"])
             #expect(live.status == 0, "\(live.stdout)")
+
+            // a changed port: a structured change (object, field path, before, after), and the text line
+            let nodeFile = folder + "/policies/namespaces/demo/node.yaml"
+            try String(contentsOfFile: nodeFile, encoding: .utf8).replacingOccurrences(of: "tcp/6380", with: "tcp/6381")
+                .write(toFile: nodeFile, atomically: true, encoding: .utf8)
+            let changed = try CLI.run(["plan", "--repo", folder, "--output", "json"])
+            #expect(changed.status == 2)
+            let plans = try #require(try JSONSerialization.jsonObject(with: Data(changed.stdout.utf8)) as? [[String: Any]])
+            let staging = try #require(plans.first { $0["cluster"] as? String == "staging-eu-1" })
+            let update = try #require((staging["update"] as? [[String: Any]])?.first { $0["object"] as? String == "NvSecurityRule/demo/nv.node-pod.demo" })
+            let change = try #require((update["changes"] as? [[String: Any]])?.first { ($0["path"] as? String)?.hasSuffix(".ports") == true })
+            #expect(change["path"] as? String == "spec.egress[node-to-redis].ports")
+            #expect(change["before"] as? String == "tcp/6380")
+            #expect(change["after"] as? String == "tcp/6381")
             let history = try CLI.run(["history", "--repo", folder, "--output", "json"])
             let revisions = try #require(try JSONSerialization.jsonObject(with: Data(history.stdout.utf8)) as? [[String: Any]])
             #expect(revisions.map { $0["id"] as? String } == ["r2", "r1"])

@@ -112,7 +112,7 @@ import Testing
              expected: "8:5: error: unknown field 'critera' in admission rule (did you mean 'criteria'?)"),
         // a federal admission object: the hub does not use federation
         Case(name: "fed", yaml: document(rule("deny", "    - {name: image, op: containsAny, value: a}"), name: "fed"),
-             expected: "4:3: error: NvAdmissionControlSecurityRule 'fed' is NeuVector federation"),
+             expected: "4:9: error: NvAdmissionControlSecurityRule 'fed' is NeuVector federation"),
         // any other name is compiled into `local` (SEMANTICS §1.3)
         Case(name: "another name is fine", yaml: document(rule("deny", "    - {name: image, op: containsAny, value: a}"), name: "deny-public"),
              expected: nil),

@@ -43,7 +43,7 @@ import Testing
              yaml: "apiVersion: neuvector.com/v1\nkind: NvClusterSecurityRule\nmetadata:\n  name: a\n  annotations:\n    policyhub.dev/placment: environment=production\nspec: {target: {selector: {name: nodes}}}\n",
              expected: "6:5: error: unknown annotation 'policyhub.dev/placment' (did you mean 'policyhub.dev/placement'?)"),
         Case(name: "name too long for a file", path: ns, yaml: nsRule("", name: longName),
-             expected: "4:3: error: metadata.name is 251 characters; a GitOps folder stores it as NAME.yaml"),
+             expected: "4:9: error: metadata.name is 251 characters; a GitOps folder stores it as NAME.yaml"),
         Case(name: "YAML syntax", path: ns, yaml: "a: [1, 2\nb: 3\n", expected: "2:2: error: did not find expected ',' or ']'"),
         Case(name: "unknown kind", path: ns, yaml: "apiVersion: neuvector.com/v1\nkind: NvThing\nmetadata: {name: x}\n",
              expected: "2:7: error: unknown kind 'NvThing'"),
@@ -160,7 +160,7 @@ import Testing
                   - {key: image, op: =, value: nginx}
             """, expected: "9:7: error: the target of an NvSecurityRule in namespace 'demo' must have the criterion 'domain = demo'"),
         Case(name: "namespace mismatch", path: ns, yaml: nsRule("", namespace: "other"),
-             expected: "4:3: error: metadata.namespace must be 'demo'"),
+             expected: "5:14: error: metadata.namespace must be 'demo'"),
         Case(name: "tier on a namespace rule", path: ns, yaml: """
             apiVersion: neuvector.com/v1
             kind: NvSecurityRule
@@ -173,7 +173,7 @@ import Testing
                 selector:
                   name: nv.web.demo
                   criteria: [{key: service, op: =, value: web.demo}, {key: domain, op: =, value: demo}]
-            """, expected: "4:3: error: policyhub.dev/tier is for global documents only"),
+            """, expected: "6:37: error: policyhub.dev/tier is for global documents only"),
         Case(name: "bad placement", path: "policies/global/p.yaml", yaml: """
             apiVersion: neuvector.com/v1
             kind: NvClusterSecurityRule
@@ -183,11 +183,11 @@ import Testing
             spec:
               target:
                 selector: {name: containers, criteria: [{key: container, op: =, value: '*'}]}
-            """, expected: "4:3: error: policyhub.dev/placement: expected '(' at column 11"),
+            """, expected: "5:42: error: policyhub.dev/placement: expected '(' at column 11"),
         Case(name: "NvSecurityRule in global", path: "policies/global/x.yaml", yaml: nsRule(""),
              expected: "1:1: error: NvSecurityRule documents belong under policies/namespaces/"),
         Case(name: "bad object name", path: ns, yaml: nsRule("", name: "Web_Rule"),
-             expected: "4:3: error: metadata.name 'Web_Rule' is not a valid Kubernetes name"),
+             expected: "4:9: error: metadata.name 'Web_Rule' is not a valid Kubernetes name"),
         // NeuVector's structural schema prunes unknown fields, so a misspelt field would be dropped silently
         Case(name: "unknown field is an error", path: ns, yaml: nsRule("""
               ingres: []
