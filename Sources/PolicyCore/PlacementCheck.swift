@@ -69,19 +69,50 @@ public enum EditDistance {
 /// overlapping traffic, which NeuVector may apply in either order) is an error wherever a tree is
 /// checked: `validate`, `plan`, `apply` and the API alike, not only `render`.
 public enum AmbiguityCheck {
+    /// Error-severity findings of every cluster, without rendering every cluster: an ambiguous pair of
+    /// network rules is a property of the two rules alone, so the network rules of every document are
+    /// analysed once, and a pair is reported on the clusters where both documents are placed. The checks
+    /// that depend on what one cluster holds together (sensors, admission configs) are cheap and run per
+    /// placement class.
     public static func problems(_ policy: ValidatedPolicySet, fleet: ValidatedFleet, parallel: ParallelFor = .serial) -> [Diagnostic] {
-        let rendered = Renderer(policy: policy, fleet: fleet, revision: "check").render(clusters: fleet.clusters, parallel: parallel)
+        var state = RenderState(policy: policy, environment: Environment(name: ""), revision: "check", cache: DocumentCache())
+        var rules: [EffectiveNetworkRule] = []
+        var byIdentity: [ObjectIdentity: PlacedDocument] = [:]
+        for document in policy.documents {
+            byIdentity[document.object.identity] = document
+            guard let spec = document.object.securityRule else { continue }
+            rules += state.networkRules(document, spec)
+        }
+        state.findNetworkConflicts(rules)
         var clusters: [Conflict: [String]] = [:]
         var order: [Conflict] = []
-        for (cluster, effective) in rendered {
-            for conflict in effective.conflicts where conflict.severity == .error {
-                if clusters[conflict] == nil { order.append(conflict) }
-                clusters[conflict, default: []].append(cluster.name)
-            }
+        func note(_ conflict: Conflict, on names: [String]) {
+            guard !names.isEmpty else { return }
+            if clusters[conflict] == nil { order.append(conflict) }
+            clusters[conflict, default: []] += names
+        }
+        for conflict in state.conflicts where conflict.kind == .ambiguous {
+            guard let a = byIdentity[conflict.rule.document], let b = byIdentity[conflict.by.document] else { continue }
+            note(conflict, on: fleet.clusters.filter {
+                a.placement.matches($0.placementLabels) && b.placement.matches($0.placementLabels)
+            }.map(\.name))
+        }
+        // per placement class: what only the documents placed together can get wrong
+        var classes: [Renderer.PlacementClass: [String]] = [:]
+        for cluster in fleet.clusters {
+            classes[Renderer.PlacementClass(environment: cluster.environment, labels: cluster.placementLabels), default: []].append(cluster.name)
+        }
+        for (placement, names) in classes.sorted(by: { $0.value[0] < $1.value[0] }) {
+            let placed = policy.documents.filter { $0.placement.matches(placement.labels) }
+            var found = state.unresolvedSensors(placed)
+            let admission = placed.filter { $0.object.kind == .admissionControl }
+            if !admission.isEmpty { found += state.compileAdmission(admission).admission.conflicts.filter { $0.severity == .error } }
+            for conflict in found { note(conflict, on: names) }
         }
         return order.sorted().map { conflict in
             let on = clusters[conflict] ?? []
-            return .error("\(conflict.kind.rawValue): \(conflict.message) (the other rule: \(conflict.by.location); on \(on.count == fleet.clusters.count ? "every cluster" : on.joined(separator: ", ")))",
+            let other = conflict.by.location == conflict.rule.location ? "" : "the other rule: \(conflict.by.location); "
+            return .error("\(conflict.kind.rawValue): \(conflict.message) (\(other)on \(on.count == fleet.clusters.count ? "every cluster" : on.sorted().joined(separator: ", ")))",
                           at: conflict.rule.location)
         }
     }

@@ -367,6 +367,22 @@ struct RenderState {
         return max(stated, environment.minimumPolicyMode)
     }
 
+    /// The network rules of one document as NeuVector evaluates them, without emitting the document.
+    func networkRules(_ document: PlacedDocument, _ spec: SecurityRuleSpec) -> [EffectiveNetworkRule] {
+        let target = resolved(spec.target.selector)
+        var rules: [EffectiveNetworkRule] = []
+        for (direction, list) in [(Direction.ingress, spec.ingress), (.egress, spec.egress)] {
+            for rule in list {
+                let priority = Precedence.outputPriority(tier: document.tier, priority: rule.priority ?? 0)
+                rules.append(EffectiveNetworkRule(
+                    direction: direction, target: target, peer: resolved(rule.selector),
+                    ports: (try? PortSet.parse(rule.ports).get()) ?? .all, applications: ApplicationSet(rule.applications),
+                    action: rule.action, priority: priority, source: source(document, rule.origin, rule: rule.name)))
+            }
+        }
+        return rules
+    }
+
     func emitSecurityRule(_ document: PlacedDocument, _ spec: SecurityRuleSpec,
                           processes: [EffectiveEntry<ProcessRule>], files: [EffectiveEntry<FileRule>],
                           conflicts: [Conflict]) -> DocumentCache.Entry
