@@ -504,12 +504,66 @@ public struct PolicyValidator {
             if sensorName != name {
                 error("\(object.kind.rawValue) spec.sensor.name '\(sensorName ?? "")' must equal metadata.name '\(name)'", at)
             }
+            checkSensor(object.kind, name: name, spec["sensor"] ?? .null, at: at)
         case .vulnerabilityProfile, .complianceProfile:
             if name != "default" {
                 error("\(object.kind.rawValue) must be named 'default'", object.metadata.at("name", or: object.origin.at("metadata")))
             }
         case .responseRule, .securityRule, .clusterSecurityRule, .admissionControl:
             break
+        }
+    }
+
+    // MARK: - DLP and WAF sensors (crdsecurityrule.go parseCurCrdDlpContent/parseCurCrdWafContent L3409-3543,
+    // dlp_rule.go validateDlpRuleConfig, waf_rule.go; limits from controller/api/apis.go L141-145)
+
+    private mutating func checkSensor(_ kind: ObjectKind, name: String, _ sensor: Value, at: SourceLocation) {
+        let reserved = kind == .dlp ? "sensor.dlpdfltnv" : "sensor.wafdfltnv"
+        let predefined: Set<String> = kind == .dlp ? ["sensor.ssn", "sensor.creditcard"] : ["sensor.log4shell", "sensor.spring4shell"]
+        if name == reserved {
+            error("cannot create a sensor with NeuVector's reserved name '\(name)'", at)
+        } else if predefined.contains(name) {
+            error("'\(name)' is one of NeuVector's predefined sensors, which cannot be modified; name yours differently", at)
+        } else if !NeuVectorNames.isObjectName(name) {
+            error("sensor name '\(name)' holds characters NeuVector refuses (letters, digits and .:_- only)", at)
+        }
+        if let comment = sensor["comment"]?.stringValue, comment.count > 256 {
+            error("the sensor comment is \(comment.count) characters; NeuVector allows at most 256", at)
+        }
+        guard case .list(let rules)? = sensor["rules"] else { return }
+        for rule in rules {
+            let ruleName = rule["name"]?.stringValue ?? ""
+            if !NeuVectorNames.isObjectName(ruleName) || ruleName.count > 256 {
+                error("sensor rule name '\(ruleName)' is not a valid NeuVector name (at most 256 of letters, digits and .:_-)", at)
+            }
+            let patterns: [Value]
+            if case .list(let list)? = rule["patterns"] { patterns = list } else { patterns = [] }
+            if patterns.isEmpty {
+                error("sensor rule '\(ruleName)' has no pattern; NeuVector needs one to 16", at)
+            } else if patterns.count > 16 {
+                error("sensor rule '\(ruleName)' has \(patterns.count) patterns; NeuVector allows at most 16", at)
+            }
+            var total = 0
+            for pattern in patterns {
+                let op = pattern["op"]?.stringValue ?? ""
+                guard op == "regex" || op == "!regex" else {
+                    error("sensor rule '\(ruleName)': pattern op '\(op)' is not one of: regex, !regex", at)
+                    continue
+                }
+                let value = pattern["value"]?.stringValue ?? ""
+                total += value.utf8.count
+                if value.utf8.count > 512 {
+                    error("sensor rule '\(ruleName)': a pattern of \(value.utf8.count) characters; NeuVector allows at most 512", at)
+                } else if total > 1024 {
+                    error("sensor rule '\(ruleName)': its patterns total \(total) characters; NeuVector allows at most 1024", at)
+                }
+                if let context = pattern["context"]?.stringValue, !context.isEmpty, !["url", "header", "body", "packet"].contains(context) {
+                    error("sensor rule '\(ruleName)': pattern context '\(context)' is not one of: url, header, body, packet", at)
+                }
+                if let problem = Coverage.regexProblem(value) {
+                    error("sensor rule '\(ruleName)': pattern '\(value)' is not a valid regular expression (\(problem))", at)
+                }
+            }
         }
     }
 

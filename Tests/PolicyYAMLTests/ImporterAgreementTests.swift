@@ -141,4 +141,38 @@ import Testing
         let yaml = Self.rule(target: "anchored", criteria: "      - {key: image, op: =, value: '^nginx*'}")
         #expect(Self.errors(yaml).contains { $0.contains("mixes a glob (* ?) with regex anchors") }, "\(Self.errors(yaml))")
     }
+
+    static func sensor(_ name: String, patterns: String, kind: String = "NvWafSecurityRule") -> String {
+        """
+        apiVersion: neuvector.com/v1
+        kind: \(kind)
+        metadata: {name: \(name)}
+        spec:
+          sensor:
+            name: \(name)
+            comment: test
+            rules:
+            - name: r1
+              patterns:
+        \(patterns)
+        """
+    }
+
+    // crdsecurityrule.go parseCurCrdDlpContent L3433-3456 and dlp_rule.go validateDlpRuleConfig L349-392
+    // (api/apis.go L141-145: 16 patterns, 512 characters each, 1024 in all; contexts url, header, body, packet)
+    @Test func sensorsAreCheckedAsNeuVectorDoes() {
+        let ok = "      - {key: pattern, op: regex, value: 'union\\s+select', context: url}"
+        #expect(Self.errors(Self.sensor("sensor.mine", patterns: ok)).isEmpty, "\(Self.errors(Self.sensor("sensor.mine", patterns: ok)))")
+        #expect(Self.errors(Self.sensor("sensor.wafdfltnv", patterns: ok)).contains { $0.contains("reserved name") })
+        #expect(Self.errors(Self.sensor("sensor.log4shell", patterns: ok)).contains { $0.contains("predefined sensors") })
+        #expect(Self.errors(Self.sensor("sensor.creditcard", patterns: ok, kind: "NvDlpSecurityRule")).contains { $0.contains("predefined sensors") })
+        let context = "      - {key: pattern, op: regex, value: x, context: cookie}"
+        #expect(Self.errors(Self.sensor("sensor.mine", patterns: context)).contains { $0.contains("pattern context 'cookie'") })
+        let seventeen = (0..<17).map { "      - {key: pattern, op: regex, value: 'p\($0)'}" }.joined(separator: "\n")
+        #expect(Self.errors(Self.sensor("sensor.mine", patterns: seventeen)).contains { $0.contains("17 patterns; NeuVector allows at most 16") })
+        let long = "      - {key: pattern, op: regex, value: '\(String(repeating: "a", count: 513))'}"
+        #expect(Self.errors(Self.sensor("sensor.mine", patterns: long)).contains { $0.contains("at most 512") })
+        let badRegex = "      - {key: pattern, op: regex, value: 'a(b'}"
+        #expect(Self.errors(Self.sensor("sensor.mine", patterns: badRegex)).contains { $0.contains("is not a valid regular expression") })
+    }
 }
