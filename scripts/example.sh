@@ -12,3 +12,4 @@ $bin apply
 $bin status || [ $? -eq 2 ]   # 2 when a cluster is behind its desired revision (production waits for its first promotion: untouched, not behind)
 $bin explain --cluster prod-eu-1 --target nv.node-pod.demo --process /usr/bin/nc
 $bin explain --cluster prod-eu-1 --target nv.api.payments --peer external --port tcp/22 --app SSH --direction egress
+$bin explain --admission --cluster staging-eu-1 --namespace payments --image docker.io/vendor/ledger:latest
