@@ -212,7 +212,7 @@ public struct HubSession: Sendable {
     public func clusters(named names: [String]) throws(EngineError) -> [MemberCluster] {
         if names.isEmpty { return fleet.clusters }
         for name in names where fleet.cluster(named: name) == nil {
-            throw .notFound("unknown cluster '\(name)' (known: \(fleet.clusters.map(\.name).joined(separator: ", ")))")
+            throw .notFound(EditDistance.unknown("cluster", name, known: fleet.clusters.map(\.name)))
         }
         return fleet.clusters.filter { names.contains($0.name) }
     }
@@ -220,7 +220,7 @@ public struct HubSession: Sendable {
     /// An environment by name, with the known ones named when it is unknown.
     public func environment(named name: String) throws(EngineError) -> Environment {
         guard let environment = fleet.environment(named: name) else {
-            throw .notFound("unknown environment '\(name)' (known: \(fleet.environments.map(\.name).joined(separator: ", ")))")
+            throw .notFound(EditDistance.unknown("environment", name, known: fleet.environments.map(\.name)))
         }
         return environment
     }

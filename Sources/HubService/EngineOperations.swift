@@ -134,14 +134,18 @@ public final class EngineOperations: HubOperations, @unchecked Sendable {
 
     public func cluster(named name: String) async throws(OperationError) -> Value {
         let session = try await session()
-        guard session.fleet.cluster(named: name) != nil else { throw OperationError(.notFound, "unknown cluster '\(name)'") }
+        guard session.fleet.cluster(named: name) != nil else {
+            throw OperationError(.notFound, EditDistance.unknown("cluster", name, known: session.fleet.clusters.map(\.name)))
+        }
         let rows = try run { () throws(EngineError) in try ClusterStatus.all(fleet: session.fleet, store: session.store, only: name) }
         return rows.first?.value ?? .null
     }
 
     public func effectivePolicy(cluster name: String) async throws(OperationError) -> [UInt8] {
         let session = try await session()
-        guard let cluster = session.fleet.cluster(named: name) else { throw OperationError(.notFound, "unknown cluster '\(name)'") }
+        guard let cluster = session.fleet.cluster(named: name) else {
+            throw OperationError(.notFound, EditDistance.unknown("cluster", name, known: session.fleet.clusters.map(\.name)))
+        }
         guard let revision = try run({ () throws(EngineError) in
             try stored { () throws(HubStoreError) in try session.store.desiredRevision(environment: cluster.environment) }
         }) else {

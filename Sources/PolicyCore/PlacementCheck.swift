@@ -54,6 +54,14 @@ public enum EditDistance {
         return previous[y.count]
     }
 
+    /// `unknown WHAT 'word'; did you mean 'x'? (known: a, b, c)`: the message for a name that is not one of
+    /// `known`, with the nearest one when it is one or two edits away, and at most 20 of the known ones.
+    public static func unknown(_ what: String, _ word: String, known: [String]) -> String {
+        let near = nearest(word, among: known).map { "; did you mean '\($0)'?" } ?? ""
+        let listed = known.prefix(20).joined(separator: ", ") + (known.count > 20 ? ", ... (\(known.count) in all)" : "")
+        return "unknown \(what) '\(word)'\(near) (known: \(listed))"
+    }
+
     /// The candidate nearest to `word`, when it is at most `limit` edits away (ties: the first in sorted order).
     public static func nearest(_ word: String, among candidates: [String], limit: Int = 2) -> String? {
         var best: (String, Int)?

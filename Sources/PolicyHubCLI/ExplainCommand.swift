@@ -175,7 +175,7 @@ struct ExplainCommand: AsyncParsableCommand {
     func viewPolicy() throws -> (EffectivePolicy, MemberCluster, PolicyView, (EffectivePolicy, Revision)?) {
         let (renderer, fleet, inScope, shown) = try view.resolve(repository, statePath: state)
         guard let member = fleet.cluster(named: cluster) else {
-            printError("policyhub: unknown cluster '\(cluster)' (known: \(fleet.clusters.map(\.name).joined(separator: ", ")))")
+            printError("policyhub: " + EditDistance.unknown("cluster", cluster, known: fleet.clusters.map(\.name)))
             throw ExitStatus.failure
         }
         guard inScope.contains(where: { $0.name == cluster }) else {

@@ -44,7 +44,7 @@ struct RenderCommand: ParsableCommand {
         var clusters = inScope
         if !cluster.isEmpty {
             for name in cluster where fleet.cluster(named: name) == nil {
-                printError("policyhub: unknown cluster '\(name)' (known: \(fleet.clusters.map(\.name).joined(separator: ", ")))")
+                printError("policyhub: " + EditDistance.unknown("cluster", name, known: fleet.clusters.map(\.name)))
                 throw ExitStatus.failure
             }
             for name in cluster where !inScope.contains(where: { $0.name == name }) {

@@ -231,3 +231,22 @@ import Testing
         }
     }
 }
+
+/// A misspelt cluster or environment name gets the nearest known one.
+@Suite struct DidYouMeanTests {
+    typealias CLI = CommandLineTests
+
+    @Test func aMisspeltClusterOrEnvironmentIsNamedNearest() throws {
+        try Repo.withTemporaryFolder { folder in
+            try Repo.copyExample(to: folder)
+            let render = try CLI.run(["render", "--repo", folder, "--cluster", "prod-eu1"])
+            #expect(render.status == 1)
+            #expect(render.stderr.contains("unknown cluster 'prod-eu1'; did you mean 'prod-eu-1'? (known: prod-eu-1, prod-us-1, staging-eu-1)"),
+                    "\(render.stderr)")
+            let plan = try CLI.run(["plan", "--repo", folder, "--cluster", "stagin-eu-1"])
+            #expect(plan.stderr.contains("did you mean 'staging-eu-1'?"), "\(plan.stderr)")
+            let far = try CLI.run(["render", "--repo", folder, "--cluster", "elsewhere"])
+            #expect(far.stderr.contains("unknown cluster 'elsewhere' (known: "), "\(far.stderr)")
+        }
+    }
+}
