@@ -148,8 +148,9 @@ public enum NeuVectorNames {
             guard cidr.count == 1, let single = ip(parts[0]) else { return nil }
             return (single, single)
         case 2:
-            guard let low = ip(parts[0]), let high = ip(parts[1]), !low.lexicographicallyPrecedes(low) else { return nil }
-            return high.lexicographicallyPrecedes(low) ? nil : (low, high)
+            // an ascending range only (group.go validateAddressRange: bytes.Compare(ip, ipr) > 0 is refused)
+            guard let low = ip(parts[0]), let high = ip(parts[1]), !high.lexicographicallyPrecedes(low) else { return nil }
+            return (low, high)
         default:
             return nil
         }
@@ -179,9 +180,7 @@ public enum NeuVectorNames {
     }
 
     static func ipv6(_ text: String) -> [UInt8]? {
-        var groups: [UInt16] = []
-        var tail: [UInt16] = []
-        let halves = text.components(separatedByDoubleColon: ())
+        let halves = text.splitAtDoubleColons()
         guard halves.count <= 2 else { return nil }
         func parse(_ part: String, allowV4: Bool) -> [UInt16]? {
             if part.isEmpty { return [] }
@@ -199,12 +198,12 @@ public enum NeuVectorNames {
             }
             return out
         }
+        let groups: [UInt16]
         if halves.count == 2 {
+            // "::" stands for as many zero groups as the two sides leave out of eight
             guard let head = parse(halves[0], allowV4: false), let rest = parse(halves[1], allowV4: true),
                   head.count + rest.count <= 7 else { return nil }
-            groups = head
-            tail = rest
-            groups += [UInt16](repeating: 0, count: 8 - head.count - rest.count) + tail
+            groups = head + [UInt16](repeating: 0, count: 8 - head.count - rest.count) + rest
         } else {
             guard let all = parse(text, allowV4: true), all.count == 8 else { return nil }
             groups = all
@@ -243,7 +242,7 @@ public enum NeuVectorNames {
 
 extension String {
     /// The text split at every "::".
-    func components(separatedByDoubleColon _: Void) -> [String] {
+    func splitAtDoubleColons() -> [String] {
         var out: [String] = []
         var current = ""
         var previous: Character?
