@@ -130,6 +130,8 @@ public struct HubSession: Sendable {
     public let store: any HubStore
     /// One libcurl transport for every Kubernetes member of this run, started on first use.
     public let transports = TransportHolder()
+    /// Kubeconfig servers read for `targetKey`, once per file and context.
+    public let targets = TargetCache()
     /// How long each member may take and how much a push may delete (commands set it from their options).
     public var limits = MemberLimits()
     /// The documents of the working tree, as a revision would hold them.
@@ -172,13 +174,32 @@ public struct HubSession: Sendable {
                 // a member's deadline is transport time, on the system clock
                 return .success(KubernetesMember(cluster: cluster.name, endpoint: endpoint, transport: transports.transport,
                                                  deadline: Date().timeIntervalSince1970 + limits.clusterTimeout,
-                                                 maxDeletions: limits.maxDeletions, exec: engine.exec))
+                                                 maxDeletions: limits.maxDeletions, exec: engine.exec, settle: limits.settle))
             } catch {
                 return .failure(MemberError(cluster: cluster.name, message: error.description))
             }
         }
     }
 
+    /// Where a cluster's policy goes, as recorded with what was applied (SEMANTICS §5): the folder's absolute
+    /// path, or the kubeconfig's server and context. A cluster whose target changed is pushed again.
+    public func targetKey(for cluster: MemberCluster) -> String { HubSession.targetKey(for: cluster, root: root, servers: targets) }
+
+    /// `targetKey` without a session (`status`), kubeconfig servers read through `servers`.
+    public static func targetKey(for cluster: MemberCluster, root: String, servers: TargetCache) -> String {
+        switch cluster.target {
+        case .directory(let path):
+            return "directory " + (HubEngine.resolve(path, root: root) as NSString).standardizingPath
+        case .kubernetes(let kubeconfig, let context):
+            let path = KubeconfigCheck.resolve(kubeconfig, root: root)
+            let server = servers.server(path: path, context: context)
+            return "kubernetes \(server ?? path) context \(context ?? "(current)")"
+        }
+    }
+
+}
+
+extension HubSession {
     /// A renderer for a stored revision: the working tree when the revision holds exactly it, otherwise the
     /// revision's own documents, validated again.
     public func renderer(for revision: Revision) throws(EngineError) -> Renderer {
@@ -257,10 +278,37 @@ public struct MemberLimits: Sendable {
     public var clusterTimeout: Double
     /// Managed objects one push may delete from one cluster.
     public var maxDeletions: Int
+    /// Seconds a Kubernetes push waits after its last apply before reading back what NeuVector kept.
+    public var settle: Double
 
-    public init(clusterTimeout: Double = 120, maxDeletions: Int = KubernetesMember.defaultMaxDeletions) {
+    public init(clusterTimeout: Double = 120, maxDeletions: Int = KubernetesMember.defaultMaxDeletions,
+                settle: Double = KubernetesMember.defaultSettle) {
         self.clusterTimeout = clusterTimeout
         self.maxDeletions = maxDeletions
+        self.settle = settle
+    }
+}
+
+/// The server of each kubeconfig file and context, read once per session.
+public final class TargetCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var servers: [String: String?] = [:]
+
+    public init() {}
+
+    func server(path: String, context: String?) -> String? {
+        let key = path + "\u{0}" + (context ?? "")
+        lock.lock()
+        if let known = servers[key] {
+            lock.unlock()
+            return known
+        }
+        lock.unlock()
+        let server = try? Kubeconfig.endpoint(path: path, context: context).server
+        lock.lock()
+        servers[key] = server
+        lock.unlock()
+        return server
     }
 }
 

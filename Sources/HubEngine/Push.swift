@@ -10,8 +10,14 @@ public struct PushPlan: Sendable {
         public var revision: Revision
         public var policy: EffectivePolicy
         public var desiredHash: String
+        /// `RenderedObject.appliedHash` of each of `policy.objects` (shared by the clusters of a class).
+        public var objectHashes: [String]
         /// The revision the store says the cluster holds.
         public var appliedRevision: Int64?
+        /// Where the cluster's policy goes now (`HubSession.targetKey`).
+        public var target: String
+        /// Why the store's record of the cluster is not trusted (so the push compares with the member), or nil.
+        public var untrusted: String?
     }
 
     public var toPush: [Item] = []
@@ -49,14 +55,28 @@ public struct PushPlan: Sendable {
         }
         for (_, (revision, members)) in byRevision.sorted(by: { $0.key < $1.key }) {
             let renderer = try session.renderer(for: revision)
-            var hashes: [Renderer.PlacementClass: String] = [:]  // clusters of one class share a hash
+            // clusters of one class share their objects: hashed once per class
+            var hashes: [Renderer.PlacementClass: (String, [String])] = [:]
             for (cluster, policy) in renderer.render(clusters: members, parallel: .dispatch) {
                 let key = Renderer.PlacementClass(environment: cluster.environment, labels: cluster.placementLabels)
-                let hash = hashes[key] ?? policy.contentHash
-                hashes[key] = hash
-                let item = Item(cluster: cluster, revision: revision, policy: policy, desiredHash: hash,
-                                appliedRevision: states[cluster.name]?.appliedRevision)
-                if states[cluster.name]?.appliedHash == item.desiredHash {
+                let (hash, objectHashes) = hashes[key] ?? (policy.contentHash, policy.objects.map(\.appliedHash))
+                hashes[key] = (hash, objectHashes)
+                let state = states[cluster.name]
+                let target = session.targetKey(for: cluster)
+                var untrusted: String?
+                if let state, state.appliedHash != nil {
+                    if let reason = state.outOfStep {
+                        untrusted = reason
+                    } else if state.appliedTarget != target {
+                        untrusted = state.appliedTarget == nil ? "no target recorded with what was applied"
+                            : "its target changed (was \(state.appliedTarget ?? ""), now \(target))"
+                    }
+                } else {
+                    untrusted = state?.outOfStep ?? "never pushed"
+                }
+                let item = Item(cluster: cluster, revision: revision, policy: policy, desiredHash: hash, objectHashes: objectHashes,
+                                appliedRevision: state?.appliedRevision, target: target, untrusted: untrusted)
+                if untrusted == nil && state?.appliedHash == item.desiredHash {
                     plan.inStep.append(item)
                 } else {
                     plan.toPush.append(item)
@@ -67,9 +87,13 @@ public struct PushPlan: Sendable {
         return plan
     }
 
-    /// Every cluster pushed, the in-step ones too (after drift found hand-made changes).
+    /// Every cluster pushed and compared with what its member holds, the in-step ones too (`apply --repair`).
     public mutating func repairAll() {
-        toPush += inStep
+        toPush += inStep.map { item in
+            var item = item
+            item.untrusted = item.untrusted ?? "repair asked for"
+            return item
+        }
         inStep = []
         toPush.sort { $0.cluster.name < $1.cluster.name }
     }
@@ -119,7 +143,15 @@ public enum PushRun {
                     case .failure(let error): return (item, .failure(error), started)
                     case .success(let member):
                         do throws(MemberError) {
-                            return (item, .success(try await member.push(item.policy.objects)), started)
+                            // the store's record, unless it is not to be trusted (then the member is compared)
+                            var previous: [ObjectIdentity: AppliedObject]?
+                            if item.untrusted == nil {
+                                let recorded = try? session.store.appliedObjects(cluster: item.cluster.name)
+                                previous = recorded.flatMap { $0.isEmpty && !item.policy.objects.isEmpty ? nil : $0 }
+                            }
+                            let request = PushRequest(objects: item.policy.objects, hashes: item.objectHashes,
+                                                      revision: item.revision.id, previous: previous)
+                            return (item, .success(try await member.push(request)), started)
                         } catch {
                             return (item, .failure(error), started)
                         }
@@ -131,13 +163,15 @@ public enum PushRun {
                 startNext()
                 var record = PushRecord(cluster: item.cluster.name, environment: item.cluster.environment,
                                         revision: item.revision.id, desiredHash: item.desiredHash, startedAt: started,
-                                        finishedAt: session.now(), created: 0, updated: 0, deleted: 0, error: nil)
+                                        finishedAt: session.now(), created: 0, updated: 0, deleted: 0, error: nil,
+                                        target: item.target)
                 let line: String
                 switch result {
                 case .success(let outcome):
                     record.created = outcome.created.count
                     record.updated = outcome.updated.count
                     record.deleted = outcome.deleted.count
+                    record.objects = outcome.applied
                     summary.pushed += 1
                     summary.outcomes.append((item.cluster.name, true))
                     summary.created += record.created

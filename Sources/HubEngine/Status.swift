@@ -7,10 +7,24 @@ public struct ClusterStatus: Sendable, Hashable {
     public var environment: String
     public var desired: Revision?
     public var state: ClusterState?
+    /// Where the cluster's policy goes now; nil when not known (then the recorded target is not compared).
+    public var target: String?
 
-    /// In step: holds its environment's desired revision and its last push did not fail. An environment
-    /// before its first promotion desires nothing: its clusters are left untouched, not behind.
-    public var inStep: Bool { desired == nil || (state?.appliedRevision == desired?.id && state?.lastResult != "failed") }
+    /// In step: holds its environment's desired revision at its current target, its last push did not fail
+    /// and no drift was found since. An environment before its first promotion desires nothing: its clusters
+    /// are left untouched, not behind.
+    public var inStep: Bool { desired == nil || outOfStep == nil }
+
+    /// Why the cluster is not in step, or nil when it is (or its environment desires nothing yet).
+    public var outOfStep: String? {
+        guard let desired else { return nil }
+        guard let state, let applied = state.appliedRevision else { return "never pushed" }
+        if state.lastResult == "failed" { return "its last push failed" }
+        if let reason = state.outOfStep { return reason }
+        if applied != desired.id { return "holds r\(applied), its environment wants r\(desired.id)" }
+        if let target, state.appliedTarget != target { return "its target changed since its last push" }
+        return nil
+    }
 
     /// The JSON row of `status --output json` and the API (revision ids are rN, SEMANTICS §7).
     public var value: Value {
@@ -23,6 +37,7 @@ public struct ClusterStatus: Sendable, Hashable {
         map.set("lastResult", state?.lastResult.map(Value.string) ?? .null)
         map.set("lastError", state?.lastError.map(Value.string) ?? .null)
         map.set("inStep", .bool(inStep))
+        map.set("outOfStep", outOfStep.map(Value.string) ?? .null)
         return map.value
     }
 
@@ -32,12 +47,15 @@ public struct ClusterStatus: Sendable, Hashable {
         let appliedText = state?.appliedRevision.map { "r\($0)" } ?? "none"
         let push = state?.lastPushAt.map { "\(state?.lastResult ?? "?") at \(timestamp($0))" } ?? "never pushed"
         var line = "\(cluster)  \(environment)  desired \(desiredText)  applied \(appliedText)  \(push)"
-        if let error = state?.lastError { line += "\n    last error: \(error)" }
+        if let reason = outOfStep { line += "  OUT OF STEP: \(reason)" }
+        if let error = state?.lastError, error != outOfStep { line += "\n    last error: \(error)" }
         return line
     }
 
     /// Every cluster of `fleet` (or only the one named `only`), one store query per environment.
-    public static func all(fleet: ValidatedFleet, store: any HubStore, only: String? = nil) throws(EngineError) -> [ClusterStatus] {
+    /// `targets` gives each cluster's current target (`HubSession.targetKey`), compared with the recorded one.
+    public static func all(fleet: ValidatedFleet, store: any HubStore, only: String? = nil,
+                           targets: ((MemberCluster) -> String)? = nil) throws(EngineError) -> [ClusterStatus] {
         let states: [String: ClusterState]
         if let only {
             states = try stored { () throws(HubStoreError) in try store.clusterState(named: only) }.map { [only: $0] } ?? [:]
@@ -54,7 +72,8 @@ public struct ClusterStatus: Sendable, Hashable {
         }
         return fleet.clusters.filter { only == nil || $0.name == only }.map { cluster in
             ClusterStatus(cluster: cluster.name, environment: cluster.environment,
-                          desired: desiredByEnvironment[cluster.environment] ?? nil, state: states[cluster.name])
+                          desired: desiredByEnvironment[cluster.environment] ?? nil, state: states[cluster.name],
+                          target: targets?(cluster))
         }
     }
 }

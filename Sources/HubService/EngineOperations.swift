@@ -128,7 +128,7 @@ public final class EngineOperations: HubOperations, @unchecked Sendable {
 
     public func clusters() async throws(OperationError) -> Value {
         let session = try await session()
-        let rows = try run { () throws(EngineError) in try ClusterStatus.all(fleet: session.fleet, store: session.store) }
+        let rows = try run { () throws(EngineError) in try ClusterStatus.all(fleet: session.fleet, store: session.store, targets: session.targetKey) }
         return .map([Value.MapEntry("clusters", .list(rows.map(\.value)))])
     }
 
@@ -137,7 +137,7 @@ public final class EngineOperations: HubOperations, @unchecked Sendable {
         guard session.fleet.cluster(named: name) != nil else {
             throw OperationError(.notFound, EditDistance.unknown("cluster", name, known: session.fleet.clusters.map(\.name)))
         }
-        let rows = try run { () throws(EngineError) in try ClusterStatus.all(fleet: session.fleet, store: session.store, only: name) }
+        let rows = try run { () throws(EngineError) in try ClusterStatus.all(fleet: session.fleet, store: session.store, only: name, targets: session.targetKey) }
         return rows.first?.value ?? .null
     }
 

@@ -67,9 +67,16 @@ public struct ClusterState: Sendable, Hashable {
     /// `ok` or `failed`.
     public var lastResult: String?
     public var lastError: String?
+    /// The target the applied policy was pushed to (`HubSession.targetKey`): a cluster whose target changed
+    /// is not in step until it is pushed to the new one (SEMANTICS §5).
+    public var appliedTarget: String?
+    /// Why the cluster does not hold what the store says it applied (drift found, objects NeuVector rejected,
+    /// a failed push); nil when it does. The next push compares with what the member holds.
+    public var outOfStep: String?
 
     public init(cluster: String, environment: String, appliedRevision: Int64? = nil, appliedHash: String? = nil,
-                appliedAt: Double? = nil, lastPushAt: Double? = nil, lastResult: String? = nil, lastError: String? = nil) {
+                appliedAt: Double? = nil, lastPushAt: Double? = nil, lastResult: String? = nil, lastError: String? = nil,
+                appliedTarget: String? = nil, outOfStep: String? = nil) {
         self.cluster = cluster
         self.environment = environment
         self.appliedRevision = appliedRevision
@@ -78,6 +85,8 @@ public struct ClusterState: Sendable, Hashable {
         self.lastPushAt = lastPushAt
         self.lastResult = lastResult
         self.lastError = lastError
+        self.appliedTarget = appliedTarget
+        self.outOfStep = outOfStep
     }
 }
 
@@ -94,9 +103,17 @@ public struct PushRecord: Sendable, Hashable {
     public var deleted: Int
     /// Nil when the push succeeded.
     public var error: String?
+    /// Where it was pushed (`ClusterState.appliedTarget`).
+    public var target: String?
+    /// What the cluster holds after the push, every object the hub manages there; nil keeps the stored set.
+    /// A successful push replaces the set; a failed one keeps it and leaves the cluster out of step.
+    public var objects: [AppliedObject]?
 
     public init(cluster: String, environment: String, revision: Int64, desiredHash: String, startedAt: Double,
-                finishedAt: Double, created: Int, updated: Int, deleted: Int, error: String?) {
+                finishedAt: Double, created: Int, updated: Int, deleted: Int, error: String?, target: String? = nil,
+                objects: [AppliedObject]? = nil) {
+        self.target = target
+        self.objects = objects
         self.cluster = cluster
         self.environment = environment
         self.revision = revision
@@ -170,10 +187,16 @@ public protocol HubStore: Sendable {
     func recordDriftReport(json: String, findings: Int, byEnvironment: [String: Int], at: Double) throws(HubStoreError) -> Int64
     /// Drift reports, newest first.
     func driftReports(limit: Int) throws(HubStoreError) -> [StoredDriftReport]
-    /// Records a push; a successful one also sets the cluster's applied revision and hash.
+    /// Records a push; a successful one also sets the cluster's applied revision, hash, target and objects and
+    /// clears `outOfStep`; a failed one sets `outOfStep` to its error.
     func recordPush(_ push: PushRecord) throws(HubStoreError)
     /// Marks a cluster as holding `revision` without a push (its effective policy did not change).
     func markApplied(cluster: String, environment: String, revision: Int64, hash: String, at: Double) throws(HubStoreError)
+    /// The objects last applied to a cluster, by identity (empty before its first push).
+    func appliedObjects(cluster: String) throws(HubStoreError) -> [ObjectIdentity: AppliedObject]
+    /// Records that a cluster does not hold what was applied (drift found it), with why; the next push
+    /// compares with the member. A cluster never pushed gets a row too.
+    func markOutOfStep(cluster: String, environment: String, reason: String) throws(HubStoreError)
     /// Records the outcome of a drift check of an environment (how many findings).
     func recordDriftCheck(environment: String, findings: Int, at: Double) throws(HubStoreError)
     func latestDriftCheck(environment: String) throws(HubStoreError) -> (at: Double, findings: Int)?

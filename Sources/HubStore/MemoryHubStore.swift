@@ -12,6 +12,7 @@ public final class MemoryHubStore: HubStore, @unchecked Sendable {
     private var desired: [String: Int64] = [:]
     private var clusters: [String: ClusterState] = [:]
     private var pushes: [PushRecord] = []
+    private var applied: [String: [ObjectIdentity: AppliedObject]] = [:]
     private var driftChecks: [(environment: String, at: Double, findings: Int)] = []
     private var reports: [StoredDriftReport] = []
     private var auditEntries: [AuditEntry] = []
@@ -107,11 +108,29 @@ public final class MemoryHubStore: HubStore, @unchecked Sendable {
                 state.appliedHash = push.desiredHash
                 state.lastResult = "ok"
                 state.lastError = nil
+                state.appliedTarget = push.target
+                state.outOfStep = nil
             } else {
                 state.lastResult = "failed"
                 state.lastError = push.error
+                state.outOfStep = push.error
             }
             clusters[push.cluster] = state
+            if let objects = push.objects {
+                applied[push.cluster] = Dictionary(objects.map { ($0.identity, $0) }, uniquingKeysWith: { _, b in b })
+            }
+        }
+    }
+
+    public func appliedObjects(cluster: String) throws(HubStoreError) -> [ObjectIdentity: AppliedObject] {
+        locked { applied[cluster] ?? [:] }
+    }
+
+    public func markOutOfStep(cluster: String, environment: String, reason: String) throws(HubStoreError) {
+        locked {
+            var state = clusters[cluster] ?? ClusterState(cluster: cluster, environment: environment)
+            state.outOfStep = reason
+            clusters[cluster] = state
         }
     }
 

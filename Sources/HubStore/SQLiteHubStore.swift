@@ -60,6 +60,16 @@ public final class SQLiteHubStore: HubStore {
                     at REAL NOT NULL, findings INTEGER NOT NULL, report TEXT NOT NULL);
                 """)
         }
+        migrator.registerMigration("v4-applied-objects-target-out-of-step") { db in
+            try db.execute(sql: """
+                ALTER TABLE cluster_state ADD COLUMN applied_target TEXT;
+                ALTER TABLE cluster_state ADD COLUMN out_of_step TEXT;
+                CREATE TABLE applied_object (
+                    cluster TEXT NOT NULL, kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+                    hash TEXT NOT NULL, revision INTEGER NOT NULL,
+                    PRIMARY KEY (cluster, kind, namespace, name)) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 
@@ -223,7 +233,8 @@ public final class SQLiteHubStore: HubStore {
     static func clusterState(_ row: Row) -> ClusterState {
         ClusterState(cluster: row["cluster"], environment: row["environment"],
                      appliedRevision: row["applied_revision"], appliedHash: row["applied_hash"], appliedAt: row["applied_at"],
-                     lastPushAt: row["last_push_at"], lastResult: row["last_result"], lastError: row["last_error"])
+                     lastPushAt: row["last_push_at"], lastResult: row["last_result"], lastError: row["last_error"],
+                     appliedTarget: row["applied_target"], outOfStep: row["out_of_step"])
     }
 
     public func recordPush(_ push: PushRecord) throws(HubStoreError) {
@@ -236,22 +247,56 @@ public final class SQLiteHubStore: HubStore {
             if push.error == nil {
                 try db.execute(sql: """
                     INSERT INTO cluster_state (cluster, environment, applied_revision, applied_hash, applied_at, last_push_at,
-                                               last_result, last_error) VALUES (?, ?, ?, ?, ?, ?, 'ok', NULL)
+                                               last_result, last_error, applied_target, out_of_step)
+                    VALUES (?, ?, ?, ?, ?, ?, 'ok', NULL, ?, NULL)
                     ON CONFLICT(cluster) DO UPDATE SET environment = excluded.environment,
                         applied_at = CASE WHEN cluster_state.applied_revision IS excluded.applied_revision
                                           THEN cluster_state.applied_at ELSE excluded.applied_at END,
                         applied_revision = excluded.applied_revision, applied_hash = excluded.applied_hash,
-                        last_push_at = excluded.last_push_at, last_result = 'ok', last_error = NULL
+                        last_push_at = excluded.last_push_at, last_result = 'ok', last_error = NULL,
+                        applied_target = excluded.applied_target, out_of_step = NULL
                     """, arguments: [push.cluster, push.environment, push.revision, push.desiredHash, push.finishedAt,
-                                     push.finishedAt])
+                                     push.finishedAt, push.target])
             } else {
                 try db.execute(sql: """
-                    INSERT INTO cluster_state (cluster, environment, last_push_at, last_result, last_error)
-                    VALUES (?, ?, ?, 'failed', ?)
+                    INSERT INTO cluster_state (cluster, environment, last_push_at, last_result, last_error, out_of_step)
+                    VALUES (?, ?, ?, 'failed', ?, ?)
                     ON CONFLICT(cluster) DO UPDATE SET environment = excluded.environment,
-                        last_push_at = excluded.last_push_at, last_result = 'failed', last_error = excluded.last_error
-                    """, arguments: [push.cluster, push.environment, push.finishedAt, push.error])
+                        last_push_at = excluded.last_push_at, last_result = 'failed', last_error = excluded.last_error,
+                        out_of_step = excluded.out_of_step
+                    """, arguments: [push.cluster, push.environment, push.finishedAt, push.error, push.error])
             }
+            if let objects = push.objects {
+                try db.execute(sql: "DELETE FROM applied_object WHERE cluster = ?", arguments: [push.cluster])
+                let insert = try db.cachedStatement(sql: """
+                    INSERT INTO applied_object (cluster, kind, namespace, name, hash, revision) VALUES (?, ?, ?, ?, ?, ?)
+                    """)
+                for object in objects {
+                    try insert.execute(arguments: [push.cluster, object.identity.kind.rawValue, object.identity.namespace,
+                                                   object.identity.name, object.hash, object.revision])
+                }
+            }
+        }
+    }
+
+    public func appliedObjects(cluster: String) throws(HubStoreError) -> [ObjectIdentity: AppliedObject] {
+        try read("read the objects applied to \(cluster)") { db in
+            var out: [ObjectIdentity: AppliedObject] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM applied_object WHERE cluster = ?", arguments: [cluster]) {
+                guard let kind = ObjectKind(rawValue: row["kind"]) else { continue }
+                let identity = ObjectIdentity(kind: kind, namespace: row["namespace"], name: row["name"])
+                out[identity] = AppliedObject(identity: identity, hash: row["hash"], revision: row["revision"])
+            }
+            return out
+        }
+    }
+
+    public func markOutOfStep(cluster: String, environment: String, reason: String) throws(HubStoreError) {
+        try write("mark \(cluster) out of step") { db in
+            try db.execute(sql: """
+                INSERT INTO cluster_state (cluster, environment, out_of_step) VALUES (?, ?, ?)
+                ON CONFLICT(cluster) DO UPDATE SET out_of_step = excluded.out_of_step
+                """, arguments: [cluster, environment, reason])
         }
     }
 

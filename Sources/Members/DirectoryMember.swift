@@ -1,9 +1,13 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import PolicyCore
 import PolicyYAML
 
 /// A GitOps folder (synced by Argo CD or Flux): one YAML file per object in `GitOpsLayout`, each written
-/// atomically (a temporary file renamed over the old one), stale managed files removed.
+/// atomically (a temporary file renamed over the old one) and never through a symbolic link, stale managed
+/// files removed (`SafeFolder`).
 public struct DirectoryMember: Member {
     public let cluster: String
     /// Absolute path of the folder.
@@ -14,55 +18,81 @@ public struct DirectoryMember: Member {
         self.root = root
     }
 
-    public func push(_ objects: [RenderedObject]) async throws(MemberError) -> PushOutcome {
+    var folder: SafeFolder { SafeFolder(root: root, cluster: cluster) }
+
+    /// Writes what differs and removes managed files no longer desired. Every path is opened from the folder
+    /// with no-follow semantics, a link where a folder or file is expected is refused, only files carrying the
+    /// hub's label are removed, and temporary files a killed push left are swept first.
+    public func push(_ push: PushRequest) async throws(MemberError) -> PushOutcome {
         var outcome = PushOutcome()
-        let fm = FileManager.default
-        var desired = Set<String>()
-        for object in objects {
-            let relative = GitOpsLayout.relativePath(of: object.identity)
-            desired.insert(relative)
-            let path = root + "/" + relative
-            let text = YAMLWriter.document(object.value)
-            let existing = fm.contents(atPath: path)
-            if existing == Data(text.utf8) {
-                outcome.unchanged += 1
-                continue
-            }
-            do {
-                try fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-            } catch {
-                throw MemberError(cluster: cluster, object: object.identity,
-                                  message: "cannot write \(path): \(error.localizedDescription)")
-            }
-            if existing == nil { outcome.created.append(object.identity) } else { outcome.updated.append(object.identity) }
+        let folder = self.folder
+        var managedPaths: [ObjectIdentity: String] = [:]
+        var live: [ObjectIdentity: Value] = [:]
+        for (relative, identity, value) in DirectoryMember.managed(try folder.walk(sweep: true)) {
+            managedPaths[identity] = relative
+            live[identity] = value
         }
-        for (relative, identity) in try managedFiles() where !desired.contains(relative) {
-            do {
-                try fm.removeItem(atPath: root + "/" + relative)
-            } catch {
-                throw MemberError(cluster: cluster, object: identity,
-                                  message: "cannot remove \(root)/\(relative): \(error.localizedDescription)")
-            }
+        let changes = push.changes(live: push.previous == nil ? live : nil)
+        outcome.unchanged = changes.kept.count
+        guard let rootFD = try folder.openRoot(create: !changes.send.isEmpty) else {
+            outcome.applied = changes.applied(sent: [], revision: push.revision)
+            return outcome
+        }
+        defer { close(rootFD) }
+        for (object, _) in changes.send {
+            let relative = GitOpsLayout.relativePath(of: object.identity)
+            var components = relative.split(separator: "/").map(String.init)
+            let name = components.removeLast()
+            guard let fd = try folder.openFolder(rootFD, components, create: true) else { continue }
+            defer { close(fd) }
+            var info = stat()
+            let existed = fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0
+            try folder.write(Array(YAMLWriter.document(object.value).utf8), name: name, in: fd, shownAs: root + "/" + relative)
+            if existed { outcome.updated.append(object.identity) } else { outcome.created.append(object.identity) }
+        }
+        for identity in changes.delete {
+            let relative = managedPaths[identity] ?? GitOpsLayout.relativePath(of: identity)
+            var components = relative.split(separator: "/").map(String.init)
+            let name = components.removeLast()
+            guard let fd = try folder.openFolder(rootFD, components, create: false) else { continue }
+            defer { close(fd) }
+            // only a file the hub wrote: its object carries the hub's label
+            guard let bytes = folder.read(name, in: fd), DirectoryMember.isManaged(bytes, file: relative) else { continue }
+            try folder.remove(name, in: fd, shownAs: root + "/" + relative)
             outcome.deleted.append(identity)
         }
+        outcome.applied = changes.applied(sent: changes.send, revision: push.revision)
         return outcome
     }
 
-    public func managedObjects() async throws(MemberError) -> [ObjectIdentity: Value] {
-        var out: [ObjectIdentity: Value] = [:]
-        for (relative, identity) in try managedFiles() {
-            guard let data = FileManager.default.contents(atPath: root + "/" + relative),
-                  case .success(let nodes) = YAMLParser.parseDocuments([UInt8](data), file: relative),
-                  let node = nodes.first else { continue }
-            out[identity] = node.value.canonical
+    /// A file's first object when it carries the hub's managed-by label (read as YAML, not judged as NeuVector
+    /// policy: whatever the hub wrote is its own to replace or remove).
+    static func managedValue(_ bytes: [UInt8], file: String) -> Value? {
+        guard case .success(let nodes) = YAMLParser.parseDocuments(bytes, file: file), let value = nodes.first?.value,
+              value["metadata"]?["labels"]?[HubAnnotation.managedByKey] == .string(HubAnnotation.managedByValue) else { return nil }
+        return value
+    }
+
+    static func isManaged(_ bytes: [UInt8], file: String) -> Bool { managedValue(bytes, file: file) != nil }
+
+    /// The files of `files` that hold an object the hub manages: path, identity and the object (keys sorted).
+    static func managed(_ files: [SafeFolder.Entry]) -> [(String, ObjectIdentity, Value)] {
+        files.compactMap { file in
+            guard let value = managedValue(file.bytes, file: file.relative),
+                  let kind = value["kind"]?.stringValue.flatMap(ObjectKind.init(rawValue:)),
+                  let name = value["metadata"]?["name"]?.stringValue else { return nil }
+            let identity = ObjectIdentity(kind: kind, namespace: value["metadata"]?["namespace"]?.stringValue ?? "", name: name)
+            return (file.relative, identity, value.canonical)
         }
-        return out
+    }
+
+    public func managedObjects() async throws(MemberError) -> [ObjectIdentity: Value] {
+        Dictionary(DirectoryMember.managed(try folder.walk(sweep: false)).map { ($0.1, $0.2) }, uniquingKeysWith: { a, _ in a })
     }
 
     public func heldObjects() async throws(MemberError) -> HeldObjects {
         var held = HeldObjects(managed: [:], unmanaged: [])
-        for (relative, entry) in try scan() {
+        for (relative, entry) in try scan(folder.walk(sweep: false)) {
             switch entry {
             case .managed(let identity, let value): held.managed[identity] = HeldObject(value: value)
             case .unmanaged(let identity): held.unmanaged.append(identity)
@@ -91,18 +121,12 @@ public struct DirectoryMember: Member {
         return nil
     }
 
-    /// Every YAML file below the folder that holds (or, by its place, should hold) a NeuVector object.
-    func scan() throws(MemberError) -> [(String, Entry)] {
-        let fm = FileManager.default
-        var isDirectory: ObjCBool = false
-        guard fm.fileExists(atPath: root, isDirectory: &isDirectory) else { return [] }
-        guard isDirectory.boolValue, let enumerator = fm.enumerator(atPath: root) else {
-            throw MemberError(cluster: cluster, message: "\(root) is not a readable folder")
-        }
+    /// What each YAML file below the folder holds (or, by its place, should hold).
+    func scan(_ files: [SafeFolder.Entry]) -> [(String, Entry)] {
         var out: [(String, Entry)] = []
-        while let relative = enumerator.nextObject() as? String {
-            guard relative.hasSuffix(".yaml"), let data = fm.contents(atPath: root + "/" + relative) else { continue }
-            let decoded = PolicyDecoder.decodeFile([UInt8](data), file: relative)
+        for file in files {
+            let relative = file.relative
+            let decoded = PolicyDecoder.decodeFile(file.bytes, file: relative)
             guard let object = decoded.objects.first, !decoded.diagnostics.hasErrors else {
                 if let identity = DirectoryMember.identity(ofPath: relative) {
                     let reason = decoded.diagnostics.first { $0.isError }?.description ?? "no object"
@@ -116,31 +140,6 @@ public struct DirectoryMember: Member {
                 out.append((relative, .unmanaged(object.identity)))
             }
         }
-        return out.sorted { $0.0 < $1.0 }
-    }
-
-    /// Files below the folder whose object carries the hub's label, by relative path.
-    func managedFiles() throws(MemberError) -> [(String, ObjectIdentity)] {
-        let fm = FileManager.default
-        var isDirectory: ObjCBool = false
-        guard fm.fileExists(atPath: root, isDirectory: &isDirectory) else { return [] }
-        guard isDirectory.boolValue else {
-            throw MemberError(cluster: cluster, message: "\(root) is not a folder")
-        }
-        guard let enumerator = fm.enumerator(atPath: root) else {
-            throw MemberError(cluster: cluster, message: "cannot list \(root)")
-        }
-        var out: [(String, ObjectIdentity)] = []
-        while let relative = enumerator.nextObject() as? String {
-            guard relative.hasSuffix(".yaml"), let data = fm.contents(atPath: root + "/" + relative),
-                  case .success(let nodes) = YAMLParser.parseDocuments([UInt8](data), file: relative),
-                  let value = nodes.first?.value,
-                  value["metadata"]?["labels"]?[HubAnnotation.managedByKey] == .string(HubAnnotation.managedByValue),
-                  let kindText = value["kind"]?.stringValue, let kind = ObjectKind(rawValue: kindText),
-                  let name = value["metadata"]?["name"]?.stringValue else { continue }
-            let namespace = value["metadata"]?["namespace"]?.stringValue ?? ""
-            out.append((relative, ObjectIdentity(kind: kind, namespace: namespace, name: name)))
-        }
-        return out.sorted { $0.0 < $1.0 }
+        return out
     }
 }

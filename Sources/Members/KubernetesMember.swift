@@ -28,7 +28,8 @@ public struct KubernetesMember: Member {
 
     public init(cluster: String, endpoint: KubernetesEndpoint, transport: any HTTPTransport, deadline: Double? = nil,
                 maxDeletions: Int = KubernetesMember.defaultMaxDeletions, exec: ExecSettings = ExecSettings(),
-                credentials: ExecCredentialCache = .shared) {
+                credentials: ExecCredentialCache = .shared, settle: Double = KubernetesMember.defaultSettle) {
+        self.settle = settle
         self.cluster = cluster
         self.endpoint = endpoint
         self.transport = transport
@@ -132,49 +133,42 @@ public struct KubernetesMember: Member {
         return "/apis/neuvector.com/v1/\(identity.kind.plural)/\(name)"
     }
 
-    /// One round trip's worth of work at once: the CRD check, the applies and the labelled lists run
-    /// concurrently; the CRD check's verdict is reported before any apply error, and deletions (which
-    /// need the list) come last.
-    public func push(_ objects: [RenderedObject]) async throws(MemberError) -> PushOutcome {
+    /// Server-side applies in flight to one cluster at once: well below NeuVector's admission queue of 128
+    /// (`crdReqMgr.init(128)`), which denies what does not fit.
+    public static let appliesInFlight = 16
+    /// Retries of NeuVector's "too many requests received" denial, with doubling backoff from `retryBase`.
+    static let queueRetries = 6
+    static let retryBase = 0.25
+
+    /// Sends what differs and deletes what is no longer desired, then confirms that NeuVector kept it. Without
+    /// a trusted record the managed objects are listed first and compared. The CRD check runs beside the
+    /// applies; its verdict is reported before any apply error, and deletions come last.
+    public func push(_ push: PushRequest) async throws(MemberError) -> PushOutcome {
         async let discovery: Result<Void, MemberError> = { () async -> Result<Void, MemberError> in
             do throws(MemberError) {
-                try await checkCRDs(for: Set(objects.map(\.identity.kind)))
+                try await checkCRDs(for: Set(push.objects.map(\.identity.kind)))
                 return .success(())
             } catch {
                 return .failure(error)
             }
         }()
-        async let listed: Result<ManagedListing, MemberError> = { () async -> Result<ManagedListing, MemberError> in
-            do throws(MemberError) {
-                return .success(try await managedListing())
-            } catch {
-                return .failure(error)
-            }
-        }()
-        let results = await withTaskGroup(of: (ObjectIdentity, Result<Int, MemberError>).self) { group in
-            for object in objects {
-                group.addTask {
-                    let query = "?fieldManager=\(KubernetesMember.fieldManager)&force=true&fieldValidation=Strict"
-                    let request = self.request("PATCH", KubernetesMember.path(object.identity) + query,
-                                               body: JSONWriter.compactBytes(object.value),
-                                               contentType: "application/apply-patch+yaml")
-                    do throws(MemberError) {
-                        let response = try await self.send(request, object: object.identity, doing: "server-side apply")
-                        guard response.status == 200 || response.status == 201 else {
-                            return (object.identity, .failure(self.failure(response, object: object.identity, doing: "server-side apply")))
-                        }
-                        return (object.identity, .success(response.status))
-                    } catch {
-                        return (object.identity, .failure(error))
-                    }
-                }
-            }
-            var out: [(ObjectIdentity, Result<Int, MemberError>)] = []
-            for await result in group { out.append(result) }
-            return out.sorted { $0.0 < $1.0 }
-        }
-        if case .failure(let error) = await discovery { throw error }
         var outcome = PushOutcome()
+        var live: [ObjectIdentity: Value]?
+        if push.previous == nil {
+            do throws(MemberError) {
+                let held = try await managedListing()
+                outcome.refused = held.refused.map(\.description)
+                live = held.objects
+            } catch {
+                // the CRD check's verdict names the cause better than a failed list
+                if case .failure(let missing) = await discovery { throw missing }
+                throw error
+            }
+        }
+        let changes = push.changes(live: live)
+        outcome.unchanged = changes.kept.count
+        let results = await apply(changes.send.map(\.object))
+        if case .failure(let error) = await discovery { throw error }
         for (identity, result) in results {
             switch result {
             case .success(201): outcome.created.append(identity)
@@ -182,19 +176,110 @@ public struct KubernetesMember: Member {
             case .failure(let error): throw error
             }
         }
-        let held: ManagedListing
-        switch await listed {
-        case .success(let listing): held = listing
-        case .failure(let error): throw error
+        if changes.delete.count > maxDeletions {
+            throw MemberError(cluster: cluster, message: "\(changes.delete.count) objects labelled as managed by the hub are no longer desired, more than the \(maxDeletions) one push may delete; nothing was deleted (the rest was applied). Check what created them, then confirm with --max-deletions \(changes.delete.count)")
         }
-        outcome.refused = held.refused.map(\.description)
-        let desired = Set(objects.map(\.identity))
-        let stale = held.objects.keys.filter { !desired.contains($0) }.sorted()
-        if stale.count > maxDeletions {
-            throw MemberError(cluster: cluster, message: "\(stale.count) objects labelled as managed by the hub are no longer desired, more than the \(maxDeletions) one push may delete; nothing was deleted (the rest was applied). Check what created them, then confirm with --max-deletions \(stale.count)")
-        }
-        outcome.deleted = try await delete(stale)
+        outcome.deleted = try await delete(changes.delete)
+        try await confirm(changes.send.map(\.object))
+        outcome.applied = changes.applied(sent: changes.send, revision: push.revision)
         return outcome
+    }
+
+    /// Server-side applies of `objects`, `appliesInFlight` at once, each retried while NeuVector's webhook
+    /// denies it for a full queue; the status of each (201 created, 200 updated) or its error, by identity.
+    func apply(_ objects: [RenderedObject]) async -> [(ObjectIdentity, Result<Int, MemberError>)] {
+        await withTaskGroup(of: (ObjectIdentity, Result<Int, MemberError>).self) { group in
+            var pending = objects[...]
+            func startNext() {
+                guard let object = pending.popFirst() else { return }
+                group.addTask { (object.identity, await self.apply(object)) }
+            }
+            for _ in 0..<KubernetesMember.appliesInFlight { startNext() }
+            var out: [(ObjectIdentity, Result<Int, MemberError>)] = []
+            while let result = await group.next() {
+                out.append(result)
+                startNext()
+            }
+            return out.sorted { $0.0 < $1.0 }
+        }
+    }
+
+    func apply(_ object: RenderedObject) async -> Result<Int, MemberError> {
+        let query = "?fieldManager=\(KubernetesMember.fieldManager)&force=true&fieldValidation=Strict"
+        let request = self.request("PATCH", KubernetesMember.path(object.identity) + query, body: JSONWriter.compactBytes(object.value),
+                                   contentType: "application/apply-patch+yaml")
+        var attempt = 0
+        while true {
+            do throws(MemberError) {
+                let response = try await send(request, object: object.identity, doing: "server-side apply")
+                if response.status == 200 || response.status == 201 { return .success(response.status) }
+                let error = failure(response, object: object.identity, doing: "server-side apply")
+                let delay = KubernetesMember.retryBase * Double(1 << attempt)
+                guard KubernetesMember.isQueueFull(response), attempt < KubernetesMember.queueRetries,
+                      deadline.map({ Date().timeIntervalSince1970 + delay < $0 }) ?? true else {
+                    return .failure(error)
+                }
+                attempt += 1
+                try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+            } catch {
+                return .failure(error)
+            }
+        }
+    }
+
+    /// NeuVector's webhook denial when its admission queue is full (controller/rest/crdvalidatewebhook.go:560):
+    /// worth retrying after a pause, unlike its other denials.
+    static func isQueueFull(_ response: HTTPResponse) -> Bool {
+        response.status >= 400 && response.status < 500 && response.bodyText.contains("denied: too many requests received")
+    }
+
+    /// How long NeuVector may take, after the last admission answer, to judge what it admitted; then the
+    /// applied objects are read back. Zero reads back at once.
+    public var settle: Double
+
+    /// The settle time when none is given: `POLICYHUB_SETTLE` (seconds) when set, otherwise 2 s, enough for
+    /// NeuVector to judge what its webhook queued.
+    public static var defaultSettle: Double {
+        ProcessInfo.processInfo.environment["POLICYHUB_SETTLE"].flatMap(Double.init).flatMap { $0 >= 0 ? $0 : nil } ?? 2
+    }
+
+    /// Reads back every applied object, one list per kind, once NeuVector's queue has settled: NeuVector's CRD
+    /// webhook admits first and judges later, deleting what it rejects (`crdQueueProc` → `deleteCrInK8s`), so a
+    /// 201 only says "queued". An object gone or changed fails the push, naming it.
+    func confirm(_ applied: [RenderedObject]) async throws(MemberError) {
+        guard !applied.isEmpty else { return }
+        if settle > 0 { try? await Task.sleep(nanoseconds: UInt64(settle * 1e9)) }
+        var held: [ObjectIdentity: Value] = [:]
+        let kinds = Set(applied.map(\.identity.kind))
+        let lists = await everyKind(of: kinds) { kind -> Result<[Value], MemberError> in
+            do throws(MemberError) {
+                return .success(try await self.list(kind))
+            } catch {
+                return .failure(error)
+            }
+        }
+        for (kind, answer) in lists {
+            for item in try answer.get() {
+                guard let name = item["metadata"]?["name"]?.stringValue,
+                      case .success(let identity) = ObjectIdentity.listed(kind: kind, namespace: item["metadata"]?["namespace"]?.stringValue, name: name)
+                else { continue }
+                held[identity] = item
+            }
+        }
+        var problems: [String] = []
+        for object in applied {
+            guard let live = held[object.identity] else {
+                problems.append("\(object.identity): rejected by NeuVector after admission: the apply succeeded, then the object was gone \(settle) s later (NeuVector's CRD webhook deletes what it cannot import; its reason is in NeuVector's event log as \"CRD ... Removed\")")
+                continue
+            }
+            let changes = ValueDiff.changes(from: DriftComparison.comparable(object.value), to: DriftComparison.comparable(live))
+            if !changes.isEmpty {
+                problems.append("\(object.identity): changed after admission: \(changes.map { "\($0.path): sent \(ValueDiff.shortText($0.old)), held \(ValueDiff.shortText($0.new))" }.joined(separator: "; ")) (a field the installed NeuVector CRD schema does not know is pruned)")
+            }
+        }
+        guard problems.isEmpty else {
+            throw MemberError(cluster: cluster, object: nil, message: problems.joined(separator: "; "))
+        }
     }
 
     /// Deletes `identities`, a few at once; the first failure (in identity order) is thrown after all finished.
@@ -263,10 +348,11 @@ public struct KubernetesMember: Member {
         }
     }
 
-    /// `work` for every NeuVector kind at once, in the kinds' order.
-    func everyKind<T: Sendable>(_ work: @escaping @Sendable (ObjectKind) async -> T) async -> [(ObjectKind, T)] {
+    /// `work` for every NeuVector kind (or those of `kinds`) at once, in the kinds' order.
+    func everyKind<T: Sendable>(of kinds: Set<ObjectKind> = Set(ObjectKind.allCases),
+                                _ work: @escaping @Sendable (ObjectKind) async -> T) async -> [(ObjectKind, T)] {
         await withTaskGroup(of: (ObjectKind, T).self) { group in
-            for kind in ObjectKind.allCases { group.addTask { (kind, await work(kind)) } }
+            for kind in ObjectKind.allCases where kinds.contains(kind) { group.addTask { (kind, await work(kind)) } }
             var out: [(ObjectKind, T)] = []
             for await result in group { out.append(result) }
             return out.sorted { $0.0 < $1.0 }

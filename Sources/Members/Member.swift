@@ -1,5 +1,64 @@
 import PolicyCore
 
+/// What one push asks of a member: the objects the cluster must hold, and what the store says it holds.
+public struct PushRequest: Sendable {
+    /// The desired objects, ordered by identity.
+    public var objects: [RenderedObject]
+    /// `RenderedObject.appliedHash` of each object, in the same order.
+    public var hashes: [String]
+    /// The revision being pushed: the `policyhub.dev/revision` of every object this push changes.
+    public var revision: Int64
+    /// What the store says the member holds. Nil when that is not to be trusted (a first push, drift found,
+    /// objects rejected, a failed push, a new target): the member is then read and compared object by object.
+    public var previous: [ObjectIdentity: AppliedObject]?
+
+    public init(objects: [RenderedObject], hashes: [String]? = nil, revision: Int64, previous: [ObjectIdentity: AppliedObject]?) {
+        self.objects = objects
+        self.hashes = hashes ?? objects.map(\.appliedHash)
+        self.revision = revision
+        self.previous = previous
+    }
+
+    /// What must change, judged from the store's record, or (without one) from `live`, the managed objects the
+    /// member holds (whole, keys sorted).
+    public func changes(live: [ObjectIdentity: Value]?) -> PushChanges {
+        var out = PushChanges()
+        let desired = Set(objects.map(\.identity))
+        for (object, hash) in zip(objects, hashes) {
+            if let previous {
+                if let held = previous[object.identity], held.hash == hash {
+                    out.kept.append(held)
+                    continue
+                }
+            } else if let held = live?[object.identity],
+                      DriftComparison.comparable(held) == DriftComparison.comparable(object.value) {
+                let revision = held["metadata"]?["annotations"]?[HubAnnotation.revision]?.stringValue
+                    .flatMap { $0.hasPrefix("r") ? Int64($0.dropFirst()) : nil } ?? self.revision
+                out.kept.append(AppliedObject(identity: object.identity, hash: hash, revision: revision))
+                continue
+            }
+            out.send.append((object, hash))
+        }
+        let held = previous.map { Array($0.keys) } ?? Array((live ?? [:]).keys)
+        out.delete = held.filter { !desired.contains($0) }.sorted()
+        return out
+    }
+}
+
+/// The work of one push: objects to send, objects to delete, and those left as they are.
+public struct PushChanges: Sendable {
+    public var send: [(object: RenderedObject, hash: String)] = []
+    public var delete: [ObjectIdentity] = []
+    /// Unchanged objects, with the revision in which each last changed.
+    public var kept: [AppliedObject] = []
+
+    /// What the member holds once `sent` (a subset of `send`) landed: the kept objects and the sent ones.
+    public func applied(sent: [(object: RenderedObject, hash: String)], revision: Int64) -> [AppliedObject] {
+        (kept + sent.map { AppliedObject(identity: $0.object.identity, hash: $0.hash, revision: revision) })
+            .sorted { $0.identity < $1.identity }
+    }
+}
+
 /// What a push changed on a member.
 public struct PushOutcome: Sendable, Hashable {
     public var created: [ObjectIdentity] = []
@@ -8,6 +67,8 @@ public struct PushOutcome: Sendable, Hashable {
     public var unchanged = 0
     /// Objects the member listed under names that are not Kubernetes names: reported, never acted on.
     public var refused: [String] = []
+    /// Every object the hub manages on the member after the push, with the revision each last changed in.
+    public var applied: [AppliedObject] = []
 
     public init() {}
 }
@@ -34,14 +95,22 @@ public struct MemberError: Error, Sendable, Hashable, CustomStringConvertible {
 public protocol Member: Sendable {
     var cluster: String { get }
 
-    /// Makes the member hold exactly `objects` among the objects the hub manages: creates and updates what
-    /// differs and deletes managed objects no longer desired. Objects the hub does not manage are never
-    /// touched.
-    func push(_ objects: [RenderedObject]) async throws(MemberError) -> PushOutcome
+    /// Makes the member hold exactly `request.objects` among the objects the hub manages: sends only what
+    /// differs from what was last applied (or, without a trusted record, from what the member holds) and
+    /// deletes managed objects no longer desired. Objects the hub does not manage are never touched.
+    func push(_ request: PushRequest) async throws(MemberError) -> PushOutcome
 
     /// The objects labelled as managed by the hub that the member holds now, by identity.
     func managedObjects() async throws(MemberError) -> [ObjectIdentity: Value]
 
     /// Every NeuVector rule object the member holds, split by whether the hub manages it (for drift).
     func heldObjects() async throws(MemberError) -> HeldObjects
+}
+
+extension Member {
+    /// Makes the member hold exactly `objects`, compared with what it holds now (no record of a previous push);
+    /// the objects it changes are recorded as changed in revision 0.
+    public func push(_ objects: [RenderedObject]) async throws(MemberError) -> PushOutcome {
+        try await push(PushRequest(objects: objects, revision: 0, previous: nil))
+    }
 }

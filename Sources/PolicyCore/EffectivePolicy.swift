@@ -82,6 +82,27 @@ public struct RenderedObject: Sendable, Hashable {
     }
 }
 
+/// One object as the hub last applied it to a cluster.
+public struct AppliedObject: Sendable, Hashable {
+    public var identity: ObjectIdentity
+    /// `RenderedObject.appliedHash`: the object as pushed, less its revision annotation.
+    public var hash: String
+    /// The revision in which this object's content last changed (its `policyhub.dev/revision`).
+    public var revision: Int64
+
+    public init(identity: ObjectIdentity, hash: String, revision: Int64) {
+        self.identity = identity
+        self.hash = hash
+        self.revision = revision
+    }
+}
+
+extension RenderedObject {
+    /// The object as pushed, less its `policyhub.dev/revision` annotation: what the store keeps per applied
+    /// object, so that a revision which leaves the object as it was sends no request for it.
+    public var appliedHash: String { ContentHash.of(canonical: value.removingAnnotation(HubAnnotation.revision)) }
+}
+
 /// A precedence finding of a render (SEMANTICS §3.8).
 public struct Conflict: Sendable, Hashable, Comparable {
     public enum Kind: String, Sendable, Hashable, CaseIterable {

@@ -27,11 +27,20 @@ struct StatusCommand: ParsableCommand {
         }
         // before the first apply there is no state yet: an empty store, not an error
         let engine = repository.engine(state: state)
-        let rows = try cli { () throws(EngineError) in try ClusterStatus.all(fleet: fleet, store: try engine.openStore()) }
+        let servers = TargetCache()
+        let root = engine.root
+        let rows = try cli { () throws(EngineError) in
+            try ClusterStatus.all(fleet: fleet, store: try engine.openStore(),
+                                  targets: { HubSession.targetKey(for: $0, root: root, servers: servers) })
+        }
         switch output {
         case .json: print(JSONWriter.pretty(.list(rows.map(\.value))), terminator: "")
         case .text: for row in rows { print(row.line) }
         }
-        if rows.contains(where: { !$0.inStep }) { throw ExitCode(2) }
+        let behind = rows.filter { !$0.inStep }
+        if !behind.isEmpty {
+            printError("policyhub: \(behind.count) of \(rows.count) cluster\(rows.count == 1 ? "" : "s") not in step: \(behind.prefix(10).map(\.cluster).joined(separator: ", "))\(behind.count > 10 ? ", ..." : ""); policyhub apply pushes them")
+            throw ExitCode(2)
+        }
     }
 }

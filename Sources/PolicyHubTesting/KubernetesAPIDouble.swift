@@ -376,7 +376,9 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
                              headers: (0..<count).map { ("X-Padding-\($0)", value) })
         case .listFlood(let count) where request.method == .GET && KubernetesAPIDouble.isList(rest)
             && (rest.last == "nvclustersecurityrules" || rest.last == "nvsecurityrules"):
-            return KubernetesAPIDouble.flood(count: count, kind: rest.last == "nvclustersecurityrules" ? .clusterSecurityRule : .securityRule)
+            let kind: ObjectKind = rest.last == "nvclustersecurityrules" ? .clusterSecurityRule : .securityRule
+            let held = cluster.objects.filter { $0.key.kind == kind }.sorted { $0.key < $1.key }.map(\.value.json)
+            return KubernetesAPIDouble.flood(count: count, kind: kind, then: held)
         case .status(let code, let retryAfter, let count) where count > 0:
             cluster.fault = count > 1 ? .status(code: code, retryAfter: retryAfter, count: count - 1) : .none
             let reason = code == 429 ? "TooManyRequests" : "ServiceUnavailable"
@@ -482,12 +484,20 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
     }
 
     /// A list of `count` generated managed objects, made 1,000 at a time as the client reads.
-    static func flood(count: Int, kind: ObjectKind) -> Answer {
+    /// `count` generated objects, then the objects the cluster really holds (`then`, their JSON).
+    static func flood(count: Int, kind: ObjectKind, then held: [[UInt8]] = []) -> Answer {
         let batch = 1000
         return .stream(status: 200, headers: [], interval: nil) { index in
             if index == 0 { return Array("{\"apiVersion\":\"neuvector.com/v1\",\"kind\":\"\(kind.rawValue)List\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[".utf8) }
             let batches = (count + batch - 1) / batch
-            if index == batches + 1 { return Array("]}".utf8) }
+            if index == batches + 1 {
+                var tail: [UInt8] = []
+                for (n, json) in held.enumerated() {
+                    if n > 0 || count > 0 { tail.append(UInt8(ascii: ",")) }
+                    tail += json
+                }
+                return tail + Array("]}".utf8)
+            }
             if index > batches + 1 { return nil }
             let first = (index - 1) * batch
             var text = ""

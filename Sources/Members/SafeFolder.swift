@@ -1,0 +1,176 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// A member folder opened so that nothing inside it can send a write elsewhere: every path is walked one
+/// component at a time from the folder's descriptor with `O_NOFOLLOW`, a symbolic link where a folder or a
+/// file is expected is refused, files are written to a temporary name beside their place and renamed over
+/// it, and only regular files are ever removed.
+struct SafeFolder {
+    let root: String
+    let cluster: String
+    /// Names of this hub's temporary files (and of Foundation's, which older versions left behind).
+    static let temporaryPrefixes = [".policyhub-tmp.", ".dat.nosync"]
+
+    func error(_ message: String) -> MemberError { MemberError(cluster: cluster, message: message) }
+
+    static func reason(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
+
+    /// The folder's descriptor, the folder made first when `create` and it does not exist; nil when it does not
+    /// exist and `create` is false. A symbolic link at the folder's own place is refused.
+    func openRoot(create: Bool) throws(MemberError) -> Int32? {
+        var info = stat()
+        if lstat(root, &info) != 0 {
+            guard errno == ENOENT else { throw error("cannot read \(root): \(SafeFolder.reason())") }
+            guard create else { return nil }
+            do {
+                try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            } catch {
+                throw self.error("cannot create \(root): \(error.localizedDescription)")
+            }
+        } else if info.st_mode & S_IFMT == S_IFLNK {
+            throw error("\(root) is a symbolic link; a member folder must be a real folder (refused, nothing written)")
+        }
+        let fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw error("cannot open \(root): \(SafeFolder.reason())") }
+        return fd
+    }
+
+    /// The descriptor of folder `components` below `parent`, each made when missing and `create`; nil when
+    /// one is missing and `create` is false. The caller closes it.
+    func openFolder(_ parent: Int32, _ components: [String], create: Bool) throws(MemberError) -> Int32? {
+        var fd = dup(parent)
+        var walked = root
+        for component in components {
+            walked += "/" + component
+            if create, mkdirat(fd, component, 0o755) != 0, errno != EEXIST {
+                let reason = SafeFolder.reason()
+                close(fd)
+                throw error("cannot create \(walked): \(reason)")
+            }
+            let next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            let code = errno
+            close(fd)
+            guard next >= 0 else {
+                if code == ENOENT && !create { return nil }
+                if code == ELOOP || code == ENOTDIR {
+                    throw error("\(walked) is a symbolic link or a file where a folder is expected; refused, nothing written through it")
+                }
+                throw error("cannot open \(walked): \(SafeFolder.reason(code))")
+            }
+            fd = next
+        }
+        return fd
+    }
+
+    /// Writes `bytes` as `name` in folder `fd`: a temporary file beside it, flushed, then renamed over it. A
+    /// symbolic link at `name` is refused; the temporary file never outlives a failure.
+    func write(_ bytes: [UInt8], name: String, in fd: Int32, shownAs path: String) throws(MemberError) {
+        var info = stat()
+        if fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0, info.st_mode & S_IFMT != S_IFREG {
+            throw error("\(path) is a symbolic link or not a regular file; refused, nothing written through it")
+        }
+        let temporary = "\(SafeFolder.temporaryPrefixes[0])\(getpid()).\(UInt32.random(in: 0 ... .max)).\(name)"
+        let out = openat(fd, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard out >= 0 else { throw error("cannot write \(path): \(SafeFolder.reason())") }
+        var written = 0
+        var failure: String?
+        bytes.withUnsafeBytes { buffer in
+            while written < buffer.count {
+                let n = Glibc.write(out, buffer.baseAddress! + written, buffer.count - written)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = SafeFolder.reason()
+                    return
+                }
+                written += n
+            }
+        }
+        if failure == nil, fsync(out) != 0 { failure = SafeFolder.reason() }
+        close(out)
+        if failure == nil, renameat(fd, temporary, fd, name) != 0 { failure = SafeFolder.reason() }
+        if let failure {
+            unlinkat(fd, temporary, 0)
+            throw error("cannot write \(path): \(failure)")
+        }
+    }
+
+    /// The bytes of regular file `name` in folder `fd` (never through a link), or nil when it is not one.
+    func read(_ name: String, in fd: Int32, limit: Int = 4 << 20) -> [UInt8]? {
+        let file = openat(fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard file >= 0 else { return nil }
+        defer { close(file) }
+        var info = stat()
+        guard fstat(file, &info) == 0, info.st_mode & S_IFMT == S_IFREG, Int(info.st_size) <= limit else { return nil }
+        var out = [UInt8](repeating: 0, count: Int(info.st_size))
+        var done = 0
+        while done < out.count {
+            let n = out.withUnsafeMutableBytes { Glibc.read(file, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            done += n
+        }
+        return Array(out.prefix(done))
+    }
+
+    /// Removes regular file `name` from folder `fd`; a link or folder there is refused.
+    func remove(_ name: String, in fd: Int32, shownAs path: String) throws(MemberError) {
+        var info = stat()
+        guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+            if errno == ENOENT { return }
+            throw error("cannot remove \(path): \(SafeFolder.reason())")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw error("\(path) is not a regular file; refused, not removed") }
+        guard unlinkat(fd, name, 0) == 0 else { throw error("cannot remove \(path): \(SafeFolder.reason())") }
+    }
+
+    /// One regular file found by `walk`.
+    struct Entry {
+        var relative: String
+        var bytes: [UInt8]
+    }
+
+    /// Every regular `.yaml` file below the folder (never following a link), and removes this hub's leftover
+    /// temporary files when `sweep` (a push killed between write and rename leaves one).
+    func walk(sweep: Bool) throws(MemberError) -> [Entry] {
+        guard let fd = try openRoot(create: false) else { return [] }
+        defer { close(fd) }
+        var out: [Entry] = []
+        walk(fd, prefix: "", depth: 0, sweep: sweep, into: &out)
+        return out.sorted { $0.relative < $1.relative }
+    }
+
+    private func walk(_ fd: Int32, prefix: String, depth: Int, sweep: Bool, into out: inout [Entry]) {
+        guard depth < 8, let listing = fdopendir(dup(fd)) else { return }
+        var names: [String] = []
+        while let entry = readdir(listing) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        closedir(listing)
+        for name in names.sorted() {
+            var info = stat()
+            guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR:
+                let child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard child >= 0 else { continue }
+                walk(child, prefix: prefix + name + "/", depth: depth + 1, sweep: sweep, into: &out)
+                close(child)
+            case S_IFREG:
+                if SafeFolder.temporaryPrefixes.contains(where: { name.hasPrefix($0) }) {
+                    if sweep { unlinkat(fd, name, 0) }
+                } else if name.hasSuffix(".yaml"), let bytes = read(name, in: fd) {
+                    out.append(Entry(relative: prefix + name, bytes: bytes))
+                }
+            default:
+                continue  // links and the rest are never read, written through or removed
+            }
+        }
+    }
+}
