@@ -28,6 +28,9 @@ public struct DriftReport: Sendable {
     /// The clusters checked, sorted.
     public var checked: [String]
 
+    /// How a drift report's out-of-step mark begins (`ClusterState.outOfStep`).
+    public static let outOfStepPrefix = "drift found at "
+
     /// Findings that are drift (unmanaged objects are reported, not drift).
     public var drift: [DriftFinding] { findings.filter { $0.kind != .unmanaged } }
 
@@ -69,8 +72,10 @@ public struct DriftReport: Sendable {
 
 extension HubSession {
     /// Compares each cluster's desired effective policy with what its member holds, stores the report and
-    /// returns it. `clusters` empty: every cluster.
-    public func driftReport(clusters names: [String] = []) async throws(EngineError) -> DriftReport {
+    /// returns it. `clusters` empty: every cluster; otherwise the stored report keeps the other clusters'
+    /// findings of the previous one as they were. A cluster with a missing, modified or extra finding is
+    /// marked out of step, so that the next push restores it (SEMANTICS §6). `record` false: only reads.
+    public func driftReport(clusters names: [String] = [], record: Bool = true) async throws(EngineError) -> DriftReport {
         defer { transports.shutdown() }
         let clusters = try clusters(named: names)
         let at = now()
@@ -112,28 +117,76 @@ extension HubSession {
         let findings = results.sorted()
         let edges = try edgeDifferences()
 
-        // what is new and what was resolved since the previous report
+        // what is new and what was resolved since the previous report, among the clusters checked
+        let checked = Set(items.map(\.cluster.name))
         let previous = try stored { () throws(HubStoreError) in try store.driftReports(limit: 1) }.first
+        var carried: [Value] = []  // the previous findings of clusters this report did not look at
         var previousKeys = Set<String>()
         if let previous, let stored = try? JSONReader.parse(Array(previous.json.utf8)),  // stored as compact JSON
            case .list(let items)? = stored["findings"] {
-            previousKeys = Set(items.compactMap { $0["key"]?.stringValue })
+            for item in items {
+                guard let cluster = item["cluster"]?.stringValue else { continue }
+                if checked.contains(cluster) {
+                    if let key = item["key"]?.stringValue { previousKeys.insert(key) }
+                } else if fleet.cluster(named: cluster) != nil {
+                    carried.append(item)
+                }
+            }
         }
         let currentKeys = Set(findings.map(\.key))
         var report = DriftReport(id: 0, at: at, findings: findings,
                                  newKeys: previous == nil ? currentKeys : currentKeys.subtracting(previousKeys),
                                  resolved: previousKeys.subtracting(currentKeys).sorted(), edges: edges, untouched: plan.untouched,
                                  checked: items.map(\.cluster.name).sorted())
+        guard record else { return report }
         var byEnvironment: [String: Int] = [:]
         for environment in fleet.environments { byEnvironment[environment.name] = 0 }
         let environmentOf = Dictionary(fleet.clusters.map { ($0.name, $0.environment) }, uniquingKeysWith: { a, _ in a })
         let drift = report.drift
         for finding in drift { byEnvironment[environmentOf[finding.cluster] ?? "", default: 0] += 1 }
-        let json = JSONWriter.compact(report.value)
-        report.id = try stored { () throws(HubStoreError) in
-            try store.recordDriftReport(json: json, findings: drift.count, byEnvironment: byEnvironment, at: at)
+        var carriedDrift = 0
+        for item in carried where item["class"]?.stringValue != DriftClass.unmanaged.rawValue {
+            byEnvironment[environmentOf[item["cluster"]?.stringValue ?? ""] ?? "", default: 0] += 1
+            carriedDrift += 1
         }
+        var value = report.value
+        if !carried.isEmpty, case .map(var entries) = value, let index = entries.firstIndex(where: { $0.key == "findings" }),
+           case .list(let own) = entries[index].value {
+            entries[index].value = .list(own + carried)
+            value = .map(entries)
+        }
+        let json = JSONWriter.compact(value)
+        report.id = try stored { () throws(HubStoreError) in
+            try store.recordDriftReport(json: json, findings: drift.count + carriedDrift, byEnvironment: byEnvironment, at: at)
+        }
+        try markSteps(report, items: items, states: states)
         return report
+    }
+
+    /// Marks each checked cluster whose member differs (missing, modified, extra) out of step, and clears the
+    /// mark a previous report set on a cluster that now holds exactly its policy.
+    func markSteps(_ report: DriftReport, items: [PushPlan.Item], states: [String: ClusterState]) throws(EngineError) {
+        var counts: [String: [DriftClass: Int]] = [:]
+        for finding in report.findings { counts[finding.cluster, default: [:]][finding.kind, default: 0] += 1 }
+        for item in items {
+            let name = item.cluster.name
+            let found = counts[name] ?? [:]
+            let differs = [DriftClass.missing, .modified, .extra].filter { (found[$0] ?? 0) > 0 }
+            let current = states[name]?.outOfStep
+            var reason: String?
+            if !differs.isEmpty {
+                reason = DriftReport.outOfStepPrefix + "\(timestamp(report.at)) (report \(report.id)): "
+                    + differs.map { "\(found[$0] ?? 0) \($0.rawValue)" }.joined(separator: ", ")
+            } else if current?.hasPrefix(DriftReport.outOfStepPrefix) == true && found[.unreachable] == nil && found[.pending] == nil {
+                reason = nil  // it holds its policy again
+            } else {
+                continue
+            }
+            guard reason != current else { continue }
+            try stored { () throws(HubStoreError) in
+                try store.markOutOfStep(cluster: name, environment: item.cluster.environment, reason: reason)
+            }
+        }
     }
 
     /// Per promotion edge, the documents whose version differs between source and target.
@@ -153,11 +206,29 @@ extension HubSession {
                 case (nil, _?): change = "removed in \(sourceName)"
                 case (_?, _?), (nil, nil): continue
                 }
+                let since = try firstDiffering(identity, in: sourceName, from: source, targetHash: targetDocs[identity])
                 out.append(DriftReport.EdgeDifference(source: sourceName, target: target.name, identity: identity, change: change,
-                                                      since: max(source.createdAt, targetRevision?.createdAt ?? 0)))
+                                                      since: max(since, targetRevision?.createdAt ?? 0)))
             }
         }
         return out
+    }
+
+    /// The most source revisions `firstDiffering` walks back.
+    static let edgeHistoryDepth = 500
+
+    /// When `identity` began to differ in the source environment from the target's version (`targetHash`, nil
+    /// when the target lacks it): the time of the oldest revision of the latest unbroken run, newest first,
+    /// whose version differs.
+    func firstDiffering(_ identity: ObjectIdentity, in environment: String, from newest: Revision,
+                        targetHash: String?) throws(EngineError) -> Double {
+        let history = try stored { () throws(HubStoreError) in try store.revisions(environment: environment) }
+        var since = newest.createdAt
+        for revision in history.prefix(HubSession.edgeHistoryDepth) where revision.id <= newest.id {
+            guard try hashes(of: revision)[identity] != targetHash else { break }
+            since = revision.createdAt
+        }
+        return since
     }
 
     /// Each document's content hash in a revision.

@@ -32,12 +32,13 @@ public struct Workspace: Sendable {
         if placement.isEmpty, let tree = policy.value, let members = fleet.value {
             placement = AmbiguityCheck.problems(tree, fleet: members, parallel: .dispatch)
         }
-        let all = (repository.diagnostics + policy.diagnostics + fleet.diagnostics + placement).sorted()
+        let directories = DirectoryCheck.problems(repository.fleet.clusters, root: root)
+        let all = (repository.diagnostics + policy.diagnostics + fleet.diagnostics + directories + placement).sorted()
         // a file of clusters/ that does not decode spoils the fleet; any other one, the policy tree
         let fleetDecodes = !repository.diagnostics.contains { $0.isError && $0.location.file.hasPrefix("clusters/") }
         let policyDecodes = !repository.diagnostics.contains { $0.isError && !$0.location.file.hasPrefix("clusters/") }
         return Workspace(repository: repository, diagnostics: all, policy: policyDecodes && placement.isEmpty ? policy.value : nil,
-                         fleet: fleetDecodes ? fleet.value : nil)
+                         fleet: fleetDecodes && directories.isEmpty ? fleet.value : nil)
     }
 
     /// A renderer for the working tree, with the tree's content hash as its revision unless one is given.

@@ -195,8 +195,8 @@ public protocol HubStore: Sendable {
     /// The objects last applied to a cluster, by identity (empty before its first push).
     func appliedObjects(cluster: String) throws(HubStoreError) -> [ObjectIdentity: AppliedObject]
     /// Records that a cluster does not hold what was applied (drift found it), with why; the next push
-    /// compares with the member. A cluster never pushed gets a row too.
-    func markOutOfStep(cluster: String, environment: String, reason: String) throws(HubStoreError)
+    /// compares with the member. A cluster never pushed gets a row too. Nil: it holds it again.
+    func markOutOfStep(cluster: String, environment: String, reason: String?) throws(HubStoreError)
     /// Records the outcome of a drift check of an environment (how many findings).
     func recordDriftCheck(environment: String, findings: Int, at: Double) throws(HubStoreError)
     func latestDriftCheck(environment: String) throws(HubStoreError) -> (at: Double, findings: Int)?

@@ -126,7 +126,7 @@ public final class MemoryHubStore: HubStore, @unchecked Sendable {
         locked { applied[cluster] ?? [:] }
     }
 
-    public func markOutOfStep(cluster: String, environment: String, reason: String) throws(HubStoreError) {
+    public func markOutOfStep(cluster: String, environment: String, reason: String?) throws(HubStoreError) {
         locked {
             var state = clusters[cluster] ?? ClusterState(cluster: cluster, environment: environment)
             state.outOfStep = reason

@@ -291,7 +291,7 @@ public final class SQLiteHubStore: HubStore {
         }
     }
 
-    public func markOutOfStep(cluster: String, environment: String, reason: String) throws(HubStoreError) {
+    public func markOutOfStep(cluster: String, environment: String, reason: String?) throws(HubStoreError) {
         try write("mark \(cluster) out of step") { db in
             try db.execute(sql: """
                 INSERT INTO cluster_state (cluster, environment, out_of_step) VALUES (?, ?, ?)

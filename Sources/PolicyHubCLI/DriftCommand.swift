@@ -37,8 +37,18 @@ struct DriftCommand: AsyncParsableCommand {
     @Option(name: .long, help: "table, json, markdown or policyreport.")
     var output: Format = .table
 
-    @Flag(name: .long, help: "List earlier reports instead of checking.")
+    @Flag(name: .long, help: "List earlier reports instead of checking (with --output json: as JSON).")
     var history = false
+
+    @Flag(name: .long, help: "Read and report, but store nothing: no report in the history and no cluster marked out of step.")
+    var noRecord = false
+
+    func validate() throws {
+        if history && noRecord { throw ValidationError("--history reads stored reports; --no-record does not apply to it") }
+        if history && output != .table && output != .json {
+            throw ValidationError("--history prints a table or json, not \(output.rawValue)")
+        }
+    }
 
     typealias EdgeDifference = DriftReport.EdgeDifference
 
@@ -47,13 +57,23 @@ struct DriftCommand: AsyncParsableCommand {
         opened.limits = member.limits
         let session = opened
         if history {
-            for report in try cli({ () throws(EngineError) in try stored { () throws(HubStoreError) in try session.store.driftReports(limit: 50) } }) {
+            let reports = try cli({ () throws(EngineError) in try stored { () throws(HubStoreError) in try session.store.driftReports(limit: 50) } })
+            if output == .json {
+                emit(JSONWriter.pretty(.list(reports.map { report in
+                    .map([Value.MapEntry("id", .int(Int(report.id))), Value.MapEntry("at", .string(timestamp(report.at))),
+                          Value.MapEntry("findings", .int(report.findings))])
+                })), terminator: "")
+                return
+            }
+            if reports.isEmpty { emit("no drift report is stored yet (policyhub drift makes one)") }
+            for report in reports {
                 emit("report \(report.id)  \(timestamp(report.at))  \(report.findings) finding\(report.findings == 1 ? "" : "s")")
             }
             return
         }
         let names = cluster
-        let report = try await cli { () async throws(EngineError) in try await session.driftReport(clusters: names) }
+        let record = !noRecord
+        let report = try await cli { () async throws(EngineError) in try await session.driftReport(clusters: names, record: record) }
         let (findings, newKeys, resolved, edges) = (report.findings, report.newKeys, report.resolved, report.edges)
         switch output {
         case .json: emit(JSONWriter.pretty(report.value), terminator: "")

@@ -62,16 +62,71 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         }
     }
 
-    final class VirtualCluster {
+    /// Guarded by the double's lock.
+    final class VirtualCluster: @unchecked Sendable {
         var objects: [ObjectIdentity: Stored] = [:]
         var fault: Fault = .none
         var requests = 0
         var uidCounter = 0
         /// The NeuVector kinds whose CRDs the cluster serves (a cluster may lack, say, the DLP CRD).
         var served: Set<ObjectKind> = Set(ObjectKind.allCases)
+        /// NeuVector's CRD webhook in front of the writes, when set.
+        var neuvector: NeuVectorMode?
+        /// Admissions waiting in NeuVector's webhook (its bounded queue).
+        var queued = 0
+        /// NeuVector's event log of objects it removed after admitting them: identity and reason.
+        var removed: [(ObjectIdentity, String)] = []
+        /// Admissions denied because the queue was full.
+        var queueDenials = 0
+    }
+
+    /// NeuVector's CRD validating webhook as the API server sees it (controller/rest/crdvalidatewebhook.go @1b8b707,
+    /// `shared/reference/neuvector-delivery.md`): it answers every write only after sleeping (1 s), queues it in a
+    /// channel of 128 and denies "too many requests received" when that is full, denies every dry run and every
+    /// object over 512 KiB, and judges what it admitted later, deleting what its importer rejects. The installed
+    /// CRD's structural schema prunes fields it does not know.
+    public struct NeuVectorMode: Sendable {
+        /// Seconds every admitted or queue-denied write waits before its answer (`scheduleKvEnqueue` sleeps 1 s).
+        public var admissionLatency: Double
+        /// Writes that may wait in the webhook at once (`crdReqMgr.init(128)`).
+        public var queueCapacity: Int
+        /// Seconds after its answer that an admitted object is judged (`crdQueueProc`).
+        public var judgeDelay: Double
+        /// The largest object admitted (`cluster.KVValueSizeMax`).
+        public var maxBytes: Int
+        /// Fields the installed CRD schema does not know, as dotted paths (`spec.dlp`): dropped from what is stored.
+        public var prunedFields: [String]
+        /// The importer's verdict on an admitted object, given every other object the cluster holds: a message
+        /// rejects it (NeuVector deletes it and logs the message), nil keeps it.
+        public var reject: @Sendable (_ object: Value, _ others: [ObjectIdentity: Value]) -> String?
+
+        public init(admissionLatency: Double = 1, queueCapacity: Int = 128, judgeDelay: Double = 0.05, maxBytes: Int = 512 * 1024,
+                    prunedFields: [String] = [],
+                    reject: @escaping @Sendable (_ object: Value, _ others: [ObjectIdentity: Value]) -> String? = { _, _ in nil }) {
+            self.admissionLatency = admissionLatency
+            self.queueCapacity = queueCapacity
+            self.judgeDelay = judgeDelay
+            self.maxBytes = maxBytes
+            self.prunedFields = prunedFields
+            self.reject = reject
+        }
+
+        /// NeuVector's live-state check of `parseCrdGroup`: a rule whose target group has the name of a group
+        /// another object already defines with other criteria is rejected ("has different criteria from existing
+        /// group").
+        public static let differentGroupCriteria: @Sendable (Value, [ObjectIdentity: Value]) -> String? = { object, others in
+            guard let target = object["spec"]?["target"]?["selector"], let name = target["name"]?.stringValue else { return nil }
+            for (identity, other) in others.sorted(by: { $0.key < $1.key }) {
+                guard let selector = other["spec"]?["target"]?["selector"], selector["name"]?.stringValue == name,
+                      selector["criteria"] != target["criteria"] else { continue }
+                return "CRD Rule format error: Group \(name) has different criteria from existing group (defined by \(identity))"
+            }
+            return nil
+        }
     }
 
     private let lock = NSLock()
+    private let judgeQueue = DispatchQueue(label: "policyhub-double-neuvector-queue")
     private var clusters: [String: VirtualCluster] = [:]
     /// `METHOD URI` of every request received, in order, whatever it asked for (a hostile member's test
     /// reads it to see that no request left the paths the hub builds).
@@ -186,6 +241,27 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
     }
 
     /// Which NeuVector CRDs a virtual cluster serves (all of them unless told otherwise).
+    /// Puts NeuVector's CRD webhook in front of a virtual cluster's writes (nil: plain Kubernetes).
+    public func setNeuVector(_ mode: NeuVectorMode?, cluster: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        virtual(cluster).neuvector = mode
+    }
+
+    /// The objects NeuVector removed after admitting them, with its reason, in order.
+    public func removedByNeuVector(cluster: String) -> [(ObjectIdentity, String)] {
+        lock.lock()
+        defer { lock.unlock() }
+        return virtual(cluster).removed
+    }
+
+    /// How many writes NeuVector denied because its queue was full.
+    public func queueDenials(cluster: String) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return virtual(cluster).queueDenials
+    }
+
     public func setServedKinds(_ kinds: Set<ObjectKind>, cluster: String) {
         lock.lock()
         virtual(cluster).served = kinds
@@ -291,7 +367,7 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
 
     // MARK: - Answering
 
-    struct Request {
+    struct Request: Sendable {
         var method: HTTPMethod
         var uri: String
         var headers: HTTPHeaders
@@ -307,6 +383,8 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         /// A head, then the chunks `chunk(0)`, `chunk(1)`, … until one is nil, `interval` apart (nil: as fast
         /// as the client reads); the body is chunked unless `headers` give a Content-Length.
         case stream(status: Int, headers: [(String, String)], interval: TimeAmount?, chunk: @Sendable (Int) -> [UInt8]?)
+        /// The answer `produce` gives, `delay` from now (NeuVector's webhook sleeping).
+        case deferred(delay: TimeAmount, produce: @Sendable () -> Answer)
     }
 
     static func json(_ status: Int, _ value: Value, headers: [(String, String)] = []) -> Answer {
@@ -400,7 +478,94 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
                 return KubernetesAPIDouble.json(401, KubernetesAPIDouble.statusBody(401, reason: "Unauthorized", message: "Unauthorized"))
             }
         }
+        if let mode = cluster.neuvector, let webhook = neuvectorWebhook(request, rest, query: query, cluster: cluster, mode: mode) {
+            return webhook
+        }
         return route(request, rest, query: query, cluster: cluster)
+    }
+
+    static let webhookName = "neuvector-validating-crd-webhook.neuvector.svc"
+
+    static func denied(_ message: String) -> Answer {
+        json(400, statusBody(400, reason: "BadRequest", message: "admission webhook \"\(webhookName)\" denied the request: \(message)"))
+    }
+
+    /// NeuVector's webhook on a write to one of its kinds; nil for everything else (reads, other paths).
+    func neuvectorWebhook(_ request: Request, _ rest: [String], query: String, cluster: VirtualCluster, mode: NeuVectorMode) -> Answer? {
+        guard request.method == .PATCH || request.method == .DELETE || request.method == .POST || request.method == .PUT,
+              rest.count >= 4, rest[0] == "apis", rest[1] == "neuvector.com",
+              let kind = ObjectKind.allCases.first(where: { $0.plural == (rest.count >= 7 ? rest[5] : rest[3]) }),
+              let name = (rest.count >= 7 ? rest[6] : (rest.count >= 5 ? rest[4] : nil))?.removingPercentEncoding else { return nil }
+        let namespace = rest.count >= 7 ? rest[4] : ""
+        let identity = ObjectIdentity(kind: kind, namespace: namespace, name: name)
+        let exists = cluster.objects[identity] != nil
+        let operation = request.method == .DELETE ? "DELETE" : (exists ? "UPDATE" : "CREATE")
+        let parameters = KubernetesAPIDouble.query(query)
+        if let dryRun = parameters["dryRun"], !dryRun.isEmpty {
+            return KubernetesAPIDouble.denied(" \(operation) denied in dry-run")
+        }
+        if request.body.count > mode.maxBytes {
+            return KubernetesAPIDouble.denied(" \(operation) denied: CRD resource size(\(request.body.count)) is too big")
+        }
+        if operation == "CREATE" {
+            let allowed: [String]
+            switch kind {
+            case .admissionControl: allowed = ["fed", "local"]
+            case .vulnerabilityProfile, .complianceProfile: allowed = ["default"]
+            default: allowed = []
+            }
+            if !allowed.isEmpty && !allowed.contains(name) {
+                return KubernetesAPIDouble.denied(" \(operation) denied: CRD resource metadata name(\(name)) is not allowed")
+            }
+        }
+        let delay = TimeAmount.nanoseconds(Int64(mode.admissionLatency * 1e9))
+        guard cluster.queued < mode.queueCapacity else {
+            cluster.queueDenials += 1
+            return .deferred(delay: delay) { KubernetesAPIDouble.denied(" \(operation) denied: too many requests received") }
+        }
+        cluster.queued += 1
+        var admitted = request
+        if !mode.prunedFields.isEmpty, let body = try? JSONReader.parse(request.body) {
+            admitted.body = JSONWriter.compactBytes(mode.prunedFields.reduce(body) { KubernetesAPIDouble.removing($1.split(separator: ".").map(String.init), from: $0) })
+        }
+        let parts = rest
+        let pruned = admitted
+        return .deferred(delay: delay) { [self] in
+            lock.lock()
+            cluster.queued -= 1
+            let answer = route(pruned, parts, query: query, cluster: cluster)
+            lock.unlock()
+            if request.method == .PATCH, case .response(let status, _, _, _) = answer, status == 200 || status == 201 {
+                judgeQueue.asyncAfter(deadline: .now() + mode.judgeDelay) { [self] in judge(identity, cluster: cluster, mode: mode) }
+            }
+            return answer
+        }
+    }
+
+    /// NeuVector's importer on an admitted object: rejected ones are deleted, as `deleteCrInK8s` does.
+    func judge(_ identity: ObjectIdentity, cluster: VirtualCluster, mode: NeuVectorMode) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let stored = cluster.objects[identity] else { return }
+        var others: [ObjectIdentity: Value] = [:]
+        for (other, value) in cluster.objects where other != identity { others[other] = value.value }
+        if let reason = mode.reject(stored.value, others) {
+            cluster.objects[identity] = nil
+            resourceVersion += 1
+            cluster.removed.append((identity, reason))
+        }
+    }
+
+    /// `value` without the field at `path`.
+    public static func removing(_ path: [String], from value: Value) -> Value {
+        guard let first = path.first, case .map(var entries) = value else { return value }
+        guard let index = entries.firstIndex(where: { $0.key == first }) else { return value }
+        if path.count == 1 {
+            entries.remove(at: index)
+        } else {
+            entries[index].value = removing(Array(path.dropFirst()), from: entries[index].value)
+        }
+        return .map(entries)
     }
 
     func route(_ request: Request, _ parts: [String], query: String, cluster: VirtualCluster) -> Answer {
@@ -726,6 +891,13 @@ final class DoubleHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func respond(context: ChannelHandlerContext, _ answer: KubernetesAPIDouble.Answer, keepAlive: Bool) {
         switch answer {
+        case .deferred(let delay, let produce):
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: delay) {
+                guard bound.value.channel.isActive else { return }
+                handler.value.respond(context: bound.value, produce(), keepAlive: keepAlive)
+            }
         case .close:
             context.close(promise: nil)
         case .hang:

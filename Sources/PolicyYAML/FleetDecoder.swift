@@ -71,7 +71,7 @@ extension PolicyDecoder {
                         fields.append((name: "environment", line: field.value.line, column: field.value.column))
                     case "target":
                         fields.append((name: "target", line: field.value.line, column: field.value.column))
-                        target = decodeMemberTarget(field.value)
+                        target = decodeMemberTarget(field.value, origins: &fields)
                     default: unknownField(field, in: "spec", known: ["environment", "target"], strict: false)
                     }
                 }
@@ -89,7 +89,7 @@ extension PolicyDecoder {
                              origin: Origin(location: node.location(in: file), fields: fields))
     }
 
-    mutating func decodeMemberTarget(_ node: YAMLNode) -> MemberTarget? {
+    mutating func decodeMemberTarget(_ node: YAMLNode, origins: inout [(name: String, line: Int32, column: Int32)]) -> MemberTarget? {
         guard let pairs = pairs(node, "target") else { return nil }
         var targets: [MemberTarget] = []
         for pair in pairs {
@@ -119,6 +119,7 @@ extension PolicyDecoder {
                     missing("path", in: "target.directory", pair.value)
                     continue
                 }
+                origins.append((name: "target.directory.path", line: pathNode.line, column: pathNode.column))
                 targets.append(.directory(path: path))
             default: unknownField(pair, in: "target", known: ["kubernetes", "directory"], strict: false)
             }
