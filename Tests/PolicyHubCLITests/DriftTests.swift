@@ -43,8 +43,11 @@ import Testing
             #expect(find("unmanaged", "NvClusterSecurityRule//handmade") != nil)
             #expect(findings.allSatisfy { $0["new"] as? Bool == true })
 
-            // a push repairs what the hub manages, never touches the unmanaged object; drift says what was resolved
-            #expect(try CLI.run(["apply", "--repo", folder, "--dry-run"]).stdout.contains("0 to push"))
+            // drift put the cluster out of step: the next plain apply would push it (SEMANTICS §6)
+            let dryRun = try CLI.run(["apply", "--repo", folder, "--dry-run"])
+            #expect(dryRun.stdout.contains("1 to push"), "\(dryRun.stdout)")
+            let status = try CLI.run(["status", "--repo", folder])
+            #expect(status.status == 2 && status.stdout.contains("OUT OF STEP: drift found at"), "\(status.stdout)")
             let store = try SQLiteHubStore(path: folder + "/.policyhub/state.sqlite")
             let states = try store.clusterStates()
             #expect(states.first { $0.cluster == "staging-eu-1" }?.appliedRevision == 1)

@@ -140,4 +140,70 @@ import Testing
                     "\(apply.stderr)")
         }
     }
+
+    /// The environment of a CLI run with this settle time.
+    static func settling(_ seconds: Double) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["POLICYHUB_SETTLE"] = String(seconds)
+        return environment
+    }
+
+    @Test func neuVectorRejectingAnObjectAfterAdmissionKeepsTheClusterOutOfStep() throws {
+        try Repo.withTemporaryFolder { folder in
+            try Repo.copyExample(to: folder)
+            let pki = try TestPKI.make(in: folder + "/pki")
+            let double = try KubernetesAPIDouble.started(pki: pki, tokens: ["hub-token"], clientCertificates: false)
+            defer { double.stop() }
+            // NeuVector's importer rejects the redis rule once it has admitted it
+            double.setNeuVector(KubernetesAPIDouble.NeuVectorMode(admissionLatency: 0.05, judgeDelay: 0.1, reject: { object, _ in
+                object["metadata"]?["name"]?.stringValue == "nv.redis-pod.demo" ? "CRD Rule format error: injected" : nil
+            }), cluster: "nv")
+            try Self.addMember("nv", kubeconfig: "kubeconfig.yaml", in: folder, double: double, pki: pki)
+            let plan = try CLI.runProcess(CLI.binary, ["plan", "--repo", folder, "--live", "--cluster", "nv"], environment: Self.settling(1))
+            #expect(plan.status == 2, "\(plan.stderr)")
+            #expect(!double.requestLog.contains { $0.contains("dryRun") || !$0.hasPrefix("GET ") }, "plan --live wrote or dry-ran")
+            let apply = try CLI.runProcess(CLI.binary, ["apply", "--repo", folder], environment: Self.settling(1))
+            #expect(apply.status == 1)
+            #expect(apply.stderr.contains("cluster nv: NvSecurityRule/demo/nv.redis-pod.demo: rejected by NeuVector after admission"), "\(apply.stderr)")
+            let status = try CLI.run(["status", "--repo", folder])
+            #expect(status.status == 2)
+            #expect(status.stdout.contains("nv  staging") && status.stdout.contains("OUT OF STEP"), "\(status.stdout)")
+            // NeuVector accepts it again: the next plain apply converges
+            double.setNeuVector(KubernetesAPIDouble.NeuVectorMode(admissionLatency: 0.05, judgeDelay: 0.1), cluster: "nv")
+            let again = try CLI.runProcess(CLI.binary, ["apply", "--repo", folder], environment: Self.settling(1))
+            #expect(again.status == 0, "\(again.stderr)")
+            #expect(again.stderr.contains("nv: 1 created, 0 updated, 0 deleted"), "\(again.stderr)")
+            #expect(try CLI.run(["status", "--repo", folder]).status == 0)
+        }
+    }
+
+    @Test func aPushKilledWhileNeuVectorSettlesConvergesOnTheRerun() throws {
+        try Repo.withTemporaryFolder { folder in
+            try Repo.copyExample(to: folder)
+            let pki = try TestPKI.make(in: folder + "/pki")
+            let double = try KubernetesAPIDouble.started(pki: pki, tokens: ["hub-token"], clientCertificates: false)
+            defer { double.stop() }
+            double.setNeuVector(KubernetesAPIDouble.NeuVectorMode(admissionLatency: 0.05, judgeDelay: 0.1), cluster: "nv")
+            try Self.addMember("nv", kubeconfig: "kubeconfig.yaml", in: folder, double: double, pki: pki)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: CLI.binary)
+            process.arguments = ["apply", "--repo", folder]
+            process.environment = Self.settling(30)
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            // killed once every object is applied, inside the settle window
+            let deadline = Date().addingTimeInterval(20)
+            while double.objects(cluster: "nv").count < 9 && Date() < deadline { usleep(20_000) }
+            #expect(double.objects(cluster: "nv").count >= 9)
+            usleep(300_000)
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            #expect(try CLI.run(["status", "--repo", folder]).status == 2)  // never confirmed: not in step
+            let rerun = try CLI.runProcess(CLI.binary, ["apply", "--repo", folder], environment: Self.settling(0.5))
+            #expect(rerun.status == 0, "\(rerun.stderr)")
+            #expect(rerun.stderr.contains("nv: 0 created, 0 updated, 0 deleted"), "\(rerun.stderr)")  // compared, found in place
+            #expect(try CLI.run(["status", "--repo", folder]).status == 0)
+        }
+    }
 }
