@@ -74,3 +74,55 @@ extension HubEngine {
         return try await PushRun.push(session: session, plan: plan, concurrency: concurrency)
     }
 }
+
+/// What one self-heal turn found and did.
+public struct HealRun: Sendable {
+    /// The drift report recorded for clusters whose hand-made changes were not reported yet (or were
+    /// repaired); nil when there was nothing new.
+    public var report: DriftReport?
+    /// Each cluster of a `selfHeal` environment put back, with the findings it had.
+    public var repaired: [String: [DriftFinding]] = [:]
+    /// The push that put them back.
+    public var summary: PushSummary?
+
+    public init() {}
+}
+
+extension HubEngine {
+    /// One turn of tamper detection (SEMANTICS §6): reads every member, reports a `missing`, `modified` or
+    /// `extra` finding at once (one drift report for the clusters not reported yet), and puts back what was
+    /// changed, deleted or added by hand on the clusters of `selfHeal` environments, auditing each repair.
+    /// Skipped (an empty run) while another push holds the push lock.
+    public func heal(concurrency: Int) async throws(EngineError) -> HealRun {
+        var run = HealRun()
+        guard let pushing = try? lock(.push, timeout: 0) else { return run }
+        defer { withExtendedLifetime(pushing) {} }
+        let session = try open(workingTree: .optional)
+        let look = try await session.driftReport(record: false)
+        let tampered = Set(look.findings.filter { [.missing, .modified, .extra].contains($0.kind) }.map(\.cluster))
+        guard !tampered.isEmpty else { return run }
+        let healing = Set(session.fleet.clusters.filter { tampered.contains($0.name) && session.fleet.environment(named: $0.environment)?.selfHeal == true }.map(\.name))
+        let states = try session.clusterStates()
+        let unreported = tampered.filter { healing.contains($0) || states[$0]?.outOfStep?.hasPrefix(DriftReport.outOfStepPrefix) != true }
+        guard !unreported.isEmpty else { return run }
+        run.report = try await session.driftReport(clusters: unreported.sorted())
+        guard !healing.isEmpty else { return run }
+        let clusters = session.fleet.clusters.filter { healing.contains($0.name) }
+        let rootRevision = try session.fleet.root.flatMap { environment throws(EngineError) in
+            try stored { () throws(HubStoreError) in try session.store.desiredRevision(environment: environment.name) }
+        }
+        let plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)
+        let summary = try await PushRun.push(session: session, plan: plan, concurrency: concurrency)
+        run.summary = summary
+        for (cluster, ok) in summary.outcomes where ok {
+            let findings = (run.report?.findings ?? look.findings).filter { $0.cluster == cluster && [.missing, .modified, .extra].contains($0.kind) }
+            run.repaired[cluster] = findings
+            let what = findings.prefix(20).map { "\($0.kind.rawValue) \($0.object?.description ?? "-")" }.joined(separator: ", ")
+            try stored { () throws(HubStoreError) in
+                try session.store.audit(actor: "self-heal", action: "repair",
+                                        detail: "restored \(cluster): \(what)\(findings.count > 20 ? ", ..." : "")", at: session.now())
+            }
+        }
+        return run
+    }
+}

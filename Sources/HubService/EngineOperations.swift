@@ -315,6 +315,20 @@ public final class EngineOperations: HubOperations, @unchecked Sendable {
                         findingsByCluster: byCluster)
     }
 
+    public func heal(author: String) async throws(OperationError) -> SelfHealRun {
+        let concurrency = pushConcurrency
+        let turn = try await run { () async throws(EngineError) in try await engine.heal(concurrency: concurrency) }
+        var report: DriftRun?
+        if let found = turn.report {
+            // the clusters it looked at only: the others' gauges stay as the last full report set them
+            var run = DriftRun(report: found.value, driftFindings: found.drift.count, newFindings: found.newDrift,
+                               findingsByCluster: found.driftByCluster)
+            run.repaired = turn.repaired.keys.sorted()
+            report = run
+        }
+        return SelfHealRun(report: report, repaired: turn.repaired.mapValues(\.count), failures: turn.summary?.failures ?? [])
+    }
+
     public func latestDriftReport() async throws(OperationError) -> Value {
         let session = try await session()
         guard let latest = try run({ () throws(EngineError) in

@@ -23,6 +23,8 @@ public struct HubConfig: Sendable {
     public var apiNice: Int32 = 10
     public var driftSchedule: CronExpression?
     public var reconcileInterval: Double?
+    /// How often the daemon reads every member for hand-made changes (tamper detection and `selfHeal`).
+    public var selfHealInterval: Double?
     /// Exec credential plugins kubeconfig users may run (paths, or names on the daemon's PATH).
     public var allowExec: [String] = []
     public var webhookURL: String?
@@ -116,8 +118,14 @@ public struct HubConfig: Sendable {
             config.apiNice = value
         }
         if let schedules = root["schedules"] {
-            for pair in schedules.pairs where !["driftReport", "reconcileInterval"].contains(pair.key.scalarText ?? "") {
-                throw fail(pair.key, "unknown schedule '\(pair.key.scalarText ?? "")' (known: driftReport, reconcileInterval)")
+            for pair in schedules.pairs where !["driftReport", "reconcileInterval", "selfHealInterval"].contains(pair.key.scalarText ?? "") {
+                throw fail(pair.key, "unknown schedule '\(pair.key.scalarText ?? "")' (known: driftReport, reconcileInterval, selfHealInterval)")
+            }
+            if let interval = schedules["selfHealInterval"] {
+                guard let seconds = interval.scalar.flatMap(HubConfig.seconds), seconds >= 1 else {
+                    throw fail(interval, "selfHealInterval must be a duration such as 5, 5s or 1m")
+                }
+                config.selfHealInterval = seconds
             }
             if let cron = schedules["driftReport"] {
                 do throws(CronError) {

@@ -38,6 +38,9 @@ public protocol HubOperations: Sendable {
     func lastDriftReportTime() async throws(OperationError) -> Double?
     /// Pushes every cluster whose applied revision is not its environment's desired one.
     func reconcile(author: String) async throws(OperationError) -> ReconcileRun
+    /// One turn of tamper detection: hand-made changes reported at once (a drift report, returned when one
+    /// was recorded), and put back on the clusters of `selfHeal` environments.
+    func heal(author: String) async throws(OperationError) -> SelfHealRun
     /// The audit log, newest first.
     func audit(limit: Int) async throws(OperationError) -> Value
     /// Whether the store and the repository can be read (for /readyz), or why not.
@@ -83,6 +86,20 @@ public struct PromotionRequest: Sendable, Hashable {
 }
 
 /// The outcome of a drift report run.
+/// What one self-heal turn did: the drift report it recorded (nil: nothing new) and the clusters it put back.
+public struct SelfHealRun: Sendable {
+    public var report: DriftRun?
+    /// Each repaired cluster with how many findings it had.
+    public var repaired: [String: Int]
+    public var failures: [String]
+
+    public init(report: DriftRun?, repaired: [String: Int], failures: [String]) {
+        self.report = report
+        self.repaired = repaired
+        self.failures = failures
+    }
+}
+
 public struct DriftRun: Sendable {
     public var report: Value
     /// Findings that are drift (unmanaged objects are reported, not drift).
@@ -91,6 +108,8 @@ public struct DriftRun: Sendable {
     public var newFindings: Int
     /// Drift findings per cluster, every cluster of the report (0 for a clean one).
     public var findingsByCluster: [String: Int]
+    /// Clusters the self-heal put back after this report (the webhook's event is then `self-heal`).
+    public var repaired: [String] = []
 
     public init(report: Value, driftFindings: Int, newFindings: Int, findingsByCluster: [String: Int] = [:]) {
         self.report = report

@@ -80,7 +80,8 @@ public struct HubServer: Sendable {
         if !restartOnly.isEmpty {
             logger.warning("SIGHUP: \(restartOnly.joined(separator: ", ")) changed in \(configPath); that takes effect at the next start")
         }
-        await scheduler.reschedule(Schedule(drift: fresh.driftSchedule, reconcileInterval: fresh.reconcileInterval))
+        await scheduler.reschedule(Schedule(drift: fresh.driftSchedule, reconcileInterval: fresh.reconcileInterval,
+                                              selfHealInterval: fresh.selfHealInterval))
         logger.info("SIGHUP: \(configPath) read again; schedules: drift report \(fresh.driftSchedule?.description ?? "off"), reconcile \(fresh.reconcileInterval.map { "every \(Int($0)) s" } ?? "off")")
     }
 
@@ -123,7 +124,8 @@ public struct HubServer: Sendable {
         let api = HubAPI(operations: operations, tokens: tokens, metrics: metrics, maxBodyBytes: config.maxBodyBytes,
                          logger: logger, requestExecutor: requestExecutor, afterDriftReport: after)
         let scheduler = SchedulerService(
-            schedule: Schedule(drift: config.driftSchedule, reconcileInterval: config.reconcileInterval),
+            schedule: Schedule(drift: config.driftSchedule, reconcileInterval: config.reconcileInterval,
+                               selfHealInterval: config.selfHealInterval),
             operations: operations, clock: clock, metrics: metrics, logger: logger, afterDriftReport: after)
         // a connection that sends half a request head, or sits idle, is closed after idleTimeout; beyond
         // maxConnections open at once, a new connection is closed as soon as it is accepted

@@ -4,16 +4,21 @@ public struct Schedule: Sendable {
     public enum Job: String, Sendable, Hashable, CaseIterable {
         case driftReport = "drift-report"
         case reconcile
+        case selfHeal = "self-heal"
     }
 
     public let drift: CronExpression?
     public let reconcileInterval: Double?
     public private(set) var nextDrift: Double?
     public private(set) var nextReconcile: Double?
+    /// Tamper detection and self-heal (`HubEngine.heal`), every so many seconds.
+    public let selfHealInterval: Double?
+    public private(set) var nextSelfHeal: Double?
 
-    public init(drift: CronExpression?, reconcileInterval: Double?) {
+    public init(drift: CronExpression?, reconcileInterval: Double?, selfHealInterval: Double? = nil) {
         self.drift = drift
         self.reconcileInterval = reconcileInterval
+        self.selfHealInterval = selfHealInterval
     }
 
     /// The jobs to run when the daemon starts at `now`: a drift report when the cron fired while the daemon
@@ -29,6 +34,7 @@ public struct Schedule: Sendable {
             jobs.append(.reconcile)
             nextReconcile = now + reconcileInterval
         }
+        if let selfHealInterval { nextSelfHeal = now + selfHealInterval }
         return jobs
     }
 
@@ -37,6 +43,7 @@ public struct Schedule: Sendable {
     public mutating func resume(now: Double) {
         nextDrift = drift?.next(after: now)
         nextReconcile = reconcileInterval.map { now + $0 }
+        nextSelfHeal = selfHealInterval.map { now + $0 }
     }
 
     /// The jobs due at `now`, each once however many times it was due; moves their next times past `now`.
@@ -52,11 +59,15 @@ public struct Schedule: Sendable {
             if following <= now { following = now + reconcileInterval }
             nextReconcile = following
         }
+        if let selfHealInterval, let next = nextSelfHeal, next <= now {
+            jobs.append(.selfHeal)
+            nextSelfHeal = max(next + selfHealInterval, now + selfHealInterval / 2)
+        }
         return jobs
     }
 
     /// When to wake next, or nil when nothing is scheduled.
     public var wakeTime: Double? {
-        [nextDrift, nextReconcile].compactMap { $0 }.min()
+        [nextDrift, nextReconcile, nextSelfHeal].compactMap { $0 }.min()
     }
 }

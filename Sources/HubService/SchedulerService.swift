@@ -89,6 +89,14 @@ public actor SchedulerService: Service {
                         logger.info("reconcile: \(run.pushed) pushed, \(run.failed) failed, \(run.inStep) in step")
                     }
                     for failure in run.failures { logger.warning("reconcile: \(failure)") }
+                case .selfHeal:
+                    let run = try await operations.heal(author: "self-heal")
+                    for (cluster, findings) in run.repaired.sorted(by: { $0.key < $1.key }) {
+                        metrics.increment("policyhub_self_heal_repairs_total", labels: [("cluster", cluster)])
+                        logger.notice("self-heal: restored \(cluster) (\(findings) hand-made change\(findings == 1 ? "" : "s"))")
+                    }
+                    for failure in run.failures { logger.warning("self-heal: \(failure)") }
+                    if let report = run.report { await after(report, "tamper") }
                 }
             } catch {
                 result = "failed"

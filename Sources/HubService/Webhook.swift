@@ -23,7 +23,8 @@ public struct Webhook: Sendable {
             newFindings = findings.filter { $0["new"] == .bool(true) }
         }
         return .map([
-            Value.MapEntry("event", .string("drift-report")),
+            Value.MapEntry("event", .string(run.repaired.isEmpty ? "drift-report" : "self-heal")),
+            Value.MapEntry("repaired", .list(run.repaired.map(Value.string))),
             Value.MapEntry("at", run.report["at"] ?? .null),
             Value.MapEntry("driftFindings", .int(run.driftFindings)),
             Value.MapEntry("newFindings", .int(run.newFindings)),

@@ -50,11 +50,14 @@ public struct Environment: Sendable, Hashable {
     public var defaultPolicyMode: PolicyMode
     public var minimumPolicyMode: PolicyMode
     public var gates: PromotionGates
+    /// The daemon restores hand-made changes on this environment's clusters by itself (SEMANTICS §6).
+    public var selfHeal: Bool
     public var origin: Origin
 
     public init(name: String, promotesFrom: String? = nil, defaultPolicyMode: PolicyMode = .monitor,
                 minimumPolicyMode: PolicyMode = .discover, gates: PromotionGates = PromotionGates(),
-                origin: Origin = .generated) {
+                selfHeal: Bool = false, origin: Origin = .generated) {
+        self.selfHeal = selfHeal
         self.name = name
         self.promotesFrom = promotesFrom
         self.defaultPolicyMode = defaultPolicyMode

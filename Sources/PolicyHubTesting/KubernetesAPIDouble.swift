@@ -359,6 +359,14 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         virtual(cluster).objects[identity] = Stored(value: value, resourceVersion: resourceVersion)
     }
 
+    /// Deletes an object by hand, as `kubectl delete` would.
+    public func remove(_ identity: ObjectIdentity, cluster: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        virtual(cluster).objects[identity] = nil
+        resourceVersion += 1
+    }
+
     static func identity(of value: Value) -> ObjectIdentity? {
         guard let kindText = value["kind"]?.stringValue, let kind = ObjectKind(rawValue: kindText),
               let name = value["metadata"]?["name"]?.stringValue else { return nil }

@@ -145,6 +145,7 @@ extension PolicyDecoder {
                     sawName = true
                     env.name = string(field.value, "name") ?? ""
                 case "promotesFrom": env.promotesFrom = optionalString(field.value, "promotesFrom")
+                case "selfHeal": env.selfHeal = bool(field.value, "selfHeal") ?? false
                 case "defaultPolicyMode":
                     env.defaultPolicyMode = enumeration(field.value, "defaultPolicyMode", PolicyMode.self)
                         ?? env.defaultPolicyMode
@@ -167,7 +168,7 @@ extension PolicyDecoder {
                         default: unknownField(gate, in: "gates", known: ["requireInSync", "requireNoDrift", "minimumSoak"], strict: false)
                         }
                     }
-                default: unknownField(field, in: "environment", known: ["name", "promotesFrom", "defaultPolicyMode", "minimumPolicyMode", "gates"], strict: false)
+                default: unknownField(field, in: "environment", known: ["name", "promotesFrom", "defaultPolicyMode", "minimumPolicyMode", "selfHeal", "gates"], strict: false)
                 }
             }
             if !sawName {
