@@ -66,7 +66,7 @@ struct ApplyCommand: AsyncParsableCommand {
             try engine.recordAndPlan(author: currentAuthor(author), clusters: cluster, record: !dryRun, repair: repair,
                                      lockTimeout: lockTimeout)
         }
-        applied.session.limits = MemberLimits(clusterTimeout: member.clusterTimeout, maxDeletions: maxDeletions)
+        applied.session.limits = MemberLimits(clusterTimeout: member.clusterTimeout, maxDeletions: maxDeletions, settle: member.settle)
         let plan = applied.plan
         printPrecedenceWarnings(plan.toPush)
         if dryRun {

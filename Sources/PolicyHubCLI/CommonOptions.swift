@@ -167,10 +167,15 @@ struct MemberOptions: ParsableArguments {
                                             valueName: "seconds"))
     var clusterTimeout: Double = 120
 
-    var limits: MemberLimits { MemberLimits(clusterTimeout: clusterTimeout) }
+    @Option(name: .long, help: ArgumentHelp("Seconds a Kubernetes push waits after its last apply before reading back what NeuVector kept (its webhook admits first and deletes what it rejects later); default 2, or POLICYHUB_SETTLE.",
+                                            valueName: "seconds"))
+    var settle: Double = KubernetesMember.defaultSettle
+
+    var limits: MemberLimits { MemberLimits(clusterTimeout: clusterTimeout, settle: settle) }
 
 
     func validate() throws {
         if !(clusterTimeout > 0) { throw ValidationError("--cluster-timeout must be a positive number of seconds") }
+        if !(settle >= 0) || settle > 600 { throw ValidationError("--settle must be 0 to 600 seconds") }
     }
 }
