@@ -144,9 +144,14 @@ public struct KubernetesMember: Member {
     /// a trusted record the managed objects are listed first and compared. The CRD check runs beside the
     /// applies; its verdict is reported before any apply error, and deletions come last.
     public func push(_ push: PushRequest) async throws(MemberError) -> PushOutcome {
+        // the CRD check, unless the store's record shows objects of every kind this push sends already held there
+        let heldKinds = Set(push.previous?.keys.map(\.kind) ?? [])
+        let sentKinds = Set(push.objects.map(\.identity.kind))
+        let needsDiscovery = push.previous == nil || !sentKinds.isSubset(of: heldKinds)
         async let discovery: Result<Void, MemberError> = { () async -> Result<Void, MemberError> in
+            guard needsDiscovery else { return .success(()) }
             do throws(MemberError) {
-                try await checkCRDs(for: Set(push.objects.map(\.identity.kind)))
+                try await checkCRDs(for: sentKinds)
                 return .success(())
             } catch {
                 return .failure(error)

@@ -179,10 +179,18 @@ struct BenchPushCommand: AsyncParsableCommand {
             try """
                 apiVersion: policyhub.dev/v1alpha1
                 kind: MemberCluster
-                metadata: {name: \(name)}
+                metadata: {name: \(name), labels: {region: r\(index % 10)}}
                 spec: {environment: \(environment), target: {kubernetes: {kubeconfig: kube/\(name).yaml}}}
                 """.write(toFile: repo + "/clusters/\(name).yaml", atomically: false, encoding: .utf8)
         }
+        // one production member, so that every generated placement selects a cluster (validation refuses a
+        // placement that selects none); before its first promotion it is left untouched and gets no request
+        try """
+            apiVersion: policyhub.dev/v1alpha1
+            kind: MemberCluster
+            metadata: {name: prod-0, labels: {region: r0}}
+            spec: {environment: production, target: {kubernetes: {kubeconfig: kube/c0.yaml}}}
+            """.write(toFile: repo + "/clusters/prod-0.yaml", atomically: false, encoding: .utf8)
     }
 
     /// Runs body with standard output sent to /dev/null (a report's text is not part of the benchmark's output).

@@ -60,12 +60,12 @@ import Testing
 
         // read back at once (no settle), the same push would have looked fine: that is why the hub waits
         f.double.put(theirs, cluster: "nv2")
-        f.double.setNeuVector(Self.fast { $0.reject = KubernetesAPIDouble.NeuVectorMode.differentGroupCriteria; $0.judgeDelay = 1 },
+        f.double.setNeuVector(Self.fast { $0.reject = KubernetesAPIDouble.NeuVectorMode.differentGroupCriteria; $0.judgeDelay = 3 },
                               cluster: "nv2")
         var hasty = f.member("nv2")
         hasty.settle = 0
         #expect(await Self.failure { () async throws(MemberError) in try await hasty.push([clash]) } == "no error")
-        try await Task.sleep(nanoseconds: 1_300_000_000)
+        try await Task.sleep(nanoseconds: 3_500_000_000)
         #expect(f.double.objects(cluster: "nv2")[clash.identity] == nil, "\(f.double.removedByNeuVector(cluster: "nv2")) \(f.double.objects(cluster: "nv2").keys)")
     }
 

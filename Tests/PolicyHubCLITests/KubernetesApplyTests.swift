@@ -91,9 +91,13 @@ import Testing
             // (one request: the objects whose content did not change are not rewritten, SEMANTICS §5)
             try FileManager.default.removeItem(atPath: folder + "/policies/namespaces/payments/ledger.yaml")
             let writesBefore = double.requestLog.filter { !$0.hasPrefix("GET ") }.count
+            let requestsBefore = double.requestCount(cluster: "staging-k8s")
             let third = try CLI.run(["apply", "--repo", folder])
             #expect(third.stderr.contains("staging-k8s: 0 created, 0 updated, 1 deleted"), "\(third.stderr)")
             #expect(double.requestLog.filter { !$0.hasPrefix("GET ") }.count == writesBefore + 1)
+            // and nothing else: the store knows which kinds the cluster serves and holds, and a deletion has
+            // nothing to read back
+            #expect(double.requestCount(cluster: "staging-k8s") == requestsBefore + 1)
             let after = try Self.kubectl(["get", "nvsecurityrules", "-n", "payments", "-o", "json"],
                                          kubeconfig: folder + "/kube/config", home: folder)
             #expect(try Self.names(after.stdout) == ["nv.api.payments"])
