@@ -78,6 +78,8 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         var removed: [(ObjectIdentity, String)] = []
         /// Admissions denied because the queue was full.
         var queueDenials = 0
+        /// Objects admitted and not judged yet, in admission order.
+        var unjudged: [ObjectIdentity] = []
     }
 
     /// NeuVector's CRD validating webhook as the API server sees it (controller/rest/crdvalidatewebhook.go @1b8b707,
@@ -542,18 +544,34 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
             lock.lock()
             cluster.queued -= 1
             let answer = route(pruned, parts, query: query, cluster: cluster)
+            let admitted = request.method == .PATCH && { if case .response(let status, _, _, _) = answer { return status == 200 || status == 201 }
+                                                          return false }()
+            if admitted { cluster.unjudged.append(identity) }
             lock.unlock()
-            if request.method == .PATCH, case .response(let status, _, _, _) = answer, status == 200 || status == 201 {
+            if admitted {
                 judgeQueue.asyncAfter(deadline: .now() + mode.judgeDelay) { [self] in judge(identity, cluster: cluster, mode: mode) }
             }
             return answer
         }
     }
 
+    /// Runs NeuVector's importer now on the objects admitted and not judged yet (what its queue does later).
+    public func judgeNow(cluster name: String) {
+        lock.lock()
+        let cluster = virtual(name)
+        let identities = cluster.unjudged
+        let mode = cluster.neuvector
+        lock.unlock()
+        guard let mode else { return }
+        for identity in identities { judge(identity, cluster: cluster, mode: mode) }
+    }
+
     /// NeuVector's importer on an admitted object: rejected ones are deleted, as `deleteCrInK8s` does.
     func judge(_ identity: ObjectIdentity, cluster: VirtualCluster, mode: NeuVectorMode) {
         lock.lock()
         defer { lock.unlock() }
+        guard let index = cluster.unjudged.firstIndex(of: identity) else { return }
+        cluster.unjudged.remove(at: index)
         guard let stored = cluster.objects[identity] else { return }
         var others: [ObjectIdentity: Value] = [:]
         for (other, value) in cluster.objects where other != identity { others[other] = value.value }

@@ -49,7 +49,7 @@ import Testing
                                                   from: Self.rule("nv.theirs.demo", group: "nv.web.demo", criteria: "service=web.demo").value)
         f.double.put(theirs, cluster: "nv")
         var member = f.member("nv")
-        member.settle = 0.5
+        member.settle = 1.5
         let good = Self.rule("nv.api.demo", group: "nv.api.demo", criteria: "service=api.demo")
         let clash = Self.rule("nv.web.demo", group: "nv.web.demo", criteria: "service=other.demo")
         let message = await Self.failure { () async throws(MemberError) in try await member.push([good, clash]) }
@@ -60,12 +60,12 @@ import Testing
 
         // read back at once (no settle), the same push would have looked fine: that is why the hub waits
         f.double.put(theirs, cluster: "nv2")
-        f.double.setNeuVector(Self.fast { $0.reject = KubernetesAPIDouble.NeuVectorMode.differentGroupCriteria; $0.judgeDelay = 3 },
+        f.double.setNeuVector(Self.fast { $0.reject = KubernetesAPIDouble.NeuVectorMode.differentGroupCriteria; $0.judgeDelay = 600 },
                               cluster: "nv2")
         var hasty = f.member("nv2")
         hasty.settle = 0
         #expect(await Self.failure { () async throws(MemberError) in try await hasty.push([clash]) } == "no error")
-        try await Task.sleep(nanoseconds: 3_500_000_000)
+        f.double.judgeNow(cluster: "nv2")  // NeuVector's queue gets to it after the hasty read-back
         #expect(f.double.objects(cluster: "nv2")[clash.identity] == nil, "\(f.double.removedByNeuVector(cluster: "nv2")) \(f.double.objects(cluster: "nv2").keys)")
     }
 

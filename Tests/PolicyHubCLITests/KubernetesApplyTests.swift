@@ -166,7 +166,7 @@ import Testing
             let plan = try CLI.runProcess(CLI.binary, ["plan", "--repo", folder, "--live", "--cluster", "nv"], environment: Self.settling(1))
             #expect(plan.status == 2, "\(plan.stderr)")
             #expect(!double.requestLog.contains { $0.contains("dryRun") || !$0.hasPrefix("GET ") }, "plan --live wrote or dry-ran")
-            let apply = try CLI.runProcess(CLI.binary, ["apply", "--repo", folder], environment: Self.settling(1))
+            let apply = try CLI.runProcess(CLI.binary, ["apply", "--repo", folder], environment: Self.settling(2))
             #expect(apply.status == 1)
             #expect(apply.stderr.contains("cluster nv: NvSecurityRule/demo/nv.redis-pod.demo: rejected by NeuVector after admission"), "\(apply.stderr)")
             let status = try CLI.run(["status", "--repo", folder])
