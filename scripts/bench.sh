@@ -3,7 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-command -v wrk >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q wrk; }
+# wrk drives the references; Debian's nginx-light answering fixed responses is the floor of the push
+{ command -v wrk && { command -v nginx || test -x /usr/sbin/nginx; }; } >/dev/null 2>&1 \
+  || { apt-get update -q && apt-get install -y -q wrk nginx-light; }
 swift build -c release --product policyhub-bench
 bin=.build/release/policyhub-bench
 $bin parse --runs 9

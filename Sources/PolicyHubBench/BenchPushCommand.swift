@@ -54,12 +54,14 @@ struct BenchPushCommand: AsyncParsableCommand {
                 throw ValidationError("generated bench repository is invalid: \(workspace.diagnostics.prefix(3))")
             }
             let objects = renderer.render(cluster: fleet.clusters[0]).objects
-            let perCluster = 1 + objects.count + 2  // discovery, one apply per object, two labelled lists
+            let applied = Set(objects.map(\.identity.kind)).count
+            // a first push: discovery, every kind listed, one apply per object, each applied kind read back
+            let perCluster = 1 + ObjectKind.allCases.count + objects.count + applied
             print("fleet: \(clusters) virtual clusters x \(objects.count) objects over TLS on one double (127.0.0.1:\(double.port)); \(perCluster) requests per cluster, \(connections) connections")
 
             let arguments = ["--repo", repo, "--concurrency", String(connections), "--author", "bench", "--settle", "0"]  // the double judges nothing later: read back at once
             if measures(.fanOut) {
-                try await fanOut(root: root, double: double, objects: objects, arguments: arguments)
+                try await fanOut(root: root, repo: repo, double: double, pki: pki, objects: objects, arguments: arguments)
             }
             if measures(.drift) {
                 try await drift(root: root, repo: repo, double: double, arguments: arguments)
@@ -71,7 +73,7 @@ struct BenchPushCommand: AsyncParsableCommand {
     }
 
     /// The full push against wrk and curl sending the same requests, then a second push with nothing changed.
-    func fanOut(root: String, double: KubernetesAPIDouble, objects: [RenderedObject], arguments: [String]) async throws {
+    func fanOut(root: String, repo: String, double: KubernetesAPIDouble, pki: TestPKI, objects: [RenderedObject], arguments: [String]) async throws {
         // The requests a full push sends, for wrk and curl.
         let requests = try BenchRequests(root: root, clusters: clusters, objects: objects)
 
@@ -83,11 +85,25 @@ struct BenchPushCommand: AsyncParsableCommand {
         let curl = try requests.runCurl(port: double.port, connections: connections)
         let curlRequests = double.totalRequests
         double.reset()
+        let nginx = try await NginxFloor.run(root: root, pki: pki) { port in
+            _ = try BenchRequests.wrk(script: requests.luaPath, count: requests.count, port: port, connections: connections)
+        }
         let full = try await BenchSupport.timeAsync { try await BenchPushCommand.apply(arguments) }
         let fullRequests = double.totalRequests
         double.reset()
         let noop = try await BenchSupport.timeAsync { try await BenchPushCommand.apply(arguments) }
         let noopRequests = double.totalRequests
+        // the same push to nginx: every kubeconfig's server moved there (a new target, so every cluster is
+        // pushed again and compared first: the same requests as the first push; the read-back finds nothing,
+        // so every cluster fails, which costs no request)
+        let hubToNginx = try await NginxFloor.run(root: root, pki: pki) { port in
+            for index in 0..<clusters {
+                let path = repo + "/kube/c\(index).yaml"
+                try (try String(contentsOfFile: path, encoding: .utf8)).replacingOccurrences(of: ":\(double.port)/", with: ":\(port)/")
+                    .write(toFile: path, atomically: false, encoding: .utf8)
+            }
+            _ = try? await BenchPushCommand.apply(arguments)
+        }
 
         print("  policyhub apply, full push          \(BenchSupport.ms(full)) ms   \(fullRequests) requests")
         if let wrk {
@@ -95,6 +111,13 @@ struct BenchPushCommand: AsyncParsableCommand {
             print(String(format: "fan-out: %.2fx wrk (target <= 3)", full / wrk))
         } else {
             print("  wrk: not installed (apt-get install wrk); fan-out ratio not measured")
+        }
+        if let nginx, let hubToNginx {
+            print("  wrk to nginx (fixed 200/201, TLS)    \(BenchSupport.ms(nginx.seconds)) ms   \(nginx.requests) requests")
+            print("  policyhub apply to the same nginx    \(BenchSupport.ms(hubToNginx.seconds)) ms   \(hubToNginx.requests) requests")
+            print(String(format: "floor: %.2fx wrk to nginx (target <= 3); the API double itself is %.1fx slower than nginx", hubToNginx.seconds / nginx.seconds, (wrk ?? 0) / nginx.seconds))
+        } else {
+            print("  nginx or wrk: not installed (apt-get install nginx-light wrk); the floor is not measured")
         }
         if let curl {
             print("  curl --parallel, same requests      \(BenchSupport.ms(curl)) ms   \(curlRequests) requests (hub: \(String(format: "%.2fx", full / curl)) of it)")
@@ -306,12 +329,14 @@ struct BenchRequests {
                 lua += "{\"PATCH\", \(luaString(path)), \(objectIndex + 1)},\n"
                 curl += "url = \"https://127.0.0.1:PORT\(path)\"\ninsecure\nrequest = \"PATCH\"\nheader = \"\(auth)\"\nheader = \"Content-Type: application/apply-patch+yaml\"\ndata-binary = \"@\(bodyDir)/\(objectIndex).json\"\noutput = \"/dev/null\"\nnext\n"
             }
-            for plural in ["nvclustersecurityrules", "nvsecurityrules"] {
-                let path = prefix + "/apis/neuvector.com/v1/\(plural)?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dpolicyhub"
+            // as a first push does: every kind listed (nothing is recorded yet), then each applied kind read back
+            let applied = ObjectKind.allCases.filter { kind in objects.contains { $0.identity.kind == kind } }
+            for kind in ObjectKind.allCases + applied {
+                let path = prefix + "/apis/neuvector.com/v1/\(kind.plural)?limit=500&labelSelector=app.kubernetes.io%2Fmanaged-by%3Dpolicyhub"
                 lua += "{\"GET\", \(luaString(path)), nil},\n"
                 curl += "url = \"https://127.0.0.1:PORT\(path)\"\ninsecure\nheader = \"\(auth)\"\noutput = \"/dev/null\"\nnext\n"
             }
-            total += 1 + objects.count + 2
+            total += 1 + objects.count + ObjectKind.allCases.count + applied.count
         }
         let bodies = objects.map { String(decoding: JSONWriter.compactBytes($0.value), as: UTF8.self) }
         try BenchRequests.writeScript(lua + "}\n", bodies: bodies, to: root + "/push.lua")
@@ -437,5 +462,105 @@ extension BenchSupport {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: path) }
         return try await body(path)
+    }
+}
+
+/// The floor of a push: nginx from Debian answering every request with a fixed 200 (GET) or 201 (PATCH) over
+/// TLS on loopback, driven by wrk with the same requests over the same number of connections. Its time is
+/// the window from the first to the last request in nginx's access log (wrk itself waits out its -d).
+enum NginxFloor {
+    static func which() -> String? {
+        ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// A free loopback port (bound, read, released).
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static var available: Bool { which() != nil && BenchRequests.which("wrk") != nil }
+
+    /// Starts nginx with fixed answers on a free port, runs `body` with that port, stops nginx, and returns
+    /// the first-to-last request window of its access log and how many requests it logged.
+    static func run(root: String, pki: TestPKI, _ body: (Int) async throws -> Void) async throws -> (seconds: Double, requests: Int)? {
+        guard available, let nginx = which() else { return nil }
+        let dir = root + "/nginx-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir + "/temp", withIntermediateDirectories: true)
+        try Data(pki.serverCertificate).write(to: URL(fileURLWithPath: dir + "/server.crt"))
+        try Data(pki.serverKey).write(to: URL(fileURLWithPath: dir + "/server.key"))
+        let port = freePort()
+        // discovery answers every NeuVector kind; lists are empty; applies answer 201
+        let resources = ObjectKind.allCases.map { kind in
+            #"{\"name\":\"\#(kind.plural)\",\"namespaced\":\#(kind.isNamespaced),\"kind\":\"\#(kind.rawValue)\",\"verbs\":[\"get\",\"list\",\"patch\",\"create\",\"delete\"]}"#
+        }.joined(separator: ",")
+        try """
+            daemon off;
+            user root;
+            worker_processes 2;
+            pid \(dir)/nginx.pid;
+            error_log \(dir)/error.log;
+            events { worker_connections 4096; }
+            http {
+              log_format stamp '$msec';
+              access_log \(dir)/access.log stamp buffer=1m;
+              client_body_temp_path \(dir)/temp;
+              client_max_body_size 4m;
+              keepalive_requests 1000000;
+              server {
+                listen 127.0.0.1:\(port) ssl;
+                ssl_certificate \(dir)/server.crt;
+                ssl_certificate_key \(dir)/server.key;
+                default_type application/json;
+                location ~ /apis/neuvector.com/v1$ {
+                  return 200 "{\\"kind\\":\\"APIResourceList\\",\\"groupVersion\\":\\"neuvector.com/v1\\",\\"resources\\":[\(resources)]}";
+                }
+                location / {
+                  if ($request_method = PATCH) { return 201 '{"kind":"NvSecurityRule"}'; }
+                  return 200 '{"kind":"NvSecurityRuleList","metadata":{},"items":[]}';
+                }
+              }
+            }
+            """.write(toFile: dir + "/nginx.conf", atomically: true, encoding: .utf8)
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: nginx)
+        server.arguments = ["-p", dir, "-c", dir + "/nginx.conf"]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer {
+            if server.isRunning {
+                server.terminate()
+                server.waitUntilExit()
+            }
+        }
+        // listening?
+        for _ in 0..<100 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = UInt16(port).bigEndian
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            close(fd)
+            if connected == 0 { break }
+            usleep(50_000)
+        }
+        try await body(port)
+        kill(server.processIdentifier, SIGQUIT)  // a graceful stop flushes the log buffer
+        server.waitUntilExit()
+        let stamps = (try String(contentsOfFile: dir + "/access.log", encoding: .utf8)).split(separator: "\n").compactMap { Double($0) }
+        guard let first = stamps.min(), let last = stamps.max() else { return nil }
+        return (last - first, stamps.count)
     }
 }
