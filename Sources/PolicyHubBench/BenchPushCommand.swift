@@ -93,6 +93,18 @@ struct BenchPushCommand: AsyncParsableCommand {
         double.reset()
         let noop = try await BenchSupport.timeAsync { try await BenchPushCommand.apply(arguments) }
         let noopRequests = double.totalRequests
+        // one namespace document changed: one apply per cluster where its output changed, and its read-back
+        let folder = repo + "/policies/namespaces/ns0"
+        let file = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".yaml") }.sorted().first ?? ""
+        let text = try String(contentsOfFile: folder + "/" + file, encoding: .utf8)
+        if let range = text.range(of: "ports: tcp/8000\n") {
+            try text.replacingCharacters(in: range, with: "ports: tcp/18000\n").write(toFile: folder + "/" + file, atomically: true, encoding: .utf8)
+        }
+        double.reset()
+        let logged = double.requestLog.count
+        let one = try await BenchSupport.timeAsync { try await BenchPushCommand.apply(arguments) }
+        let oneRequests = double.totalRequests
+        let oneApplies = double.requestLog.dropFirst(logged).filter { $0.hasPrefix("PATCH ") }.count
         // the same push to nginx: every kubeconfig's server moved there (a new target, so every cluster is
         // pushed again and compared first: the same requests as the first push; the read-back finds nothing,
         // so every cluster fails, which costs no request)
@@ -124,6 +136,8 @@ struct BenchPushCommand: AsyncParsableCommand {
         }
         print("  policyhub apply, nothing changed    \(BenchSupport.ms(noop)) ms   \(noopRequests) requests")
         print(String(format: "no-op: %d requests, %.1f%% of the full push (target 0 and <= 5%%)", noopRequests, noop / full * 100))
+        print("  one namespace document changed      \(BenchSupport.ms(one)) ms   \(oneRequests) requests (\(oneApplies) applies, the rest read-backs)")
+        print(String(format: "one-document change: %d applies to %d clusters in %.0f ms (target: one request per cluster, <= 500 ms)", oneApplies, clusters, one * 1000))
     }
 
     /// A drift report over the whole filled fleet against wrk sending the same list requests, interleaved.
