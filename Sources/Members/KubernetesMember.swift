@@ -254,23 +254,7 @@ public struct KubernetesMember: Member {
     func confirm(_ applied: [RenderedObject]) async throws(MemberError) {
         guard !applied.isEmpty else { return }
         if settle > 0 { try? await Task.sleep(nanoseconds: UInt64(settle * 1e9)) }
-        var held: [ObjectIdentity: Value] = [:]
-        let kinds = Set(applied.map(\.identity.kind))
-        let lists = await everyKind(of: kinds) { kind -> Result<[Value], MemberError> in
-            do throws(MemberError) {
-                return .success(try await self.list(kind))
-            } catch {
-                return .failure(error)
-            }
-        }
-        for (kind, answer) in lists {
-            for item in try answer.get() {
-                guard let name = item["metadata"]?["name"]?.stringValue,
-                      case .success(let identity) = ObjectIdentity.listed(kind: kind, namespace: item["metadata"]?["namespace"]?.stringValue, name: name)
-                else { continue }
-                held[identity] = item
-            }
-        }
+        let held = try await managedListing(of: Set(applied.map(\.identity.kind))).objects
         var problems: [String] = []
         for object in applied {
             guard let live = held[object.identity] else {
@@ -424,9 +408,10 @@ public struct KubernetesMember: Member {
         var refused: [ListedNameProblem] = []
     }
 
-    func managedListing() async throws(MemberError) -> ManagedListing {
+    /// The managed objects of every kind (or of `kinds`), one labelled list per kind, all at once.
+    func managedListing(of kinds: Set<ObjectKind> = Set(ObjectKind.allCases)) async throws(MemberError) -> ManagedListing {
         var out = ManagedListing()
-        let lists = await everyKind { kind -> Result<[Value], MemberError> in
+        let lists = await everyKind(of: kinds) { kind -> Result<[Value], MemberError> in
             do throws(MemberError) {
                 return .success(try await self.list(kind))
             } catch {

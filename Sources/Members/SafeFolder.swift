@@ -79,8 +79,9 @@ struct SafeFolder {
         var written = 0
         var failure: String?
         bytes.withUnsafeBytes { buffer in
+            guard let base = buffer.baseAddress else { return }  // nothing to write
             while written < buffer.count {
-                let n = Glibc.write(out, buffer.baseAddress! + written, buffer.count - written)
+                let n = Glibc.write(out, base + written, buffer.count - written)
                 if n < 0 {
                     if errno == EINTR { continue }
                     failure = SafeFolder.reason()
@@ -108,7 +109,10 @@ struct SafeFolder {
         var out = [UInt8](repeating: 0, count: Int(info.st_size))
         var done = 0
         while done < out.count {
-            let n = out.withUnsafeMutableBytes { Glibc.read(file, $0.baseAddress! + done, $0.count - done) }
+            let n = out.withUnsafeMutableBytes { buffer -> Int in
+                guard let base = buffer.baseAddress else { return 0 }
+                return Glibc.read(file, base + done, buffer.count - done)
+            }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { break }
             done += n
