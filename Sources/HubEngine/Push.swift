@@ -67,6 +67,8 @@ public struct PushPlan: Sendable {
                 if let state, state.appliedHash != nil {
                     if let reason = state.outOfStep {
                         untrusted = reason
+                    } else if state.lastResult == "failed" {
+                        untrusted = "its last push failed"  // a failure recorded before out-of-step marks existed
                     } else if state.appliedTarget != target {
                         untrusted = state.appliedTarget == nil ? "no target recorded with what was applied"
                             : "its target changed (was \(state.appliedTarget ?? ""), now \(target))"
