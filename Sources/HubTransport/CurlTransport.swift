@@ -56,6 +56,22 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     }
 
     public func send(_ request: HTTPRequest, tls: TLSSettings) async -> Result<HTTPResponse, TransportError> {
+        await start(request, tls: tls, receiver: nil)
+    }
+
+    public func stream(_ request: HTTPRequest, tls: TLSSettings, receive: @escaping @Sendable ([UInt8]) -> Void) async
+        -> Result<HTTPResponse, TransportError>
+    {
+        let cancelled = CancelFlag()
+        return await withTaskCancellationHandler {
+            await start(request, tls: tls, receiver: Transfer.Receiver(receive: receive, cancelled: cancelled))
+        } onCancel: {
+            cancelled.set()
+            curl_multi_wakeup(multi)
+        }
+    }
+
+    private func start(_ request: HTTPRequest, tls: TLSSettings, receiver: Transfer.Receiver?) async -> Result<HTTPResponse, TransportError> {
         if let problem = RequestURL.pathProblem(request.url) {
             return .failure(.refused(url: RequestURL.redacted(request.url), message: problem))
         }
@@ -66,7 +82,8 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
             return .failure(.other(url: RequestURL.redacted(request.url), message: "libcurl could not make a transfer (out of memory)"))
         }
         return await withCheckedContinuation { continuation in
-            let transfer = Transfer(handle: easy, request: request, tls: tls, settings: settings, continuation: continuation)
+            let transfer = Transfer(handle: easy, request: request, tls: tls, settings: settings, receiver: receiver,
+                                    continuation: continuation)
             lock.lock()
             if stopping {
                 lock.unlock()
@@ -114,6 +131,11 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
                 active[transfer.handle] = transfer
                 curl_multi_add_handle(multi, transfer.handle)
             }
+            for (handle, transfer) in active where transfer.receiver?.cancelled.isSet == true {
+                active[handle] = nil
+                curl_multi_remove_handle(multi, handle)
+                transfer.finish(.failure(.other(url: transfer.printableURL, message: "cancelled")))
+            }
             curl_multi_perform(multi, &running)
             var left: Int32 = 0
             while let message = curl_multi_info_read(multi, &left) {
@@ -145,7 +167,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         case .success, .failure:
             break
         }
-        if let retryAfter, transfer.attempts < settings.maxAttempts {
+        if let retryAfter, transfer.receiver == nil, transfer.attempts < settings.maxAttempts {
             let backoff = min(settings.maxDelay, settings.baseDelay * pow(2, Double(transfer.attempts - 1)))
             let delay = retryAfter >= 0 ? min(retryAfter, settings.maxDelay) : backoff
             if let deadline = transfer.request.deadline, Date().timeIntervalSince1970 + delay >= deadline {
@@ -167,6 +189,8 @@ final class Transfer {
     let tls: TLSSettings
     let settings: TransportSettings
     let handle: UnsafeMutableRawPointer
+    /// Where a streamed answer's body goes (`stream`), nil for an answer kept whole.
+    let receiver: Receiver?
     private var continuation: CheckedContinuation<Result<HTTPResponse, TransportError>, Never>?
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private var connectList: UnsafeMutablePointer<curl_slist>?
@@ -180,12 +204,26 @@ final class Transfer {
     /// The bound this attempt's answer broke, which ended it.
     var exceeded: String?
 
+    /// A streamed answer's consumer and the flag its task's cancellation sets.
+    struct Receiver {
+        let receive: @Sendable ([UInt8]) -> Void
+        let cancelled: CancelFlag
+    }
+
+    /// The HTTP status of this attempt's answer, once its head arrived (0 before).
+    var status: Int {
+        var status = 0
+        ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        return status
+    }
+
     /// The URL as it may be printed: without a password.
     var printableURL: String { RequestURL.redacted(request.url) }
 
     /// Takes ownership of `handle` (a fresh easy handle) and cleans it up when done.
-    init(handle: UnsafeMutableRawPointer, request: HTTPRequest, tls: TLSSettings, settings: TransportSettings,
+    init(handle: UnsafeMutableRawPointer, request: HTTPRequest, tls: TLSSettings, settings: TransportSettings, receiver: Receiver?,
          continuation: CheckedContinuation<Result<HTTPResponse, TransportError>, Never>) {
+        self.receiver = receiver
         self.request = request
         self.tls = tls
         self.settings = settings
@@ -226,16 +264,25 @@ final class Transfer {
             check(ccurl_setopt_string(handle, CURLOPT_PROXY, proxy), "CURLOPT_PROXY")
             check(ccurl_setopt_string(handle, CURLOPT_NOPROXY, ""), "CURLOPT_NOPROXY")
         }
-        var total = settings.totalTimeout
+        // a stream lasts until its deadline (none: until it ends); keepalive probes find a peer that vanished
+        var total = receiver == nil ? settings.totalTimeout : Double.infinity
         if let deadline = request.deadline { total = max(0.001, min(total, deadline - Date().timeIntervalSince1970)) }
         check(ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(min(settings.connectTimeout, total) * 1000)), "CURLOPT_CONNECTTIMEOUT_MS")
-        check(ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, Int(total * 1000))), "CURLOPT_TIMEOUT_MS")
+        if total.isFinite { check(ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, Int(total * 1000))), "CURLOPT_TIMEOUT_MS") }
+        if receiver != nil {
+            check(ccurl_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1), "CURLOPT_TCP_KEEPALIVE")
+            check(ccurl_setopt_long(handle, CURLOPT_TCP_KEEPIDLE, 30), "CURLOPT_TCP_KEEPIDLE")
+            check(ccurl_setopt_long(handle, CURLOPT_TCP_KEEPINTVL, 10), "CURLOPT_TCP_KEEPINTVL")
+        }
         // the body as received (before gzip is undone) is bounded here; as decoded, in the write function
         check(ccurl_setopt_long(handle, CURLOPT_NOPROGRESS, 0), "CURLOPT_NOPROGRESS")
         check(ccurl_setopt_pointer(handle, CURLOPT_XFERINFODATA, me), "CURLOPT_XFERINFODATA")
         check(ccurl_setopt_xferinfo_function(handle) { user, _, received, _, _ in
             guard let user else { return 0 }
             let transfer = Unmanaged<Transfer>.fromOpaque(user).takeUnretainedValue()
+            if let receiver = transfer.receiver {
+                return receiver.cancelled.isSet ? 1 : 0  // a stream's size is not bounded here, its events are
+            }
             if received > Int64(transfer.settings.maxResponseBytes) {
                 transfer.exceeded = "the response body is larger than \(Transfer.size(transfer.settings.maxResponseBytes)), the limit for one answer"
                 return 1
@@ -295,6 +342,10 @@ final class Transfer {
             guard let data, let user else { return 0 }
             let transfer = Unmanaged<Transfer>.fromOpaque(user).takeUnretainedValue()
             let length = size * count
+            if let receiver = transfer.receiver, (200..<300).contains(transfer.status) {
+                receiver.receive(data.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) })
+                return length
+            }
             if transfer.body.count + length > transfer.settings.maxResponseBytes {
                 transfer.exceeded = "the response body is larger than \(Transfer.size(transfer.settings.maxResponseBytes)) once decoded, the limit for one answer"
                 return 0  // libcurl ends the transfer
@@ -336,7 +387,7 @@ final class Transfer {
         let value = String(decoding: UnsafeBufferPointer(rebasing: Transfer.trimmed(line[(colon + 1)...])), as: UTF8.self)
         headers.append(HTTPHeader(name, value))
         // the body arrives in pieces: room for all of it at once instead of growing (bounded: a hint only)
-        if name.utf8.count == 14, name.lowercased() == "content-length", let length = Int(value), length > 0 {
+        if receiver == nil, name.utf8.count == 14, name.lowercased() == "content-length", let length = Int(value), length > 0 {
             if length > settings.maxResponseBytes {
                 exceeded = "the response announces a body of \(Transfer.size(length)) (Content-Length), more than \(Transfer.size(settings.maxResponseBytes)), the limit for one answer"
                 return false
@@ -397,5 +448,23 @@ final class Transfer {
     func finish(_ result: Result<HTTPResponse, TransportError>) {
         continuation?.resume(returning: result)
         continuation = nil
+    }
+}
+
+/// A flag set once, from any thread (a stream's cancellation, read by the transfer thread).
+final class CancelFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+
+    func set() {
+        lock.lock()
+        value = true
+        lock.unlock()
+    }
+
+    var isSet: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return value
     }
 }

@@ -126,4 +126,11 @@ public enum TransportError: Error, Sendable, Hashable, CustomStringConvertible {
 /// Sends HTTP requests (the seam members talk through).
 public protocol HTTPTransport: Sendable {
     func send(_ request: HTTPRequest, tls: TLSSettings) async -> Result<HTTPResponse, TransportError>
+
+    /// A long answer read as it arrives (a Kubernetes watch): the body of a 2xx answer goes to `receive` piece by
+    /// piece, on the transport's own thread (so `receive` must be quick), and is not kept; any other answer's
+    /// body is kept in the response, bounded as `send` bounds it. Not retried; it ends at the request's
+    /// deadline (nil: none), when the server closes it, or when the calling task is cancelled.
+    func stream(_ request: HTTPRequest, tls: TLSSettings, receive: @escaping @Sendable ([UInt8]) -> Void) async
+        -> Result<HTTPResponse, TransportError>
 }

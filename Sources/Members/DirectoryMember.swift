@@ -86,6 +86,12 @@ public struct DirectoryMember: Member {
         }
     }
 
+    /// Changes whenever a policy file in the folder changes (its files' paths, sizes and times, none read): what a
+    /// watch of the folder polls.
+    public func stamp() throws(MemberError) -> [UInt8] {
+        try folder.stamp()
+    }
+
     public func managedObjects() async throws(MemberError) -> [ObjectIdentity: Value] {
         Dictionary(DirectoryMember.managed(try folder.walk(sweep: false)).map { ($0.1, $0.2) }, uniquingKeysWith: { a, _ in a })
     }

@@ -214,20 +214,24 @@ public struct KubernetesMember: Member {
         let request = self.request("PATCH", KubernetesMember.path(object.identity) + query, body: JSONWriter.compactBytes(object.value),
                                    contentType: "application/apply-patch+yaml")
         var attempt = 0
+        var denial: MemberError?
         while true {
             do throws(MemberError) {
                 let response = try await send(request, object: object.identity, doing: "server-side apply")
                 if response.status == 200 || response.status == 201 { return .success(response.status) }
                 let error = failure(response, object: object.identity, doing: "server-side apply")
                 let delay = KubernetesMember.retryBase * Double(1 << attempt)
+                // a retry only when it has time left for its answer after the pause
                 guard KubernetesMember.isQueueFull(response), attempt < KubernetesMember.queueRetries,
-                      deadline.map({ Date().timeIntervalSince1970 + delay < $0 }) ?? true else {
+                      deadline.map({ Date().timeIntervalSince1970 + delay * 1.5 + 0.25 < $0 }) ?? true else {
                     return .failure(error)
                 }
+                denial = error
                 attempt += 1
                 try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
             } catch {
-                return .failure(error)
+                // a retry after NeuVector's queue-full denial that ran out of time: NeuVector's words say why
+                return .failure(denial ?? error)
             }
         }
     }
@@ -357,7 +361,13 @@ public struct KubernetesMember: Member {
     /// `continue` to the end; a 410 Gone for an expired continue token restarts the list once. Each spec is
     /// kept as its JSON text.
     func listAll(_ kind: ObjectKind, selector: String?) async throws(MemberError) -> [JSONReader.ListItem] {
+        try await listAllPages(kind, selector: selector).items
+    }
+
+    /// `listAll`, with the resourceVersion of the list (its first page's: the state the pages show).
+    func listAllPages(_ kind: ObjectKind, selector: String?) async throws(MemberError) -> (items: [JSONReader.ListItem], resourceVersion: String?) {
         var items: [JSONReader.ListItem] = []
+        var resourceVersion: String?
         var token: String?
         var restarted = false
         while true {
@@ -370,21 +380,23 @@ public struct KubernetesMember: Member {
                 restarted = true
                 token = nil
                 items = []
+                resourceVersion = nil
                 continue
             }
             // a kind whose CRD the cluster does not serve holds nothing (discovery says which the policy needs)
             if response.status == 404 && token == nil && items.isEmpty && kind != .securityRule && kind != .clusterSecurityRule {
-                return []
+                return ([], nil)
             }
             guard response.status == 200 else { throw failure(response, object: nil, doing: "list \(kind.plural)") }
             guard let page = try? JSONReader.listPage(response.body, keeping: "spec") else {
                 throw MemberError(cluster: cluster, message: "list \(kind.plural): the answer is not a list")
             }
             items += page.items
+            if token == nil { resourceVersion = page.resourceVersion }
             if items.count > KubernetesMember.maxListedObjects {
                 throw MemberError(cluster: cluster, message: "list \(kind.plural): the member lists more than \(KubernetesMember.maxListedObjects) objects of one kind; refused")
             }
-            guard let next = page.continueToken, !next.isEmpty else { return items }
+            guard let next = page.continueToken, !next.isEmpty else { return (items, resourceVersion) }
             token = next
         }
     }

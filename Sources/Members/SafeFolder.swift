@@ -143,11 +143,33 @@ struct SafeFolder {
         guard let fd = try openRoot(create: false) else { return [] }
         defer { close(fd) }
         var out: [Entry] = []
-        walk(fd, prefix: "", depth: 0, sweep: sweep, into: &out)
+        visit(fd, prefix: "", depth: 0) { fd, name, relative, _ in
+            if SafeFolder.temporaryPrefixes.contains(where: { name.hasPrefix($0) }) {
+                if sweep { unlinkat(fd, name, 0) }
+            } else if name.hasSuffix(".yaml"), let bytes = read(name, in: fd) {
+                out.append(Entry(relative: relative, bytes: bytes))
+            }
+        }
         return out.sorted { $0.relative < $1.relative }
     }
 
-    private func walk(_ fd: Int32, prefix: String, depth: Int, sweep: Bool, into out: inout [Entry]) {
+    /// What changes when any `.yaml` file below the folder changes, without reading one: each file's path, inode,
+    /// size and modification time, in order (never following a link). Empty when the folder does not exist.
+    func stamp() throws(MemberError) -> [UInt8] {
+        guard let fd = try openRoot(create: false) else { return [] }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        visit(fd, prefix: "", depth: 0) { _, name, relative, info in
+            guard name.hasSuffix(".yaml"), !SafeFolder.temporaryPrefixes.contains(where: { name.hasPrefix($0) }) else { return }
+            out += Array(relative.utf8)
+            out += Array(" \(info.st_ino) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)\n".utf8)
+        }
+        return out
+    }
+
+    /// Calls `each` with the folder descriptor, name, relative path and status of every regular file below `fd`
+    /// (sorted by name, at most 8 folders deep); links and everything else are never followed or reported.
+    private func visit(_ fd: Int32, prefix: String, depth: Int, _ each: (Int32, String, String, stat) -> Void) {
         guard depth < 8, let listing = fdopendir(dup(fd)) else { return }
         var names: [String] = []
         while let entry = readdir(listing) {
@@ -164,14 +186,10 @@ struct SafeFolder {
             case S_IFDIR:
                 let child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard child >= 0 else { continue }
-                walk(child, prefix: prefix + name + "/", depth: depth + 1, sweep: sweep, into: &out)
+                visit(child, prefix: prefix + name + "/", depth: depth + 1, each)
                 close(child)
             case S_IFREG:
-                if SafeFolder.temporaryPrefixes.contains(where: { name.hasPrefix($0) }) {
-                    if sweep { unlinkat(fd, name, 0) }
-                } else if name.hasSuffix(".yaml"), let bytes = read(name, in: fd) {
-                    out.append(Entry(relative: prefix + name, bytes: bytes))
-                }
+                each(fd, name, prefix + name, info)
             default:
                 continue  // links and the rest are never read, written through or removed
             }

@@ -193,21 +193,22 @@ extension JSONReader {
         try listPage(bytes, keeping: keptKey, metadataKeys: metadataKeys).items
     }
 
-    /// One page of a Kubernetes list answer: its items (as `listItems` reads them) and the list's
-    /// `metadata.continue` token, nil or empty on the last page.
+    /// One page of a Kubernetes list answer: its items (as `listItems` reads them), the list's
+    /// `metadata.continue` token (nil or empty on the last page) and its `metadata.resourceVersion` (where a
+    /// watch starts).
     public static func listPage(_ bytes: [UInt8], keeping keptKey: String,
                                 metadataKeys: [String] = ["name", "namespace", "labels", "annotations"]) throws(Failure)
-        -> (items: [ListItem], continueToken: String?)
+        -> (items: [ListItem], continueToken: String?, resourceVersion: String?)
     {
-        let (items, ranges, token) = try bytes.withUnsafeBufferPointer { buffer throws(Failure) -> ([Value], [Range<Int>?], String?) in
+        let (items, ranges, meta) = try bytes.withUnsafeBufferPointer { buffer throws(Failure) -> ([Value], [Range<Int>?], Value?) in
             var reader = Cursor(bytes: buffer, sortingKeys: true)
             var items: [Value] = []
             var ranges: [Range<Int>?] = []
-            var token: String?
+            var meta: Value?
             reader.skipSpace()
             try reader.members(depth: 0) { (reader: inout Cursor, key: String) throws(Failure) in
                 if key == "metadata" {
-                    token = try reader.value(depth: 1)["continue"]?.stringValue
+                    meta = try reader.value(depth: 1)
                     return
                 }
                 guard key == "items" else { return try reader.skipValue(depth: 1) }
@@ -240,9 +241,10 @@ extension JSONReader {
             }
             reader.skipSpace()
             guard reader.index == buffer.count else { throw Failure(offset: reader.index, message: "trailing characters") }
-            return (items, ranges, token)
+            return (items, ranges, meta)
         }
-        return (zip(items, ranges).map { ListItem(value: $0, kept: $1.map { bytes[$0] }) }, token)
+        return (zip(items, ranges).map { ListItem(value: $0, kept: $1.map { bytes[$0] }) }, meta?["continue"]?.stringValue,
+                meta?["resourceVersion"]?.stringValue)
     }
 }
 

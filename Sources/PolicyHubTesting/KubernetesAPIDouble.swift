@@ -80,6 +80,12 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         var queueDenials = 0
         /// Objects admitted and not judged yet, in admission order.
         var unjudged: [ObjectIdentity] = []
+        /// The changes a watch can be resumed over, oldest first, and the oldest resourceVersion they reach back
+        /// to: a watch from before `historyFloor` is answered 410 Gone (the API server compacted its history).
+        var history: [WatchRecord] = []
+        var historyFloor = 0
+        /// Watches being served, by id.
+        var watchers: [Int: Watcher] = [:]
     }
 
     /// NeuVector's CRD validating webhook as the API server sees it (controller/rest/crdvalidatewebhook.go @1b8b707,
@@ -127,14 +133,18 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         }
     }
 
-    private let lock = NSLock()
+    let lock = NSLock()
     private let judgeQueue = DispatchQueue(label: "policyhub-double-neuvector-queue")
-    private var clusters: [String: VirtualCluster] = [:]
+    var clusters: [String: VirtualCluster] = [:]
     /// `METHOD URI` of every request received, in order, whatever it asked for (a hostile member's test
     /// reads it to see that no request left the paths the hub builds).
     private var log: [String] = []
     private var headerLog: [[String: String]] = []
-    private var resourceVersion = 1000
+    var resourceVersion = 1000
+    var bookmarkSeconds = 60.0
+    var watcherCounter = 0
+    /// The virtual cluster of every watch being served, by watch id.
+    var watchersByID: [Int: VirtualCluster] = [:]
     private var firstRequest: Double?
     private var lastRequest: Double?
     private let group: MultiThreadedEventLoopGroup
@@ -228,7 +238,7 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         "\(tls ? "https" : "http")://127.0.0.1:\(port)/clusters/\(cluster)"
     }
 
-    private func virtual(_ name: String) -> VirtualCluster {
+    func virtual(_ name: String) -> VirtualCluster {
         if let existing = clusters[name] { return existing }
         let created = VirtualCluster()
         clusters[name] = created
@@ -291,6 +301,8 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         for cluster in clusters.values {
             cluster.objects = [:]
             cluster.requests = 0
+            cluster.history = []
+            cluster.historyFloor = resourceVersion
         }
         connections = 0
         firstRequest = nil
@@ -358,15 +370,21 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         defer { lock.unlock() }
         guard let identity = KubernetesAPIDouble.identity(of: value) else { return }
         resourceVersion += 1
-        virtual(cluster).objects[identity] = Stored(value: value, resourceVersion: resourceVersion)
+        let stored = Stored(value: KubernetesAPIDouble.settingResourceVersion(value, resourceVersion), resourceVersion: resourceVersion)
+        let held = virtual(cluster)
+        let old = held.objects[identity]
+        held.objects[identity] = stored
+        changed(identity, from: old, to: stored, cluster: held)
     }
 
     /// Deletes an object by hand, as `kubectl delete` would.
     public func remove(_ identity: ObjectIdentity, cluster: String) {
         lock.lock()
         defer { lock.unlock() }
-        virtual(cluster).objects[identity] = nil
+        let held = virtual(cluster)
+        guard let old = held.objects.removeValue(forKey: identity) else { return }
         resourceVersion += 1
+        changed(identity, from: old, to: nil, cluster: held)
     }
 
     static func identity(of value: Value) -> ObjectIdentity? {
@@ -395,6 +413,8 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         case stream(status: Int, headers: [(String, String)], interval: TimeAmount?, chunk: @Sendable (Int) -> [UInt8]?)
         /// The answer `produce` gives, `delay` from now (NeuVector's webhook sleeping).
         case deferred(delay: TimeAmount, produce: @Sendable () -> Answer)
+        /// A watch stream: chunked, one event per line, as long as the watcher is registered.
+        case watch(Watcher)
     }
 
     static func json(_ status: Int, _ value: Value, headers: [(String, String)] = []) -> Answer {
@@ -578,6 +598,7 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         if let reason = mode.reject(stored.value, others) {
             cluster.objects[identity] = nil
             resourceVersion += 1
+            changed(identity, from: stored, to: nil, cluster: cluster)
             cluster.removed.append((identity, reason))
         }
     }
@@ -641,6 +662,8 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         if kind.isNamespaced && name != nil && namespace == nil { return KubernetesAPIDouble.notFoundText }
         let parameters = KubernetesAPIDouble.query(query)
         switch (request.method, name) {
+        case (.GET, nil) where parameters["watch"] == "1" || parameters["watch"] == "true":
+            return watch(kind: kind, namespace: namespace, parameters: parameters, cluster: cluster)
         case (.GET, nil):
             return list(kind: kind, namespace: namespace, selector: parameters["labelSelector"], cluster: cluster,
                         table: request.headers.first(name: "Accept")?.contains("as=Table") ?? false,
@@ -657,6 +680,8 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
             if cluster.fault == .forbidden { return forbidden(kind, name, namespace: namespace, verb: "delete") }
             let identity = ObjectIdentity(kind: kind, namespace: namespace ?? "", name: name)
             guard let removed = cluster.objects.removeValue(forKey: identity) else { return notFound(kind, name) }
+            resourceVersion += 1
+            changed(identity, from: removed, to: nil, cluster: cluster)
             return KubernetesAPIDouble.json(200, KubernetesAPIDouble.statusBody(200, reason: "", message: "", details: .map([
                 Value.MapEntry("name", .string(name)), Value.MapEntry("group", .string("neuvector.com")),
                 Value.MapEntry("kind", .string(kind.plural)),
@@ -836,6 +861,7 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         }
         let stored = Stored(value: object, resourceVersion: resourceVersion)
         cluster.objects[identity] = stored
+        changed(identity, from: existing, to: stored, cluster: cluster)
         return .response(status: existing == nil ? 201 : 200, contentType: "application/json", body: stored.json, headers: [])
     }
 
@@ -924,6 +950,8 @@ final class DoubleHandler: ChannelInboundHandler, @unchecked Sendable {
                 guard bound.value.channel.isActive else { return }
                 handler.value.respond(context: bound.value, produce(), keepAlive: keepAlive)
             }
+        case .watch(let watcher):
+            serve(watcher, context: context)
         case .close:
             context.close(promise: nil)
         case .hang:
