@@ -84,6 +84,8 @@ public struct HealRun: Sendable {
     public var repaired: [String: [DriftFinding]] = [:]
     /// The push that put them back.
     public var summary: PushSummary?
+    /// True when another push held the push lock, so nothing was looked at (try again later).
+    public var skipped = false
 
     public init() {}
 }
@@ -92,13 +94,19 @@ extension HubEngine {
     /// One turn of tamper detection (SEMANTICS §6): reads every member, reports a `missing`, `modified` or
     /// `extra` finding at once (one drift report for the clusters not reported yet), and puts back what was
     /// changed, deleted or added by hand on the clusters of `selfHeal` environments, auditing each repair.
-    /// Skipped (an empty run) while another push holds the push lock.
-    public func heal(concurrency: Int) async throws(EngineError) -> HealRun {
+    /// Skipped (an empty run, `skipped` set) while another push holds the push lock. `clusters`: only these
+    /// (the ones a watch saw changed); nil: every cluster.
+    public func heal(concurrency: Int, clusters only: Set<String>? = nil) async throws(EngineError) -> HealRun {
         var run = HealRun()
-        guard let pushing = try? lock(.push, timeout: 0) else { return run }
+        guard let pushing = try? lock(.push, timeout: 0) else {
+            run.skipped = true
+            return run
+        }
         defer { withExtendedLifetime(pushing) {} }
         let session = try open(workingTree: .optional)
-        let look = try await session.driftReport(record: false)
+        let names = only.map { only in session.fleet.clusters.map(\.name).filter { only.contains($0) } } ?? []
+        if only != nil, names.isEmpty { return run }  // none of them is in the fleet (any more)
+        let look = try await session.driftReport(clusters: names, record: false)
         let tampered = Set(look.findings.filter { [.missing, .modified, .extra].contains($0.kind) }.map(\.cluster))
         guard !tampered.isEmpty else { return run }
         let healing = Set(session.fleet.clusters.filter { tampered.contains($0.name) && session.fleet.environment(named: $0.environment)?.selfHeal == true }.map(\.name))

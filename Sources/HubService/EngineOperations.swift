@@ -1,5 +1,6 @@
 import Foundation
 import HubEngine
+import HubTransport
 import HubStore
 import Logging
 import Members
@@ -316,8 +317,24 @@ public final class EngineOperations: HubOperations, @unchecked Sendable {
     }
 
     public func heal(author: String) async throws(OperationError) -> SelfHealRun {
+        try await healTurn(clusters: nil)
+    }
+
+    public func heal(author: String, clusters: Set<String>) async throws(OperationError) -> SelfHealRun {
+        try await healTurn(clusters: clusters)
+    }
+
+    public func watchTargets(clusters: Set<String>?, transport: any HTTPTransport) async throws(OperationError)
+        -> (targets: [WatchTarget], problems: [String])
+    {
+        let found = try run { () throws(EngineError) in try engine.watchTargets(clusters: clusters, transport: transport) }
+        return (found.targets, found.problems.map(\.description))
+    }
+
+    func healTurn(clusters: Set<String>?) async throws(OperationError) -> SelfHealRun {
         let concurrency = pushConcurrency
-        let turn = try await run { () async throws(EngineError) in try await engine.heal(concurrency: concurrency) }
+        let turn = try await run { () async throws(EngineError) in try await engine.heal(concurrency: concurrency, clusters: clusters) }
+        if turn.skipped { return SelfHealRun(report: nil, repaired: [:], failures: [], skipped: true) }
         var report: DriftRun?
         if let found = turn.report {
             // the clusters it looked at only: the others' gauges stay as the last full report set them

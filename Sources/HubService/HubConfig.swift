@@ -25,6 +25,9 @@ public struct HubConfig: Sendable {
     public var reconcileInterval: Double?
     /// How often the daemon reads every member for hand-made changes (tamper detection and `selfHeal`).
     public var selfHealInterval: Double?
+    /// Whether the daemon watches every member for hand-made changes (`watch: false` turns it off; the
+    /// `selfHealInterval` poll, when set, still runs).
+    public var watch = true
     /// Exec credential plugins kubeconfig users may run (paths, or names on the daemon's PATH).
     public var allowExec: [String] = []
     public var webhookURL: String?
@@ -38,7 +41,7 @@ public struct HubConfig: Sendable {
         self.tokensPath = tokensPath
     }
 
-    static let knownKeys: Set<String> = ["listen", "tls", "state", "repository", "tokens", "maxBodyBytes", "idleTimeout", "maxConnections", "pushConcurrency", "apiNice", "schedules", "webhook", "allowExec"]
+    static let knownKeys: Set<String> = ["listen", "tls", "state", "repository", "tokens", "maxBodyBytes", "idleTimeout", "maxConnections", "pushConcurrency", "apiNice", "schedules", "webhook", "allowExec", "watch"]
 
     /// Reads `hub.yaml`; throws `ConfigError` at the line and column of the first problem.
     public static func load(path: String) throws(ConfigError) -> HubConfig {
@@ -116,6 +119,13 @@ public struct HubConfig: Sendable {
         if let nice = root["apiNice"] {
             guard let text = nice.scalar, let value = Int32(text), (0...19).contains(value) else { throw fail(nice, "apiNice must be 0 to 19") }
             config.apiNice = value
+        }
+        if let watch = root["watch"] {
+            switch watch.scalar {
+            case "true": config.watch = true
+            case "false": config.watch = false
+            default: throw fail(watch, "watch must be true or false")
+            }
         }
         if let schedules = root["schedules"] {
             for pair in schedules.pairs where !["driftReport", "reconcileInterval", "selfHealInterval"].contains(pair.key.scalarText ?? "") {

@@ -1,4 +1,5 @@
 import HubEngine
+import HubTransport
 import PolicyCore
 
 /// What the hub does for the API and the scheduler: the same engine, store and members the CLI uses.
@@ -41,6 +42,10 @@ public protocol HubOperations: Sendable {
     /// One turn of tamper detection: hand-made changes reported at once (a drift report, returned when one
     /// was recorded), and put back on the clusters of `selfHeal` environments.
     func heal(author: String) async throws(OperationError) -> SelfHealRun
+    /// The same turn limited to `clusters` (those a watch saw changed).
+    func heal(author: String, clusters: Set<String>) async throws(OperationError) -> SelfHealRun
+    /// The clusters the daemon watches (or those of `clusters`), Kubernetes members talking through `transport`.
+    func watchTargets(clusters: Set<String>?, transport: any HTTPTransport) async throws(OperationError) -> (targets: [WatchTarget], problems: [String])
     /// The audit log, newest first.
     func audit(limit: Int) async throws(OperationError) -> Value
     /// Whether the store and the repository can be read (for /readyz), or why not.
@@ -92,11 +97,14 @@ public struct SelfHealRun: Sendable {
     /// Each repaired cluster with how many findings it had.
     public var repaired: [String: Int]
     public var failures: [String]
+    /// True when another push held the push lock and nothing was looked at.
+    public var skipped = false
 
-    public init(report: DriftRun?, repaired: [String: Int], failures: [String]) {
+    public init(report: DriftRun?, repaired: [String: Int], failures: [String], skipped: Bool = false) {
         self.report = report
         self.repaired = repaired
         self.failures = failures
+        self.skipped = skipped
     }
 }
 

@@ -99,6 +99,7 @@ public struct HubServer: Sendable {
         if old.allowExec != new.allowExec { changed.append("allowExec") }
         if old.pushConcurrency != new.pushConcurrency { changed.append("pushConcurrency") }
         if old.apiNice != new.apiNice { changed.append("apiNice") }
+        if old.watch != new.watch { changed.append("watch") }
         if old.webhookURL != new.webhookURL || old.webhookCAFile != new.webhookCAFile || old.webhookTokenVariable != new.webhookTokenVariable {
             changed.append("webhook")
         }
@@ -154,8 +155,12 @@ public struct HubServer: Sendable {
             },
             eventLoopGroupProvider: .shared(eventLoops),
             logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app), .init(service: scheduler)]
+        if config.watch {
+            services.append(.init(service: WatchService(operations: operations, metrics: metrics, logger: logger, afterDriftReport: after)))
+        }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: app), .init(service: scheduler)],
+            services: services,
             gracefulShutdownSignals: signals, logger: logger))
         // SIGHUP reads the tokens file (it is also read again whenever it changes) and hub.yaml again instead
         // of ending the daemon; only a daemon that handles signals at all traps it

@@ -91,12 +91,7 @@ public actor SchedulerService: Service {
                     for failure in run.failures { logger.warning("reconcile: \(failure)") }
                 case .selfHeal:
                     let run = try await operations.heal(author: "self-heal")
-                    for (cluster, findings) in run.repaired.sorted(by: { $0.key < $1.key }) {
-                        metrics.increment("policyhub_self_heal_repairs_total", labels: [("cluster", cluster)])
-                        logger.notice("self-heal: restored \(cluster) (\(findings) hand-made change\(findings == 1 ? "" : "s"))")
-                    }
-                    for failure in run.failures { logger.warning("self-heal: \(failure)") }
-                    if let report = run.report { await after(report, "tamper") }
+                    await run.announce(metrics: metrics, logger: logger, after: after)
                 }
             } catch {
                 result = "failed"
@@ -123,4 +118,17 @@ public actor SchedulerService: Service {
 
     /// Whether a job is running now (tests).
     public func isRunning(_ job: Schedule.Job) -> Bool { running[job] != nil }
+}
+
+extension SelfHealRun {
+    /// What a self-heal turn did, told: each repair counted per cluster and logged, failures logged, the drift
+    /// report it recorded sent on (to the webhook).
+    func announce(metrics: HubMetrics, logger: Logger, after: @Sendable (DriftRun, String) async -> Void) async {
+        for (cluster, findings) in repaired.sorted(by: { $0.key < $1.key }) {
+            metrics.increment("policyhub_self_heal_repairs_total", labels: [("cluster", cluster)])
+            logger.notice("self-heal: restored \(cluster) (\(findings) hand-made change\(findings == 1 ? "" : "s"))")
+        }
+        for failure in failures { logger.warning("self-heal: \(failure)") }
+        if let report { await after(report, "tamper") }
+    }
 }
