@@ -96,14 +96,17 @@ extension HubEngine {
     /// changed, deleted or added by hand on the clusters of `selfHeal` environments, auditing each repair.
     /// Skipped (an empty run, `skipped` set) while another push holds the push lock. `clusters`: only these
     /// (the ones a watch saw changed); nil: every cluster.
-    public func heal(concurrency: Int, clusters only: Set<String>? = nil) async throws(EngineError) -> HealRun {
+    /// `opened`: a session already open (the daemon's, at most a few seconds old) instead of reading the repository
+    /// again, which on a large fleet costs most of a watch-triggered turn.
+    public func heal(concurrency: Int, clusters only: Set<String>? = nil, session opened: HubSession? = nil) async throws(EngineError) -> HealRun {
         var run = HealRun()
         guard let pushing = try? lock(.push, timeout: 0) else {
             run.skipped = true
             return run
         }
         defer { withExtendedLifetime(pushing) {} }
-        let session = try open(workingTree: .optional)
+        let session: HubSession
+        if let opened { session = opened } else { session = try open(workingTree: .optional) }
         let names = only.map { only in session.fleet.clusters.map(\.name).filter { only.contains($0) } } ?? []
         if only != nil, names.isEmpty { return run }  // none of them is in the fleet (any more)
         let look = try await session.driftReport(clusters: names, record: false)

@@ -333,7 +333,11 @@ public final class EngineOperations: HubOperations, @unchecked Sendable {
 
     func healTurn(clusters: Set<String>?) async throws(OperationError) -> SelfHealRun {
         let concurrency = pushConcurrency
-        let turn = try await run { () async throws(EngineError) in try await engine.heal(concurrency: concurrency, clusters: clusters) }
+        // a watch's turn for a few clusters works from the daemon's open session; the full poll reads afresh
+        let opened = clusters == nil ? nil : try await session()
+        let turn = try await run { () async throws(EngineError) in
+            try await engine.heal(concurrency: concurrency, clusters: clusters, session: opened)
+        }
         if turn.skipped { return SelfHealRun(report: nil, repaired: [:], failures: [], skipped: true) }
         var report: DriftRun?
         if let found = turn.report {

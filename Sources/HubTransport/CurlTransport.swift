@@ -63,12 +63,30 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         -> Result<HTTPResponse, TransportError>
     {
         let cancelled = CancelFlag()
+        defer { lock.withLock { _ = streams.removeValue(forKey: ObjectIdentifier(cancelled)) } }
         return await withTaskCancellationHandler {
             await start(request, tls: tls, receiver: Transfer.Receiver(receive: receive, cancelled: cancelled))
         } onCancel: {
             cancelled.set()
+            lock.lock()
+            let transfer = streams[ObjectIdentifier(cancelled)]
+            if let transfer { cancelling.append(transfer) }
+            lock.unlock()
             curl_multi_wakeup(multi)
         }
+    }
+
+    /// Streams running now, by their cancel flag, and those whose task was cancelled (the transfer thread ends
+    /// them); guarded by `lock`.
+    private var streams: [ObjectIdentifier: Transfer] = [:]
+    private var cancelling: [Transfer] = []
+
+    private func takeCancelled() -> [Transfer] {
+        lock.lock()
+        defer { lock.unlock() }
+        let out = cancelling
+        cancelling = []
+        return out
     }
 
     private func start(_ request: HTTPRequest, tls: TLSSettings, receiver: Transfer.Receiver?) async -> Result<HTTPResponse, TransportError> {
@@ -91,6 +109,11 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
                 return
             }
             queued.append(transfer)
+            if let receiver {
+                streams[ObjectIdentifier(receiver.cancelled)] = transfer
+                // cancelled before it was queued: ended at the transfer thread's next turn
+                if receiver.cancelled.isSet { cancelling.append(transfer) }
+            }
             lock.unlock()
             curl_multi_wakeup(multi)
         }
@@ -124,6 +147,10 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
             }
             lock.unlock()
             for transfer in starting {
+                if transfer.receiver?.cancelled.isSet == true {
+                    transfer.finish(.failure(.other(url: transfer.printableURL, message: "cancelled")))
+                    continue
+                }
                 if let refused = transfer.prepare() {
                     transfer.finish(.failure(.other(url: transfer.printableURL, message: refused)))
                     continue
@@ -131,9 +158,8 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
                 active[transfer.handle] = transfer
                 curl_multi_add_handle(multi, transfer.handle)
             }
-            for (handle, transfer) in active where transfer.receiver?.cancelled.isSet == true {
-                active[handle] = nil
-                curl_multi_remove_handle(multi, handle)
+            for transfer in takeCancelled() where active.removeValue(forKey: transfer.handle) != nil {
+                curl_multi_remove_handle(multi, transfer.handle)
                 transfer.finish(.failure(.other(url: transfer.printableURL, message: "cancelled")))
             }
             curl_multi_perform(multi, &running)
@@ -270,19 +296,21 @@ final class Transfer {
         check(ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(min(settings.connectTimeout, total) * 1000)), "CURLOPT_CONNECTTIMEOUT_MS")
         if total.isFinite { check(ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, Int(total * 1000))), "CURLOPT_TIMEOUT_MS") }
         if receiver != nil {
+            // a watch sits idle for minutes: small buffers, OpenSSL's released while idle (thousands stay open)
+            check(ccurl_setopt_long(handle, CURLOPT_BUFFERSIZE, 4096), "CURLOPT_BUFFERSIZE")
+            check(ccurl_setopt_release_tls_buffers(handle), "CURLOPT_SSL_CTX_FUNCTION")
             check(ccurl_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1), "CURLOPT_TCP_KEEPALIVE")
             check(ccurl_setopt_long(handle, CURLOPT_TCP_KEEPIDLE, 30), "CURLOPT_TCP_KEEPIDLE")
             check(ccurl_setopt_long(handle, CURLOPT_TCP_KEEPINTVL, 10), "CURLOPT_TCP_KEEPINTVL")
         }
         // the body as received (before gzip is undone) is bounded here; as decoded, in the write function
-        check(ccurl_setopt_long(handle, CURLOPT_NOPROGRESS, 0), "CURLOPT_NOPROGRESS")
+        // (a stream has no size bound and is cancelled through the transfer thread: no progress calls, which
+        // libcurl would make for each of thousands of idle watches every second)
+        check(ccurl_setopt_long(handle, CURLOPT_NOPROGRESS, receiver == nil ? 0 : 1), "CURLOPT_NOPROGRESS")
         check(ccurl_setopt_pointer(handle, CURLOPT_XFERINFODATA, me), "CURLOPT_XFERINFODATA")
         check(ccurl_setopt_xferinfo_function(handle) { user, _, received, _, _ in
             guard let user else { return 0 }
             let transfer = Unmanaged<Transfer>.fromOpaque(user).takeUnretainedValue()
-            if let receiver = transfer.receiver {
-                return receiver.cancelled.isSet ? 1 : 0  // a stream's size is not bounded here, its events are
-            }
             if received > Int64(transfer.settings.maxResponseBytes) {
                 transfer.exceeded = "the response body is larger than \(Transfer.size(transfer.settings.maxResponseBytes)), the limit for one answer"
                 return 1

@@ -32,7 +32,7 @@ struct BenchWatchCommand: AsyncParsableCommand {
             throw ValidationError("\(binary) is missing: build it first (swift build -c release --product policyhub)")
         }
         try await BenchPushCommand.withFleet(clusters: clusters, environment: "staging") { root, repo, double, pki in
-            try TreeGenerator.environments.replacingOccurrences(of: "name: staging", with: "name: staging\n  selfHeal: true")
+            try TreeGenerator.environments.replacingOccurrences(of: "{name: staging,", with: "{name: staging, selfHeal: true,")
                 .write(toFile: repo + "/clusters/environments.yaml", atomically: true, encoding: .utf8)
             try await BenchPushCommand.silenced {
                 try await BenchPushCommand.apply(["--repo", repo, "--concurrency", "64", "--author", "bench", "--settle", "0"])

@@ -14,7 +14,10 @@ struct ServeCommand: AsyncParsableCommand {
             Reads hub.yaml (listen address, optional TLS certificate and key, state file, policy repository, \
             tokens file, schedules, webhook; see the README for a complete example). Every /v1 request needs \
             Authorization: Bearer <token>; tokens and roles come from the tokens file (policyhub token create). \
-            GET /healthz, /readyz and /metrics (Prometheus text) are open. SIGTERM or SIGINT stop accepting \
+            GET /healthz, /readyz and /metrics (Prometheus text) are open. The daemon watches every member \
+            (Kubernetes watches on the NeuVector kinds, a poll of each directory member's folder): a hand-made \
+            change is reported at once and put back on environments with selfHeal: true (watch: false in hub.yaml \
+            turns that off). SIGTERM or SIGINT stop accepting \
             requests, let running requests and a running push finish, and exit 0. SIGHUP reads the tokens file and \
             hub.yaml again (schedules apply at once; listen, tls, state, repository and the other settings at the \
             next start, which the log names). Exit 1 on a bad configuration.

@@ -15,4 +15,6 @@ CURLcode ccurl_getinfo_long(CURL *handle, CURLINFO info, long *value);
 CURLcode ccurl_getinfo_pointer(CURL *handle, CURLINFO info, void **value);
 CURLMcode ccurl_multi_setopt_long(CURLM *multi, CURLMoption option, long value);
 
+/* Idle TLS connections of this transfer release their OpenSSL buffers (SSL_MODE_RELEASE_BUFFERS): for long watches. */
+CURLcode ccurl_setopt_release_tls_buffers(CURL *handle);
 #endif
