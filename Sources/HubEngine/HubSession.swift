@@ -172,7 +172,7 @@ public struct HubSession: Sendable {
             do throws(KubeconfigError) {
                 let endpoint = try Kubeconfig.endpoint(path: KubeconfigCheck.resolve(kubeconfig, root: root), context: context)
                 // a member's deadline is transport time, on the system clock
-                return .success(KubernetesMember(cluster: cluster.name, endpoint: endpoint, transport: transports.transport,
+                return .success(KubernetesMember(cluster: cluster.name, endpoint: endpoint, transport: transports.transport(inFlight: limits.connections),
                                                  deadline: Date().timeIntervalSince1970 + limits.clusterTimeout,
                                                  maxDeletions: limits.maxDeletions, exec: engine.exec, settle: limits.settle))
             } catch {
@@ -280,12 +280,15 @@ public struct MemberLimits: Sendable {
     public var maxDeletions: Int
     /// Seconds a Kubernetes push waits after its last apply before reading back what NeuVector kept.
     public var settle: Double
+    /// Requests in flight at once over every Kubernetes member of the run (libcurl's connections).
+    public var connections: Int
 
     public init(clusterTimeout: Double = 120, maxDeletions: Int = KubernetesMember.defaultMaxDeletions,
-                settle: Double = KubernetesMember.defaultSettle) {
+                settle: Double = KubernetesMember.defaultSettle, connections: Int = TransportSettings().maxInFlight) {
         self.clusterTimeout = clusterTimeout
         self.maxDeletions = maxDeletions
         self.settle = settle
+        self.connections = connections
     }
 }
 
@@ -320,11 +323,16 @@ public final class TransportHolder: @unchecked Sendable {
 
     public init() {}
 
-    public var transport: CurlTransport {
+    public var transport: CurlTransport { transport(inFlight: TransportSettings().maxInFlight) }
+
+    /// The transport, started on first use with at most `inFlight` transfers at once.
+    public func transport(inFlight: Int) -> CurlTransport {
         lock.lock()
         defer { lock.unlock() }
         if let started { return started }
-        let made = CurlTransport()
+        var settings = TransportSettings()
+        settings.maxInFlight = inFlight
+        let made = CurlTransport(settings: settings)
         started = made
         return made
     }

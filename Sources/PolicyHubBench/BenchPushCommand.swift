@@ -38,10 +38,10 @@ struct BenchPushCommand: AsyncParsableCommand {
     var driftRuns: Int = 3
 
     enum Part: String, CaseIterable, ExpressibleByArgument {
-        case fanOut = "fan-out", drift, kubectl
+        case fanOut = "fan-out", drift, kubectl, latency
     }
 
-    @Option(help: ArgumentHelp("Measure only this part (repeatable): fan-out (with no-op), drift or kubectl. Default: all.",
+    @Option(help: ArgumentHelp("Measure only this part (repeatable): fan-out (with no-op), drift, kubectl or latency. Default: all.",
                                valueName: "part"))
     var only: [Part] = []
 
@@ -68,6 +68,9 @@ struct BenchPushCommand: AsyncParsableCommand {
             }
             if measures(.kubectl) {
                 try await BenchPushCommand.versusKubectl(root: root, pki: pki, double: double)
+            }
+            if measures(.latency) {
+                try await latency(repo: repo, double: double, arguments: arguments)
             }
         }
     }
@@ -138,6 +141,32 @@ struct BenchPushCommand: AsyncParsableCommand {
         print(String(format: "no-op: %d requests, %.1f%% of the full push (target 0 and <= 5%%)", noopRequests, noop / full * 100))
         print("  one namespace document changed      \(BenchSupport.ms(one)) ms   \(oneRequests) requests (\(oneApplies) applies, the rest read-backs)")
         print(String(format: "one-document change: %d applies to %d clusters in %.0f ms (target: one request per cluster, <= 500 ms)", oneApplies, clusters, one * 1000))
+    }
+
+    /// The full push with NeuVector's one-second admission latency on every cluster against the same push at zero
+    /// latency, each from an empty double and a fresh state file (target: at most 1.5x).
+    func latency(repo: String, double: KubernetesAPIDouble, arguments: [String]) async throws {
+        func fresh() throws {
+            double.reset()
+            for suffix in ["", "-wal", "-shm", ".lock", ".push.lock"] {
+                try? FileManager.default.removeItem(atPath: repo + "/.policyhub/state.sqlite" + suffix)
+            }
+        }
+        try fresh()
+        for index in 0..<clusters { double.setNeuVector(nil, cluster: "c\(index)") }
+        // every cluster at once may hold 16 requests through its whole admission latency
+        let arguments = arguments + ["--connections", String(connections * KubernetesMember.appliesInFlight)]
+        let zero = try await BenchSupport.timeAsync { try await BenchPushCommand.silenced { try await BenchPushCommand.apply(arguments) } }
+        try fresh()
+        for index in 0..<clusters {
+            double.setNeuVector(KubernetesAPIDouble.NeuVectorMode(admissionLatency: 1, judgeDelay: 0.05), cluster: "c\(index)")
+        }
+        let slow = try await BenchSupport.timeAsync { try await BenchPushCommand.silenced { try await BenchPushCommand.apply(arguments) } }
+        let denials = (0..<clusters).reduce(0) { $0 + double.queueDenials(cluster: "c\($1)") }
+        for index in 0..<clusters { double.setNeuVector(nil, cluster: "c\(index)") }
+        print("  policyhub apply, zero admission latency   \(BenchSupport.ms(zero)) ms")
+        print("  policyhub apply, NeuVector's 1 s latency  \(BenchSupport.ms(slow)) ms   (\(denials) queue-full denials retried)")
+        print(String(format: "admission latency: %.2fx the zero-latency push (target <= 1.5; settle 0 and --connections %d in both)", slow / zero, connections * KubernetesMember.appliesInFlight))
     }
 
     /// A drift report over the whole filled fleet against wrk sending the same list requests, interleaved.

@@ -66,7 +66,8 @@ struct ApplyCommand: AsyncParsableCommand {
             try engine.recordAndPlan(author: currentAuthor(author), clusters: cluster, record: !dryRun, repair: repair,
                                      lockTimeout: lockTimeout)
         }
-        applied.session.limits = MemberLimits(clusterTimeout: member.clusterTimeout, maxDeletions: maxDeletions, settle: member.settle)
+        applied.session.limits = MemberLimits(clusterTimeout: member.clusterTimeout, maxDeletions: maxDeletions, settle: member.settle,
+                                              connections: member.connections)
         let plan = applied.plan
         printPrecedenceWarnings(plan.toPush)
         if dryRun {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import HubTransport
 import Foundation
 import HubEngine
 import Members
@@ -171,11 +172,15 @@ struct MemberOptions: ParsableArguments {
                                             valueName: "seconds"))
     var settle: Double = KubernetesMember.defaultSettle
 
-    var limits: MemberLimits { MemberLimits(clusterTimeout: clusterTimeout, settle: settle) }
+    @Option(name: .long, help: ArgumentHelp("Requests in flight at once over every Kubernetes member together (each holds a connection for its whole answer); raise it for members that answer slowly, such as NeuVector's webhook, which sleeps 1 s per write. At most 16 go to one cluster.",
+                                            valueName: "count"))
+    var connections: Int = TransportSettings().maxInFlight
 
+    var limits: MemberLimits { MemberLimits(clusterTimeout: clusterTimeout, settle: settle, connections: connections) }
 
     func validate() throws {
         if !(clusterTimeout > 0) { throw ValidationError("--cluster-timeout must be a positive number of seconds") }
         if !(settle >= 0) || settle > 600 { throw ValidationError("--settle must be 0 to 600 seconds") }
+        if !(1...10_000).contains(connections) { throw ValidationError("--connections must be 1 to 10000") }
     }
 }

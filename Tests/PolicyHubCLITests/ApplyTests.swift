@@ -7,6 +7,17 @@ import Testing
 @Suite struct ApplyTests {
     typealias CLI = CommandLineTests
 
+    @Test(arguments: ["0", "10001", "many"])
+    func aConnectionBoundOutOfRangeIsRefusedBeforeAnythingIsRecorded(value: String) throws {
+        try Repo.withTemporaryFolder { folder in
+            try Repo.copyExample(to: folder)
+            let run = try CLI.run(["apply", "--repo", folder, "--connections", value])
+            #expect(run.status != 0)
+            #expect(run.stderr.contains("--connections"), "\(run.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: folder + "/.policyhub/state.sqlite"))
+        }
+    }
+
     @Test func applyPushesTheRootEnvironmentOnlyAndThenNothing() throws {
         try Repo.withTemporaryFolder { folder in
             try Repo.copyExample(to: folder)
