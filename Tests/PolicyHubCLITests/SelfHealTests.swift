@@ -20,23 +20,30 @@ import Testing
         return try condition()
     }
 
+    /// The example fleet with staging healing itself, a Kubernetes member `nv` of staging on a started API double
+    /// (returned: the caller stops it), staging applied, promoted to production and production's first revision pushed.
+    static func selfHealingFleet(in folder: String) throws -> KubernetesAPIDouble {
+        try Repo.copyExample(to: folder)
+        try """
+            apiVersion: policyhub.dev/v1alpha1
+            kind: EnvironmentList
+            environments:
+            - {name: staging, defaultPolicyMode: Monitor, minimumPolicyMode: Discover, selfHeal: true}
+            - {name: production, promotesFrom: staging, defaultPolicyMode: Protect, minimumPolicyMode: Monitor}
+            """.write(toFile: folder + "/clusters/environments.yaml", atomically: true, encoding: .utf8)
+        let pki = try TestPKI.make(in: folder + "/pki")
+        let double = try KubernetesAPIDouble.started(pki: pki, tokens: ["hub-token"], clientCertificates: false)
+        try KubernetesApplyTests.addMember("nv", kubeconfig: "kubeconfig.yaml", in: folder, double: double, pki: pki)
+        #expect(try CLI.run(["apply", "--repo", folder]).status == 0)
+        #expect(try CLI.run(["promote", "--repo", folder, "--to", "production", "--all", "--force"]).status == 0)
+        #expect(try CLI.run(["apply", "--repo", folder]).status == 0)  // pushes production's first revision
+        return double
+    }
+
     @Test func handMadeChangesAreRestoredOnSelfHealAndReportedElsewhere() async throws {
         try await Repo.withTemporaryFolderAsync { folder in
-            try Repo.copyExample(to: folder)
-            try """
-                apiVersion: policyhub.dev/v1alpha1
-                kind: EnvironmentList
-                environments:
-                - {name: staging, defaultPolicyMode: Monitor, minimumPolicyMode: Discover, selfHeal: true}
-                - {name: production, promotesFrom: staging, defaultPolicyMode: Protect, minimumPolicyMode: Monitor}
-                """.write(toFile: folder + "/clusters/environments.yaml", atomically: true, encoding: .utf8)
-            let pki = try TestPKI.make(in: folder + "/pki")
-            let double = try KubernetesAPIDouble.started(pki: pki, tokens: ["hub-token"], clientCertificates: false)
+            let double = try Self.selfHealingFleet(in: folder)
             defer { double.stop() }
-            try KubernetesApplyTests.addMember("nv", kubeconfig: "kubeconfig.yaml", in: folder, double: double, pki: pki)
-            #expect(try CLI.run(["apply", "--repo", folder]).status == 0)
-            #expect(try CLI.run(["promote", "--repo", folder, "--to", "production", "--all", "--force"]).status == 0)
-            #expect(try CLI.run(["apply", "--repo", folder]).status == 0)  // pushes production's first revision
             let made = TokenFile.newToken()
             try TokenFile.append(path: folder + "/tokens.yaml", name: "viewer", role: .viewer, namespaces: [], sha256: made.sha256)
             try """
@@ -96,21 +103,8 @@ import Testing
 
     @Test func watchesRestoreWithinSecondsAndSurviveGoneAndDroppedConnections() async throws {
         try await Repo.withTemporaryFolderAsync { folder in
-            try Repo.copyExample(to: folder)
-            try """
-                apiVersion: policyhub.dev/v1alpha1
-                kind: EnvironmentList
-                environments:
-                - {name: staging, defaultPolicyMode: Monitor, minimumPolicyMode: Discover, selfHeal: true}
-                - {name: production, promotesFrom: staging, defaultPolicyMode: Protect, minimumPolicyMode: Monitor}
-                """.write(toFile: folder + "/clusters/environments.yaml", atomically: true, encoding: .utf8)
-            let pki = try TestPKI.make(in: folder + "/pki")
-            let double = try KubernetesAPIDouble.started(pki: pki, tokens: ["hub-token"], clientCertificates: false)
+            let double = try Self.selfHealingFleet(in: folder)
             defer { double.stop() }
-            try KubernetesApplyTests.addMember("nv", kubeconfig: "kubeconfig.yaml", in: folder, double: double, pki: pki)
-            #expect(try CLI.run(["apply", "--repo", folder]).status == 0)
-            #expect(try CLI.run(["promote", "--repo", folder, "--to", "production", "--all", "--force"]).status == 0)
-            #expect(try CLI.run(["apply", "--repo", folder]).status == 0)
             // no selfHealInterval: only the watches notice
             try """
                 listen: 127.0.0.1:0
