@@ -323,6 +323,10 @@ public final class TransportHolder: @unchecked Sendable {
 
     public init() {}
 
+    deinit {
+        shutdown()
+    }
+
     public var transport: CurlTransport { transport(inFlight: TransportSettings().maxInFlight) }
 
     /// The transport, started on first use with at most `inFlight` transfers at once.

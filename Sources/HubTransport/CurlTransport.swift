@@ -26,7 +26,9 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         ccurl_multi_setopt_long(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, settings.maxInFlight)
         // keep that many idle connections (and their TLS sessions) for the next requests
         ccurl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, settings.maxInFlight)
-        let thread = Thread { [unowned self] in self.loop() }
+        // unowned(unsafe): deinit runs shutdown(), which returns only after this thread has left loop(), so the
+        // object's memory outlives every access; a checked unowned reference would trap once deinit began
+        let thread = Thread { [unowned(unsafe) self] in self.loop() }
         thread.name = "policyhub-curl"
         self.thread = thread
         thread.start()
@@ -284,6 +286,10 @@ final class Transfer {
         check(ccurl_setopt_long(handle, CURLOPT_PATH_AS_IS, 1), "CURLOPT_PATH_AS_IS")
         check(ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1), "CURLOPT_NOSIGNAL")
         check(ccurl_setopt_string(handle, CURLOPT_USERAGENT, settings.userAgent), "CURLOPT_USERAGENT")
+        // HTTP/2 where the server offers it (libcurl's default over TLS), and a request to a host whose connection
+        // is still being set up waits to share it rather than opening one more: one connection per member
+        // carries all of its requests at once
+        check(ccurl_setopt_long(handle, CURLOPT_PIPEWAIT, 1), "CURLOPT_PIPEWAIT")
         if tls.compression { check(ccurl_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, ""), "CURLOPT_ACCEPT_ENCODING") }
         if let proxy = tls.proxy {
             // a kubeconfig's proxy-url replaces the environment's proxy settings, no_proxy included (client-go)
@@ -457,7 +463,8 @@ final class Transfer {
             }
             switch code {
             case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_RECV_ERROR, CURLE_SEND_ERROR,
-                 CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE:
+                 CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_HTTP2, CURLE_HTTP2_STREAM:
+                // an HTTP/2 stream reset or a broken HTTP/2 connection is HTTP/1.1's dropped connection
                 return .failure(.connection(url: url, message: message))
             case CURLE_OPERATION_TIMEDOUT:
                 return .failure(.timeout(url: url, message: message))
