@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 import NIOSSL
 import PolicyCore
@@ -174,27 +175,54 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
 
     /// A double already listening over TLS with `pki`'s server certificate; client certificates signed by
     /// `pki`'s CA are accepted when `clientCertificates` is set.
-    public static func started(pki: TestPKI, tokens: Set<String>, clientCertificates: Bool = true) throws -> KubernetesAPIDouble {
+    /// With `http2`, TLS offers `h2` before `http/1.1` (ALPN), as a real API server does, and one connection
+    /// carries many requests at once.
+    public static func started(pki: TestPKI, tokens: Set<String>, clientCertificates: Bool = true,
+                               http2: Bool = false) throws -> KubernetesAPIDouble {
         let double = KubernetesAPIDouble(tokens: tokens)
         try double.start(tls: TLS(certificateChain: pki.serverCertificate, privateKey: pki.serverKey,
-                                  clientCA: clientCertificates ? pki.caCertificate : nil))
+                                  clientCA: clientCertificates ? pki.caCertificate : nil), http2: http2)
         return double
     }
 
-    /// Starts listening on 127.0.0.1 (port 0 picks a free one). Plain HTTP when `tls` is nil.
-    public func start(tls: TLS?, port: Int = 0) throws {
-        let sslContext = try tls.map(KubernetesAPIDouble.serverContext)
+    /// Starts listening on 127.0.0.1 (port 0 picks a free one). Plain HTTP when `tls` is nil; HTTP/2 is offered
+    /// only over TLS, when `http2` is set (each HTTP/2 stream is served as one HTTP/1.1 exchange).
+    public func start(tls: TLS?, port: Int = 0, http2: Bool = false) throws {
+        let sslContext = try tls.map { try KubernetesAPIDouble.serverContext($0, http2: http2) }
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { [self] channel in
                 countConnection()
-                return channel.eventLoop.makeCompletedFuture {
-                    if let sslContext {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+                guard let sslContext else {
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                        try channel.pipeline.syncOperations.addHandler(DoubleHandler(double: self, tls: false))
                     }
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(DoubleHandler(double: self, tls: sslContext != nil))
+                }
+                do {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+                guard http2 else {
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                        try channel.pipeline.syncOperations.addHandler(DoubleHandler(double: self, tls: true))
+                    }
+                }
+                // h2 or http/1.1 as negotiated; for h2 the configurator runs once per stream channel
+                return channel.configureCommonHTTPServerPipeline(h2ConnectionChannelConfigurator: { [self] connection in
+                    connection.eventLoop.makeCompletedFuture {
+                        try connection.pipeline.syncOperations.addHandler(ConnectionErrors(double: self))
+                    }
+                }, targetWindowSize: 1 << 20) { [self] stream in
+                    // called with each HTTP/2 stream's channel, or with the connection when it fell back to HTTP/1.1
+                    stream.eventLoop.makeCompletedFuture {
+                        let h2 = (try? stream.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID)) != nil
+                        if h2 { try stream.pipeline.syncOperations.addHandler(EndStreamOnLastData(), position: .first) }
+                        try stream.pipeline.syncOperations.addHandler(DoubleHandler(double: self, tls: true, http2: h2))
+                    }
                 }
             }
         let channel = try bootstrap.bind(host: "127.0.0.1", port: port).wait()
@@ -203,7 +231,7 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
     }
 
     /// The server side of TLS: the double's certificate, and client certificates checked against `clientCA`.
-    static func serverContext(_ tls: TLS) throws -> NIOSSLContext {
+    static func serverContext(_ tls: TLS, http2: Bool) throws -> NIOSSLContext {
         let chain = try NIOSSLCertificate.fromPEMBytes(tls.certificateChain).map { NIOSSLCertificateSource.certificate($0) }
         let key = try NIOSSLPrivateKey(bytes: tls.privateKey, format: .pem)
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
@@ -211,7 +239,7 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
             configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
             configuration.certificateVerification = .optionalVerification
         }
-        configuration.applicationProtocols = ["http/1.1"]
+        configuration.applicationProtocols = http2 ? ["h2", "http/1.1"] : ["http/1.1"]
         return try NIOSSLContext(configuration: configuration)
     }
 
@@ -221,12 +249,12 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
     }
 
     /// A kubeconfig for one virtual cluster: its URL, the CA that signed the double's certificate, a token.
-    public func kubeconfig(cluster: String, caPEM: [UInt8], token: String) -> String {
+    public func kubeconfig(cluster: String, caPEM: [UInt8], token: String, ownHost: Bool = false) -> String {
         """
         apiVersion: v1
         kind: Config
         current-context: \(cluster)
-        clusters: [{name: \(cluster), cluster: {server: '\(url(cluster: cluster))', certificate-authority-data: \(Data(caPEM).base64EncodedString())}}]
+        clusters: [{name: \(cluster), cluster: {server: '\(url(cluster: cluster, ownHost: ownHost))', certificate-authority-data: \(Data(caPEM).base64EncodedString())}}]
         users: [{name: hub, user: {token: \(token)}}]
         contexts: [{name: \(cluster), context: {cluster: \(cluster), user: hub}}]
 
@@ -234,9 +262,14 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
     }
 
     /// The server URL of a virtual cluster, e.g. `https://127.0.0.1:PORT/clusters/c1`.
-    public func url(cluster: String, tls: Bool = true) -> String {
-        "\(tls ? "https" : "http")://127.0.0.1:\(port)/clusters/\(cluster)"
+    /// A virtual cluster's URL. With `ownHost`, its host is `CLUSTER.clusters.localhost` (loopback, in the test
+    /// certificate), so that a client keeps connections per cluster, as it must with a fleet of real clusters.
+    public func url(cluster: String, tls: Bool = true, ownHost: Bool = false) -> String {
+        "\(tls ? "https" : "http")://\(ownHost ? KubernetesAPIDouble.ownHost(cluster) : "127.0.0.1"):\(port)/clusters/\(cluster)"
     }
+
+    /// The host name of a virtual cluster's own host (see `url(cluster:tls:ownHost:)`).
+    public static func ownHost(_ cluster: String) -> String { "\(cluster).clusters.localhost" }
 
     func virtual(_ name: String) -> VirtualCluster {
         if let existing = clusters[name] { return existing }
@@ -305,6 +338,7 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
             cluster.historyFloor = resourceVersion
         }
         connections = 0
+        http2 = 0
         firstRequest = nil
         lastRequest = nil
     }
@@ -315,6 +349,7 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         defer { lock.unlock() }
         for cluster in clusters.values { cluster.requests = 0 }
         connections = 0
+        http2 = 0
         firstRequest = nil
         lastRequest = nil
     }
@@ -329,6 +364,35 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
     }
 
     private var connections = 0
+    private var http2 = 0
+    private var errors: [String] = []
+
+    func countHTTP2Request() {
+        lock.lock()
+        http2 += 1
+        lock.unlock()
+    }
+
+    /// Requests that came over HTTP/2 since the last reset.
+    public var http2Requests: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return http2
+    }
+
+    /// Notes an error that ended a connection (an HTTP/2 protocol error, say).
+    func noteConnectionError(_ error: any Error) {
+        lock.lock()
+        if errors.count < 100 { errors.append(String(describing: error)) }
+        lock.unlock()
+    }
+
+    /// The errors that ended connections, the first 100.
+    public var connectionErrors: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return errors
+    }
 
     private func countConnection() {
         lock.lock()
@@ -907,6 +971,60 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
     }
 }
 
+/// Records the errors that reach the end of an HTTP/2 connection's pipeline (the double's own diagnostics).
+final class ConnectionErrors: ChannelInboundHandler, Sendable {
+    typealias InboundIn = Any
+    let double: KubernetesAPIDouble
+
+    init(double: KubernetesAPIDouble) { self.double = double }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        double.noteConnectionError(error)
+        context.fireErrorCaught(error)
+    }
+}
+
+/// Ends an HTTP/2 answer on its last DATA frame, as a Go server does, rather than on an empty DATA frame of its
+/// own: libcurl 7.88 takes an answer whose body is complete as done, and resets a stream that is not closed yet;
+/// hundreds of those resets make NIO close the connection as a "rapid reset" attack.
+final class EndStreamOnLastData: ChannelOutboundHandler, @unchecked Sendable {
+    typealias OutboundIn = HTTP2Frame.FramePayload
+    typealias OutboundOut = HTTP2Frame.FramePayload
+
+    /// A DATA frame without END_STREAM, held until the next write says whether it was the last.
+    private var held: (data: HTTP2Frame.FramePayload.Data, promise: EventLoopPromise<Void>?)?
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let payload = unwrapOutboundIn(data)
+        if case .data(var next) = payload, let (last, lastPromise) = held, next.endStream,
+           case .byteBuffer(let empty) = next.data, empty.readableBytes == 0 {
+            held = nil
+            next = last
+            next.endStream = true
+            if let lastPromise { promise?.futureResult.cascade(to: lastPromise) }
+            context.write(wrapOutboundOut(.data(next)), promise: promise ?? lastPromise)
+            return
+        }
+        release(context: context)
+        if case .data(let frame) = payload, !frame.endStream, case .byteBuffer = frame.data {
+            held = (frame, promise)
+            return
+        }
+        context.write(data, promise: promise)
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        release(context: context)
+        context.flush()
+    }
+
+    private func release(context: ChannelHandlerContext) {
+        guard let (frame, promise) = held else { return }
+        held = nil
+        context.write(wrapOutboundOut(.data(frame)), promise: promise)
+    }
+}
+
 /// One connection's HTTP/1.1 exchange with the double.
 final class DoubleHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPServerRequestPart
@@ -914,12 +1032,15 @@ final class DoubleHandler: ChannelInboundHandler, @unchecked Sendable {
 
     let double: KubernetesAPIDouble
     let tls: Bool
+    /// Serving one HTTP/2 stream (its channel's parent is the connection) rather than an HTTP/1.1 connection.
+    let http2: Bool
     var head: HTTPRequestHead?
     var body: [UInt8] = []
 
-    init(double: KubernetesAPIDouble, tls: Bool) {
+    init(double: KubernetesAPIDouble, tls: Bool, http2: Bool = false) {
         self.double = double
         self.tls = tls
+        self.http2 = http2
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -932,7 +1053,10 @@ final class DoubleHandler: ChannelInboundHandler, @unchecked Sendable {
         case .end:
             guard let head else { return }
             var clientCertificate = false
-            if tls, let handler = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self) {
+            // TLS is the connection's: an HTTP/2 stream's channel has it on its parent
+            let connection = http2 ? (context.channel.parent ?? context.channel) : context.channel
+            if http2 { double.countHTTP2Request() }
+            if tls, let handler = try? connection.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self) {
                 clientCertificate = handler.peerCertificate != nil
             }
             let answer = double.answer(KubernetesAPIDouble.Request(method: head.method, uri: head.uri, headers: head.headers,

@@ -58,7 +58,9 @@ public struct TestPKI: Sendable {
                 if server {
                     try ExtendedKeyUsage([.serverAuth])
                     SubjectAlternativeNames([.ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1])), .dnsName("localhost"),
-                                             .dnsName("kubernetes.default.svc")])
+                                             .dnsName("kubernetes.default.svc"),
+                                             // the double's virtual clusters on hosts of their own (KubernetesAPIDouble.url)
+                                             .dnsName("*.clusters.localhost")])
                 } else {
                     try ExtendedKeyUsage([.clientAuth])
                 }

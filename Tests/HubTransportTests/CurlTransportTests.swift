@@ -13,11 +13,12 @@ import Testing
         let double: KubernetesAPIDouble
         let transport: CurlTransport
 
-        init(settings: TransportSettings = Fixture.fast) throws {
+        /// With `http2`, the double offers h2 first, as a real API server does.
+        init(settings: TransportSettings = Fixture.fast, http2: Bool = false) throws {
             pki = try Fixture.sharedPKI.get()
             double = KubernetesAPIDouble(tokens: ["good-token"])
             try double.start(tls: KubernetesAPIDouble.TLS(certificateChain: pki.serverCertificate, privateKey: pki.serverKey,
-                                                          clientCA: pki.caCertificate))
+                                                          clientCA: pki.caCertificate), http2: http2)
             transport = CurlTransport(settings: settings)
         }
 
@@ -88,8 +89,8 @@ import Testing
         #expect(response.status == 200)
     }
 
-    @Test func retriesHonourRetryAfterThenSucceed() async throws {
-        let f = try Fixture()
+    @Test(arguments: [false, true]) func retriesHonourRetryAfterThenSucceed(http2: Bool) async throws {
+        let f = try Fixture(http2: http2)
         f.double.setFault(.status(code: 429, retryAfter: 1, count: 2), cluster: "c1")
         let started = Date()
         let response = try await f.get("/api").get()
@@ -100,19 +101,35 @@ import Testing
         #expect(try await f.get("/api", cluster: "c2").get().attempts == 2)
     }
 
-    @Test func persistent500IsReturnedAfterTheLastAttempt() async throws {
-        let f = try Fixture()
+    @Test func overHTTP2OneConnectionCarriesManyRequestsAtOnce() async throws {
+        let f = try Fixture(http2: true)
+        let answers = await withTaskGroup(of: Int.self) { group in
+            for index in 0..<40 {
+                group.addTask { (try? await f.get("/api", cluster: "c\(index % 4)").get().status) ?? 0 }
+            }
+            return await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(answers.count == 40 && answers.allSatisfy { $0 == 200 }, "\(answers)")
+        #expect(f.double.http2Requests == 40)
+        // the first request's connection is awaited by the others (CURLOPT_PIPEWAIT), not raced by 39 more
+        #expect(f.double.acceptedConnections == 1, "\(f.double.acceptedConnections) connections")
+    }
+
+    @Test(arguments: [false, true]) func persistent500IsReturnedAfterTheLastAttempt(http2: Bool) async throws {
+        let f = try Fixture(http2: http2)
         f.double.setFault(.internalError, cluster: "c1")
         let response = try await f.get("/api").get()
         #expect(response.status == 500 && response.attempts == 4)
         #expect(f.double.requestCount(cluster: "c1") == 4)
     }
 
-    @Test func refusedHangingAndDroppedConnectionsAreNamedErrors() async throws {
+    /// Over HTTP/2 a refused or dropped answer is a reset stream (libcurl: CURLE_HTTP2_STREAM), the same
+    /// connection error as a closed HTTP/1.1 connection, and retried the same way.
+    @Test(arguments: [false, true]) func refusedHangingAndDroppedConnectionsAreNamedErrors(http2: Bool) async throws {
         var settings = Fixture.fast
         settings.totalTimeout = 1
         settings.maxAttempts = 2
-        let f = try Fixture(settings: settings)
+        let f = try Fixture(settings: settings, http2: http2)
         f.double.setFault(.refuse, cluster: "refuse")
         f.double.setFault(.hang, cluster: "hang")
         f.double.setFault(.dropMidResponse, cluster: "drop")

@@ -14,13 +14,15 @@ import Testing
         let transport: CurlTransport
         let pki: TestPKI
 
-        init() throws {
+        /// With `http2`, the double offers h2 first, as a real API server does.
+        init(http2: Bool = false, inFlight: Int? = nil) throws {
             pki = try KubernetesMemberTests.pki.get()
             try double.start(tls: KubernetesAPIDouble.TLS(certificateChain: pki.serverCertificate, privateKey: pki.serverKey,
-                                                          clientCA: pki.caCertificate))
+                                                          clientCA: pki.caCertificate), http2: http2)
             var settings = TransportSettings()
             settings.baseDelay = 0.05
             settings.maxAttempts = 2
+            if let inFlight { settings.maxInFlight = inFlight }
             transport = CurlTransport(settings: settings)
         }
 

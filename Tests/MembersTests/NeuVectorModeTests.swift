@@ -41,6 +41,22 @@ import Testing
         }
     }
 
+    /// NeuVector's webhook sleeps through each admission; over HTTP/2 one connection per cluster carries all
+    /// the applies a push has in flight, so the sleeps overlap instead of queueing behind connections.
+    @Test func overHTTP2TheSlowAdmissionsOfAPushShareOneConnection() async throws {
+        let f = try Fixture(http2: true, inFlight: 1_000)
+        f.double.setNeuVector(KubernetesAPIDouble.NeuVectorMode(admissionLatency: 0.5, judgeDelay: 0.05), cluster: "nv")
+        var member = f.member("nv")
+        member.settle = 0.2
+        let objects = (0..<40).map { Self.rule("nv.app\($0).demo", group: "nv.app\($0).demo", criteria: "service=app\($0).demo") }
+        let outcome = try await member.push(objects)
+        #expect(outcome.created.count == 40)
+        #expect(Set(f.double.objects(cluster: "nv").keys) == Set(objects.map(\.identity)))
+        #expect(f.double.acceptedConnections == 1, "\(f.double.acceptedConnections) connections")
+        #expect(f.double.http2Requests == f.double.requestCount(cluster: "nv"))
+        #expect(f.double.queueDenials(cluster: "nv") == 0)
+    }
+
     @Test func anObjectNeuVectorRemovesAfterAdmissionFailsThePushByName() async throws {
         let f = try Fixture()
         f.double.setNeuVector(Self.fast { $0.reject = KubernetesAPIDouble.NeuVectorMode.differentGroupCriteria }, cluster: "nv")
