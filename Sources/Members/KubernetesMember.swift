@@ -252,17 +252,23 @@ public struct KubernetesMember: Member {
         ProcessInfo.processInfo.environment["POLICYHUB_SETTLE"].flatMap(Double.init).flatMap { $0 >= 0 ? $0 : nil } ?? 2
     }
 
-    /// Reads back every applied object, one list per kind, once NeuVector's queue has settled: NeuVector's CRD
-    /// webhook admits first and judges later, deleting what it rejects (`crdQueueProc` → `deleteCrInK8s`), so a
-    /// 201 only says "queued". An object gone or changed fails the push, naming it.
+    /// Reads back every applied object once NeuVector's queue has settled, one labelled list per kind (one get
+    /// for a kind of which only one object was applied: a one-document change reads one object, not the kind):
+    /// NeuVector's CRD webhook admits first and judges later, deleting what it rejects (`crdQueueProc` →
+    /// `deleteCrInK8s`), so a 201 only says "queued". An object gone or changed fails the push, naming it.
     func confirm(_ applied: [RenderedObject]) async throws(MemberError) {
         guard !applied.isEmpty else { return }
         if settle > 0 { try? await Task.sleep(nanoseconds: UInt64(settle * 1e9)) }
-        let held = try await managedListing(of: Set(applied.map(\.identity.kind))).objects
+        let byKind = Dictionary(grouping: applied, by: \.identity.kind)
+        let single = byKind.values.compactMap { $0.count == 1 ? $0[0].identity : nil }
+        async let gotten = readBack(single)
+        var held = try await managedListing(of: Set(byKind.keys).subtracting(single.map(\.kind))).objects
+        for (identity, value) in try await gotten.get() { held[identity] = value }
         var problems: [String] = []
+        var gone: [ObjectIdentity] = []
         for object in applied {
             guard let live = held[object.identity] else {
-                problems.append("\(object.identity): rejected by NeuVector after admission: the apply succeeded, then the object was gone \(settle) s later (NeuVector's CRD webhook deletes what it cannot import; its reason is in NeuVector's event log as \"CRD ... Removed\")")
+                gone.append(object.identity)
                 continue
             }
             let changes = ValueDiff.changes(from: DriftComparison.comparable(object.value), to: DriftComparison.comparable(live))
@@ -270,8 +276,46 @@ public struct KubernetesMember: Member {
                 problems.append("\(object.identity): changed after admission: \(changes.map { "\($0.path): sent \(ValueDiff.shortText($0.old)), held \(ValueDiff.shortText($0.new))" }.joined(separator: "; ")) (a field the installed NeuVector CRD schema does not know is pruned)")
             }
         }
+        if !gone.isEmpty {
+            // one explanation for all of them: a cluster whose NeuVector rejects everything gives one readable line
+            let what = gone.count == 1 ? "the apply succeeded, then the object was gone" : "each apply succeeded, then the object was gone"
+            problems.insert("\(gone.map(\.description).joined(separator: ", ")): rejected by NeuVector after admission: \(what) \(settle) s later (NeuVector's CRD webhook deletes what it cannot import; its reason is in NeuVector's event log as \"CRD ... Removed\")", at: 0)
+        }
         guard problems.isEmpty else {
             throw MemberError(cluster: cluster, object: nil, message: problems.joined(separator: "; "))
+        }
+    }
+
+    /// The objects of `identities` the member still holds with the hub's label, one get each, all at once.
+    func readBack(_ identities: [ObjectIdentity]) async -> Result<[ObjectIdentity: Value], MemberError> {
+        await withTaskGroup(of: Result<(ObjectIdentity, Value?), MemberError>.self) { group in
+            for identity in identities {
+                group.addTask {
+                    do throws(MemberError) {
+                        let response = try await self.send(self.request("GET", KubernetesMember.path(identity)), object: identity, doing: "read back")
+                        if response.status == 404 { return .success((identity, nil)) }
+                        guard response.status == 200 else { return .failure(self.failure(response, object: identity, doing: "read back")) }
+                        guard let value = try? JSONReader.parse(response.body, sortingKeys: true) else {
+                            return .failure(MemberError(cluster: self.cluster, object: identity, message: "read back: the answer is not JSON"))
+                        }
+                        // what a labelled list would not return is not the hub's object any more
+                        let managed = value["metadata"]?["labels"]?[HubAnnotation.managedByKey]?.stringValue == HubAnnotation.managedByValue
+                        return .success((identity, managed ? value : nil))
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+            }
+            var out: [ObjectIdentity: Value] = [:]
+            var failure: MemberError?
+            for await result in group {
+                switch result {
+                case .success((let identity, let value?)): out[identity] = value
+                case .success: break
+                case .failure(let error): failure = failure ?? error
+                }
+            }
+            return failure.map { .failure($0) } ?? .success(out)
         }
     }
 
