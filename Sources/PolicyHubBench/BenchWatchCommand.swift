@@ -32,6 +32,8 @@ struct BenchWatchCommand: AsyncParsableCommand {
             throw ValidationError("\(binary) is missing: build it first (swift build -c release --product policyhub)")
         }
         try await BenchPushCommand.withFleet(clusters: clusters, environment: "staging") { root, repo, double, pki in
+            // each cluster on a host of its own, as in a real fleet: its watches share one HTTP/2 connection
+            try BenchPushCommand.moveKubeconfigs(repo: repo, clusters: clusters, double: double, pki: pki, ownHost: true)
             try TreeGenerator.environments.replacingOccurrences(of: "{name: staging,", with: "{name: staging, selfHeal: true,")
                 .write(toFile: repo + "/clusters/environments.yaml", atomically: true, encoding: .utf8)
             try await BenchPushCommand.silenced {
@@ -48,6 +50,7 @@ struct BenchWatchCommand: AsyncParsableCommand {
             FileManager.default.createFile(atPath: log, contents: nil)
             daemon.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
             daemon.standardOutput = FileHandle.nullDevice
+            let connectionsBefore = double.acceptedConnections
             try daemon.run()
             defer {
                 daemon.terminate()
@@ -62,7 +65,8 @@ struct BenchWatchCommand: AsyncParsableCommand {
                 }
                 try await Task.sleep(nanoseconds: 100_000_000)
             }
-            print(String(format: "watches open: %d after %.1f s", double.activeWatches(), Date().timeIntervalSince(opening)))
+            print(String(format: "watches open: %d after %.1f s, over %d connections the daemon opened", double.activeWatches(),
+                         Date().timeIntervalSince(opening), double.acceptedConnections - connectionsBefore))
             try await Task.sleep(nanoseconds: 3_000_000_000)  // the listings' own work is over
 
             // idle: every watch open, nothing changing

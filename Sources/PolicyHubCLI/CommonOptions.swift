@@ -172,7 +172,7 @@ struct MemberOptions: ParsableArguments {
                                             valueName: "seconds"))
     var settle: Double = KubernetesMember.defaultSettle
 
-    @Option(name: .long, help: ArgumentHelp("Requests in flight at once over every Kubernetes member together (each holds a connection for its whole answer); raise it for members that answer slowly, such as NeuVector's webhook, which sleeps 1 s per write. At most 16 go to one cluster.",
+    @Option(name: .long, help: ArgumentHelp("Requests in flight at once over every Kubernetes member together; raise it for members that answer slowly, such as NeuVector's webhook, which sleeps 1 s per write. At most 16 go to one cluster. Over HTTP/2 (used where the member offers it) one connection per member carries its requests; over HTTP/1.1 each request in flight holds a connection.",
                                             valueName: "count"))
     var connections: Int = TransportSettings().maxInFlight
 
@@ -181,6 +181,6 @@ struct MemberOptions: ParsableArguments {
     func validate() throws {
         if !(clusterTimeout > 0) { throw ValidationError("--cluster-timeout must be a positive number of seconds") }
         if !(settle >= 0) || settle > 600 { throw ValidationError("--settle must be 0 to 600 seconds") }
-        if !(1...10_000).contains(connections) { throw ValidationError("--connections must be 1 to 10000") }
+        if !(1...100_000).contains(connections) { throw ValidationError("--connections must be 1 to 100000") }
     }
 }

@@ -7,7 +7,7 @@ import Testing
 @Suite struct ApplyTests {
     typealias CLI = CommandLineTests
 
-    @Test(arguments: ["0", "10001", "many"])
+    @Test(arguments: ["0", "100001", "many"])
     func aConnectionBoundOutOfRangeIsRefusedBeforeAnythingIsRecorded(value: String) throws {
         try Repo.withTemporaryFolder { folder in
             try Repo.copyExample(to: folder)
