@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what this project needs on a fresh Debian machine with Swift: the system C libraries the
-# package links (libyaml, libcurl with OpenSSL, SQLite) and kubectl (tests read back what the hub pushed).
+# package links (libyaml, libcurl with OpenSSL, SQLite), kubectl (tests read back what the hub pushed) and the
+# curl command (a test talks HTTP/1.1 to the API double that offers HTTP/2).
 # The tests' throwaway certificates are made in Swift (apple/swift-certificates), not with openssl.
 # Safe to run again; installs only what is missing.
 set -euo pipefail
-packages=(libyaml-dev libsqlite3-dev libcurl4-openssl-dev pkg-config)
+packages=(libyaml-dev libsqlite3-dev libcurl4-openssl-dev pkg-config curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

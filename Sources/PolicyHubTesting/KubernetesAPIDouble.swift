@@ -219,7 +219,7 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
                 }, targetWindowSize: 1 << 20) { [self] stream in
                     // called with each HTTP/2 stream's channel, or with the connection when it fell back to HTTP/1.1
                     stream.eventLoop.makeCompletedFuture {
-                        let h2 = (try? stream.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID)) != nil
+                        let h2 = (try? stream.pipeline.syncOperations.handler(type: HTTP2FramePayloadToHTTP1ServerCodec.self)) != nil
                         if h2 { try stream.pipeline.syncOperations.addHandler(EndStreamOnLastData(), position: .first) }
                         try stream.pipeline.syncOperations.addHandler(DoubleHandler(double: self, tls: true, http2: h2))
                     }

@@ -115,6 +115,25 @@ import Testing
         #expect(f.double.acceptedConnections == 1, "\(f.double.acceptedConnections) connections")
     }
 
+    /// A client without HTTP/2 (the curl command told to use 1.1, like wrk or an old kubectl) still gets its
+    /// answer from a double that offers h2 first; with HTTP/2 allowed, curl negotiates it.
+    @Test(arguments: [("--http1.1", "HTTP/1.1 200"), ("--http2", "HTTP/2 200")])
+    func aDoubleOfferingHTTP2StillAnswersHTTP1(flag: String, statusLine: String) throws {
+        let f = try Fixture(http2: true)
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-s", "-i", flag, "--cacert", f.pki.folder + "/ca.crt", "-H", "Authorization: Bearer good-token",
+                          f.double.url(cluster: "c1") + "/api"]
+        let out = Pipe()
+        curl.standardOutput = out
+        try curl.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        curl.waitUntilExit()
+        #expect(curl.terminationStatus == 0)
+        #expect(text.hasPrefix(statusLine), "\(text.prefix(200))")
+        #expect(f.double.http2Requests == (flag == "--http2" ? 1 : 0))
+    }
+
     @Test(arguments: [false, true]) func persistent500IsReturnedAfterTheLastAttempt(http2: Bool) async throws {
         let f = try Fixture(http2: http2)
         f.double.setFault(.internalError, cluster: "c1")
