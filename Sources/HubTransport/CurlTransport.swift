@@ -23,8 +23,11 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         self.settings = settings
         guard let handle = curl_multi_init() else { fatalError("curl_multi_init failed: out of memory") }
         multi = handle
-        ccurl_multi_setopt_long(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, settings.maxInFlight)
-        // keep that many idle connections (and their TLS sessions) for the next requests
+        // Transfers in flight are bounded by the loop below, so no bound on connections: with one (libcurl's
+        // CURLMOPT_MAX_TOTAL_CONNECTIONS), a fleet of more hosts than the bound queued its transfers behind idle
+        // connections to other hosts (1,000 clusters on hosts of their own, 64 in flight: 49.7 s instead of 14 s).
+        // Keep that many idle connections (and their TLS sessions) for the next requests; the oldest is closed
+        // when another is needed.
         ccurl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, settings.maxInFlight)
         // unowned(unsafe): deinit runs shutdown(), which returns only after this thread has left loop(), so the
         // object's memory outlives every access; a checked unowned reference would trap once deinit began

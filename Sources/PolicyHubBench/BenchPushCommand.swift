@@ -38,10 +38,10 @@ struct BenchPushCommand: AsyncParsableCommand {
     var driftRuns: Int = 3
 
     enum Part: String, CaseIterable, ExpressibleByArgument {
-        case fanOut = "fan-out", drift, kubectl, latency
+        case fanOut = "fan-out", floor, drift, kubectl, latency
     }
 
-    @Option(help: ArgumentHelp("Measure only this part (repeatable): fan-out (with no-op), drift, kubectl or latency. Default: all.",
+    @Option(help: ArgumentHelp("Measure only this part (repeatable): fan-out (with no-op and a one-document change), floor (nginx), drift, kubectl or latency. Default: all.",
                                valueName: "part"))
     var only: [Part] = []
 
@@ -62,6 +62,9 @@ struct BenchPushCommand: AsyncParsableCommand {
             let arguments = ["--repo", repo, "--concurrency", String(connections), "--author", "bench", "--settle", "0"]  // the double judges nothing later: read back at once
             if measures(.fanOut) {
                 try await fanOut(root: root, repo: repo, double: double, pki: pki, objects: objects, arguments: arguments)
+            }
+            if measures(.floor) {
+                try await floor(root: root, repo: repo, double: double, pki: pki, objects: objects, arguments: arguments)
             }
             if measures(.drift) {
                 try await drift(root: root, repo: repo, double: double, arguments: arguments)
@@ -88,9 +91,6 @@ struct BenchPushCommand: AsyncParsableCommand {
         let curl = try requests.runCurl(port: double.port, connections: connections)
         let curlRequests = double.totalRequests
         double.reset()
-        let nginx = try await NginxFloor.run(root: root, pki: pki) { port in
-            _ = try BenchRequests.wrk(script: requests.luaPath, count: requests.count, port: port, connections: connections)
-        }
         let full = try await BenchSupport.timeAsync { try await BenchPushCommand.apply(arguments) }
         let fullRequests = double.totalRequests
         double.reset()
@@ -108,32 +108,12 @@ struct BenchPushCommand: AsyncParsableCommand {
         let one = try await BenchSupport.timeAsync { try await BenchPushCommand.apply(arguments) }
         let oneRequests = double.totalRequests
         let oneApplies = double.requestLog.dropFirst(logged).filter { $0.hasPrefix("PATCH ") }.count
-        // the same push to nginx: every kubeconfig's server moved there (a new target, so every cluster is
-        // pushed again and compared first: the same requests as the first push; the read-back finds nothing,
-        // so every cluster fails, which costs no request)
-        let hubToNginx = try await NginxFloor.run(root: root, pki: pki) { port in
-            for index in 0..<clusters {
-                let path = repo + "/kube/c\(index).yaml"
-                try (try String(contentsOfFile: path, encoding: .utf8)).replacingOccurrences(of: ":\(double.port)/", with: ":\(port)/")
-                    .write(toFile: path, atomically: false, encoding: .utf8)
-            }
-            // every cluster fails its read-back there (nginx holds nothing): those lines are not the benchmark's
-            _ = try? await BenchPushCommand.silenced(errors: true) { try await BenchPushCommand.apply(arguments) }
-        }
-
         print("  policyhub apply, full push          \(BenchSupport.ms(full)) ms   \(fullRequests) requests")
         if let wrk {
             print("  wrk, same requests                  \(BenchSupport.ms(wrk)) ms   \(wrkRequests) requests")
             print(String(format: "fan-out: %.2fx wrk (target <= 3)", full / wrk))
         } else {
             print("  wrk: not installed (apt-get install wrk); fan-out ratio not measured")
-        }
-        if let nginx, let hubToNginx {
-            print("  wrk to nginx (fixed 200/201, TLS)    \(BenchSupport.ms(nginx.seconds)) ms   \(nginx.requests) requests")
-            print("  policyhub apply to the same nginx    \(BenchSupport.ms(hubToNginx.seconds)) ms   \(hubToNginx.requests) requests")
-            print(String(format: "floor: %.2fx wrk to nginx (target <= 3); the API double itself is %.1fx slower than nginx", hubToNginx.seconds / nginx.seconds, (wrk ?? 0) / nginx.seconds))
-        } else {
-            print("  nginx or wrk: not installed (apt-get install nginx-light wrk); the floor is not measured")
         }
         if let curl {
             print("  curl --parallel, same requests      \(BenchSupport.ms(curl)) ms   \(curlRequests) requests (hub: \(String(format: "%.2fx", full / curl)) of it)")
@@ -142,6 +122,36 @@ struct BenchPushCommand: AsyncParsableCommand {
         print(String(format: "no-op: %d requests, %.1f%% of the full push (target 0 and <= 5%%)", noopRequests, noop / full * 100))
         print("  one namespace document changed      \(BenchSupport.ms(one)) ms   \(oneRequests) requests (\(oneApplies) applies, the rest read-backs)")
         print(String(format: "one-document change: %d applies to %d clusters in %.0f ms (target: one request per cluster, <= 500 ms)", oneApplies, clusters, one * 1000))
+    }
+
+    /// The floor: wrk sending a full push's requests to nginx answering fixed 200/201 over TLS, against the hub's
+    /// own full push to the same nginx (every kubeconfig moved there, a fresh state: the first push lists every
+    /// kind, applies every object and reads back; the read-back finds nothing there, so every cluster fails,
+    /// which costs no request).
+    func floor(root: String, repo: String, double: KubernetesAPIDouble, pki: TestPKI, objects: [RenderedObject], arguments: [String]) async throws {
+        let requests = try BenchRequests(root: root, clusters: clusters, objects: objects)
+        let nginx = try await NginxFloor.run(root: root, pki: pki) { port in
+            _ = try BenchRequests.wrk(script: requests.luaPath, count: requests.count, port: port, connections: connections)
+        }
+        // a state file of its own, left behind with the kubeconfigs' move when done
+        let state = root + "/floor-\(UUID().uuidString.prefix(8)).sqlite"
+        defer { try? BenchPushCommand.moveKubeconfigs(repo: repo, clusters: clusters, double: double, pki: pki, ownHost: false) }
+        let hubToNginx = try await NginxFloor.run(root: root, pki: pki) { port in
+            for index in 0..<clusters {
+                let path = repo + "/kube/c\(index).yaml"
+                try (try String(contentsOfFile: path, encoding: .utf8)).replacingOccurrences(of: ":\(double.port)/", with: ":\(port)/")
+                    .write(toFile: path, atomically: false, encoding: .utf8)
+            }
+            // every cluster fails its read-back there (nginx holds nothing): those lines are not the benchmark's
+            _ = try? await BenchPushCommand.silenced(errors: true) { try await BenchPushCommand.apply(arguments + ["--state", state]) }
+        }
+        if let nginx, let hubToNginx {
+            print("  wrk to nginx (fixed 200/201, TLS)    \(BenchSupport.ms(nginx.seconds)) ms   \(nginx.requests) requests, \(connections) connections")
+            print("  policyhub apply to the same nginx    \(BenchSupport.ms(hubToNginx.seconds)) ms   \(hubToNginx.requests) requests")
+            print(String(format: "floor: %.2fx wrk to nginx (target <= 3)", hubToNginx.seconds / nginx.seconds))
+        } else {
+            print("  nginx or wrk: not installed (apt-get install nginx-light wrk); the floor is not measured")
+        }
     }
 
     /// The full push with NeuVector's one-second admission latency on every cluster against the same push at zero
