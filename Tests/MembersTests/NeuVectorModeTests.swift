@@ -83,6 +83,17 @@ import Testing
         #expect(await Self.failure { () async throws(MemberError) in try await hasty.push([clash]) } == "no error")
         f.double.judgeNow(cluster: "nv2")  // NeuVector's queue gets to it after the hasty read-back
         #expect(f.double.objects(cluster: "nv2")[clash.identity] == nil, "\(f.double.removedByNeuVector(cluster: "nv2")) \(f.double.objects(cluster: "nv2").keys)")
+
+        // the only object of its kind is read back with one get of it, not a list of the kind: found gone the same
+        f.double.put(theirs, cluster: "nv3")
+        f.double.setNeuVector(Self.fast { $0.reject = KubernetesAPIDouble.NeuVectorMode.differentGroupCriteria }, cluster: "nv3")
+        var alone = f.member("nv3")
+        alone.settle = 1
+        let logged = f.double.requestLog.count
+        let single = await Self.failure { () async throws(MemberError) in try await alone.push([clash]) }
+        #expect(single.contains("NvSecurityRule/demo/nv.web.demo: rejected by NeuVector after admission"), "\(single)")
+        let reads = f.double.requestLog.dropFirst(logged).filter { $0.hasPrefix("GET ") && $0.contains("/clusters/nv3/") }
+        #expect(reads.contains { $0.hasSuffix("/namespaces/demo/nvsecurityrules/nv.web.demo") }, "\(reads)")
     }
 
     @Test func aFullQueueIsRetriedUntilEveryObjectIsIn() async throws {
