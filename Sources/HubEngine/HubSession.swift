@@ -169,15 +169,30 @@ public struct HubSession: Sendable {
         case .directory(let path):
             return .success(DirectoryMember(cluster: cluster.name, root: HubEngine.resolve(path, root: root)))
         case .kubernetes(let kubeconfig, let context):
-            do throws(KubeconfigError) {
-                let endpoint = try Kubeconfig.endpoint(path: KubeconfigCheck.resolve(kubeconfig, root: root), context: context)
+            return endpoint(cluster.name, kubeconfig: kubeconfig, context: context).map { endpoint in
                 // a member's deadline is transport time, on the system clock
-                return .success(KubernetesMember(cluster: cluster.name, endpoint: endpoint, transport: transports.transport(inFlight: limits.connections),
-                                                 deadline: Date().timeIntervalSince1970 + limits.clusterTimeout,
-                                                 maxDeletions: limits.maxDeletions, exec: engine.exec, settle: limits.settle))
-            } catch {
-                return .failure(MemberError(cluster: cluster.name, message: error.description))
+                KubernetesMember(cluster: cluster.name, endpoint: endpoint, transport: transports.transport(inFlight: limits.connections),
+                                 deadline: Date().timeIntervalSince1970 + limits.clusterTimeout,
+                                 maxDeletions: limits.maxDeletions, exec: engine.exec, settle: limits.settle)
             }
+        }
+    }
+
+    /// The member a cluster is watched through: a Kubernetes member on `transport` with no deadline (a watch
+    /// stays open), or the directory member; the session's own transport is not started for it.
+    public func watchedMember(for cluster: MemberCluster, transport: any HTTPTransport) -> Result<any Member, MemberError> {
+        guard case .kubernetes(let kubeconfig, let context) = cluster.target else { return member(for: cluster) }
+        return endpoint(cluster.name, kubeconfig: kubeconfig, context: context).map { endpoint in
+            KubernetesMember(cluster: cluster.name, endpoint: endpoint, transport: transport, exec: engine.exec)
+        }
+    }
+
+    /// A Kubernetes cluster's endpoint from its kubeconfig (relative to the repository).
+    func endpoint(_ cluster: String, kubeconfig: String, context: String?) -> Result<KubernetesEndpoint, MemberError> {
+        do throws(KubeconfigError) {
+            return .success(try Kubeconfig.endpoint(path: KubeconfigCheck.resolve(kubeconfig, root: root), context: context))
+        } catch {
+            return .failure(MemberError(cluster: cluster, message: error.description))
         }
     }
 

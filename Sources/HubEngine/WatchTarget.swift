@@ -70,13 +70,12 @@ extension HubEngine {
         var fingerprints: [String: [ObjectIdentity: String]] = [:]  // clusters of one class share their objects
         for item in plan.items {
             let source: WatchTarget.Source
-            switch session.member(for: item.cluster) {
+            switch session.watchedMember(for: item.cluster, transport: transport) {
             case .failure(let error):
                 problems.append(error)
                 continue
             case .success(let member as KubernetesMember):
-                source = .kubernetes(KubernetesMember(cluster: member.cluster, endpoint: member.endpoint, transport: transport,
-                                                      exec: member.exec, credentials: member.credentials))
+                source = .kubernetes(member)
             case .success(let member as DirectoryMember):
                 source = .directory(member)
             case .success(let member):

@@ -278,10 +278,9 @@ struct BenchPushCommand: AsyncParsableCommand {
     static func writeFleet(repo: String, clusters: Int, environment: String, double: KubernetesAPIDouble, pki: TestPKI) throws {
         try TreeGenerator(globalDocuments: 8, namespaces: 4, rulesPerNamespace: 16, clusters: 0).write(to: repo)
         try FileManager.default.createDirectory(atPath: repo + "/kube", withIntermediateDirectories: true)
+        try moveKubeconfigs(repo: repo, clusters: clusters, double: double, pki: pki, ownHost: false)
         for index in 0..<clusters {
             let name = "c\(index)"
-            try double.kubeconfig(cluster: name, caPEM: pki.caCertificate, token: "bench-token")
-                .write(toFile: repo + "/kube/\(name).yaml", atomically: false, encoding: .utf8)
             try """
                 apiVersion: policyhub.dev/v1alpha1
                 kind: MemberCluster
