@@ -97,11 +97,14 @@ struct BenchWatchCommand: AsyncParsableCommand {
             let sorted = times.sorted()
             print(String(format: "deleted by hand, back after: median %.0f ms, max %.0f ms over %d clusters (target < 2,000 ms; NeuVector federation: up to 60,000 ms)",
                          sorted[sorted.count / 2] * 1000, (sorted.last ?? 0) * 1000, times.count))
-            if let floor = try await Self.kubectlWatch(root: root, repo: repo, double: double, object: victim, cluster: "c1") {
+            switch try await Self.kubectlWatch(root: root, double: double, pki: pki, object: victim, cluster: "c1") {
+            case .seconds(let floor):
                 print(String(format: "floor: kubectl get --watch saw the deletion after %.0f ms (the hub: %.1fx, which also lists and re-applies)",
                              floor * 1000, sorted[sorted.count / 2] / floor))
-            } else {
+            case .missing:
                 print("floor: kubectl is not installed; row skipped")
+            case .failed(let why):
+                print("floor: kubectl \(why); row skipped")
             }
         }
     }
@@ -127,13 +130,23 @@ struct BenchWatchCommand: AsyncParsableCommand {
         return (field("VmRSS"), field("VmHWM"))
     }
 
-    /// Seconds from deleting `object` on `cluster` to `kubectl get --watch` printing the event (nil without kubectl).
-    /// The object is put back afterwards by the daemon.
-    static func kubectlWatch(root: String, repo: String, double: KubernetesAPIDouble, object: ObjectIdentity, cluster: String) async throws -> Double? {
-        guard BenchRequests.which("kubectl") != nil else { return nil }
+    /// What kubectl's watch saw.
+    enum KubectlFloor {
+        case seconds(Double)
+        case missing
+        case failed(String)
+    }
+
+    /// Seconds from deleting `object` on `cluster` to `kubectl get --watch` printing the event. The object is put
+    /// back afterwards by the daemon. kubectl gets a kubeconfig of its own on 127.0.0.1: Go does not resolve
+    /// `*.localhost`, the cluster's own host name that the hub uses.
+    static func kubectlWatch(root: String, double: KubernetesAPIDouble, pki: TestPKI, object: ObjectIdentity, cluster: String) async throws -> KubectlFloor {
+        guard BenchRequests.which("kubectl") != nil else { return .missing }
+        let kubeconfig = root + "/kubectl-\(cluster).yaml"
+        try double.kubeconfig(cluster: cluster, caPEM: pki.caCertificate, token: "bench-token").write(toFile: kubeconfig, atomically: true, encoding: .utf8)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        var arguments = ["kubectl", "--kubeconfig", repo + "/kube/\(cluster).yaml", "get", object.kind.plural, "--watch-only", "-o", "name"]
+        var arguments = ["kubectl", "--kubeconfig", kubeconfig, "get", object.kind.plural, "--watch-only", "-o", "name"]
         if object.kind.isNamespaced { arguments += ["-n", object.namespace] }
         process.arguments = arguments
         process.environment = ["HOME": root, "KUBECACHEDIR": root + "/kube-cache", "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin"]
@@ -153,16 +166,16 @@ struct BenchWatchCommand: AsyncParsableCommand {
         }
         let start = Date()
         while double.activeWatches(cluster: cluster) < 1 + Set(double.objects(cluster: cluster).keys.map(\.kind)).count {
-            guard Date().timeIntervalSince(start) < 20 else { return nil }
+            guard Date().timeIntervalSince(start) < 20 else { return .failed("opened no watch within 20 s") }
             try await Task.sleep(nanoseconds: 10_000_000)
         }
         let deleted = Date()
         double.remove(object, cluster: cluster)
         while seen.at == nil {
-            guard Date().timeIntervalSince(deleted) < 20 else { return nil }
+            guard Date().timeIntervalSince(deleted) < 20 else { return .failed("printed nothing within 20 s of the deletion") }
             try await Task.sleep(nanoseconds: 1_000_000)
         }
-        return (seen.at ?? deleted).timeIntervalSince(deleted)
+        return .seconds((seen.at ?? deleted).timeIntervalSince(deleted))
     }
 
     /// When output first came.
