@@ -170,6 +170,7 @@ struct BenchPushCommand: AsyncParsableCommand {
         for index in 0..<clusters { double.setNeuVector(nil, cluster: "c\(index)") }
         // the same push with the bench's usual bounds, for comparison: the high bounds cost a zero-latency push
         let usual = try await BenchSupport.timeAsync { try await BenchPushCommand.silenced { try await BenchPushCommand.apply(arguments) } }
+        let usualConnections = double.acceptedConnections
         try fresh()
         // every cluster at once, each with 16 requests in flight through its whole admission latency (HTTP/2:
         // one connection per host carries them)
@@ -193,7 +194,7 @@ struct BenchPushCommand: AsyncParsableCommand {
         for error in Set(double.connectionErrors) { print("  the double saw a connection fail: \(error)") }
         let denials = (0..<clusters).reduce(0) { $0 + double.queueDenials(cluster: "c\($1)") }
         for index in 0..<clusters { double.setNeuVector(nil, cluster: "c\(index)") }
-        print("  policyhub apply, zero latency, --concurrency \(connections) --connections \(connections)  \(BenchSupport.ms(usual)) ms")
+        print("  policyhub apply, zero latency, --concurrency \(connections) --connections \(connections)  \(BenchSupport.ms(usual)) ms   \(usualConnections) connections")
         print("  policyhub apply, zero admission latency   \(BenchSupport.ms(zero)) ms   \(zeroConnections) connections")
         print("  policyhub apply, NeuVector's 1 s latency  \(BenchSupport.ms(slow)) ms   \(slowConnections) connections, \(denials) queue-full denials retried")
         print(String(format: "admission latency: %.2fx the zero-latency push with the same bounds, %.2fx the faster of the two (target <= 1.5; settle 0, --concurrency %d and --connections %d)", slow / zero, slow / min(zero, usual), clusters, inFlight))
