@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Members
 import PolicyCore
 import PolicyHubTesting
 
@@ -92,7 +93,9 @@ struct BenchWatchCommand: AsyncParsableCommand {
                     try await Task.sleep(nanoseconds: 2_000_000)
                 }
                 times.append(Date().timeIntervalSince(deleted))
-                try await Task.sleep(nanoseconds: 1_000_000_000)
+                // past the repair's read-back: it holds the push lock through NeuVector's settle time (2 s, or
+                // POLICYHUB_SETTLE), and a change made inside that window waits for it (about 1 s more here)
+                try await Task.sleep(nanoseconds: UInt64((KubernetesMember.defaultSettle + 1) * 1e9))
             }
             let sorted = times.sorted()
             print(String(format: "deleted by hand, back after: median %.0f ms, max %.0f ms over %d clusters (target < 2,000 ms; NeuVector federation: up to 60,000 ms)",
