@@ -49,7 +49,7 @@ public struct ExecPlugin: Sendable, Hashable {
         return nil
     }
 
-    static func realPath(_ path: String) -> String {
+    public static func realPath(_ path: String) -> String {
         guard let resolved = realpath(path, nil) else { return path }
         defer { free(resolved) }
         return String(cString: resolved)
@@ -174,44 +174,17 @@ enum ExecRunner {
         for variable in plugin.env { environment[variable.name] = variable.value }
         environment["KUBERNETES_EXEC_INFO"] = JSONWriter.compact(info)
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = plugin.args
-        process.environment = environment
-        let output = Pipe(), errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        process.standardInput = interactive ? FileHandle.standardInput : FileHandle.nullDevice
-        let reads = DispatchGroup()
-        let collected = Collected()
-        for (pipe, isOutput) in [(output, true), (errors, false)] {
-            reads.enter()
-            DispatchQueue.global().async {
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                collected.set(data, isOutput: isOutput)
-                reads.leave()
-            }
-        }
-        let ended = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in ended.signal() }
+        let outcome: ChildProcess.Outcome
         do {
-            try process.run()
+            outcome = try ChildProcess.run(path, plugin.args, environment: environment,
+                                           input: interactive ? FileHandle.standardInput : nil, timeout: settings.timeout)
         } catch {
-            output.fileHandleForWriting.closeFile()
-            errors.fileHandleForWriting.closeFile()
             return fail("exec plugin '\(plugin.command)' (\(path)) could not be started: \(error.localizedDescription)")
         }
-        if ended.wait(timeout: .now() + settings.timeout) == .timedOut {
-            process.terminate()
-            if ended.wait(timeout: .now() + 2) == .timedOut {
-                kill(process.processIdentifier, SIGKILL)
-                _ = ended.wait(timeout: .now() + 2)
-            }
-            _ = reads.wait(timeout: .now() + 2)
+        if outcome.timedOut {
             return fail("exec plugin '\(plugin.command)' of user '\(plugin.user)' did not answer within \(Int(settings.timeout)) s and was killed")
         }
-        _ = reads.wait(timeout: .now() + 5)
-        let (stdout, stderr) = collected.values
+        let (stdout, stderr) = (outcome.output, outcome.errors)
         let answer = parse(stdout, plugin: plugin)
         // the plugin's stderr reaches the log, without any credential it gave
         var secrets: [String] = []
@@ -224,9 +197,9 @@ enum ExecRunner {
             for secret in secrets { text = text.replacingOccurrences(of: secret, with: "[redacted]") }
             settings.log("cluster \(cluster): exec plugin '\(plugin.command)': \(text)")
         }
-        if process.terminationStatus != 0 {
-            let last = String(decoding: stderr, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
-            return fail("exec plugin '\(plugin.command)' of user '\(plugin.user)' failed (exit \(process.terminationStatus))\(last.isEmpty ? "" : ": \(last.prefix(300))")")
+        if outcome.status != 0 {
+            let last = outcome.lastErrorLine
+            return fail("exec plugin '\(plugin.command)' of user '\(plugin.user)' failed (exit \(outcome.status))\(last.isEmpty ? "" : ": \(last)")")
         }
         switch answer {
         case .success(let credential): return .success(credential)
@@ -270,18 +243,5 @@ enum ExecRunner {
     struct ParseProblem: Error {
         var message: String
         init(_ message: String) { self.message = message }
-    }
-
-    /// Both pipes' bytes, written by their readers.
-    final class Collected: @unchecked Sendable {
-        private let lock = NSLock()
-        private var output = Data()
-        private var errors = Data()
-
-        func set(_ data: Data, isOutput: Bool) {
-            lock.withLock { if isOutput { output = data } else { errors = data } }
-        }
-
-        var values: (Data, Data) { lock.withLock { (output, errors) } }
     }
 }
