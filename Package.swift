@@ -41,7 +41,8 @@ let package = Package(
         .target(name: "Members", dependencies: ["PolicyCore", "PolicyYAML", "HubTransport"]),
         // The engine under both shells: repository and workspace, session and state lock, push plan and run,
         // promotion and gates, rollback, drift, status, document writes; typed inputs, results and errors.
-        .target(name: "HubEngine", dependencies: ["PolicyCore", "PolicyYAML", "HubStore", "Members", "HubTransport"]),
+        .target(name: "HubEngine", dependencies: ["PolicyCore", "PolicyYAML", "HubStore", "Members", "HubTransport",
+                                                 .product(name: "Crypto", package: "swift-crypto")]),
         // The daemon: REST API, tokens and roles, scheduler, metrics, webhook. The hub's operations come in
         // through the HubOperations protocol; the CLI supplies the live ones.
         // gettid for per-thread priorities (the daemon's API threads run below pushes).

@@ -16,8 +16,11 @@ extension HubEngine {
     /// revision it was read against (compare and swap: another writer in between means reading again, up
     /// to five times), and makes the push plan of `clusters` (all when empty). Holds the state lock while it
     /// reads and records, never across a member's network time. `record` false: a dry run, nothing stored.
+    /// In a git work tree the revision carries its commit; a tree that differs from the commit is refused
+    /// unless `allowDirty`, and the root environment's `requireSignedCommits` gate is checked (a dry run
+    /// checks both too).
     public func recordAndPlan(author: String, clusters names: [String] = [], record: Bool = true, repair: Bool = false,
-                              lockTimeout: Double = 300) throws(EngineError) -> ApplyPlan {
+                              allowDirty: Bool = false, lockTimeout: Double = 300) throws(EngineError) -> ApplyPlan {
         let lock = try self.lock(.state, timeout: lockTimeout)
         defer { withExtendedLifetime(lock) {} }
         var attempt = 0
@@ -29,11 +32,15 @@ extension HubEngine {
                 throw .failure("the fleet has no root environment")
             }
             var rootRevision = pending.revision
+            if pending.isNew, let root = session.fleet.root {
+                rootRevision.commit = try session.signatureGate(root, commit: try session.workingTreeCommit(allowDirty: allowDirty),
+                                                                what: "recording policies/ as a revision of \(root.name)")
+            }
             if pending.isNew && record {
                 do throws(HubStoreError) {
                     rootRevision = try session.store.recordRevision(
                         environment: rootRevision.environment, documents: session.workingDocuments, author: author,
-                        cause: "apply", at: session.now(), expectedParent: .mustBe(rootRevision.parent))
+                        cause: "apply", at: session.now(), expectedParent: .mustBe(rootRevision.parent), commit: rootRevision.commit)
                 } catch {
                     if case .conflict(let environment, _, let current) = error, attempt < 5 {
                         log.note("policyhub: \(environment) moved to \(current.map { "r\($0)" } ?? "none") while policies/ was read; reading it again")
@@ -41,7 +48,7 @@ extension HubEngine {
                     }
                     throw EngineError(error)
                 }
-                log.note("recorded revision \(rootRevision.id) of \(rootRevision.environment) (\(rootRevision.documentCount) documents)")
+                log.note("recorded revision \(rootRevision.id) of \(rootRevision.environment) (\(rootRevision.documentCount) documents)\(rootRevision.commit.map { " from " + $0.summary } ?? "")")
             }
             var plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)
             if repair { plan.repairAll() }

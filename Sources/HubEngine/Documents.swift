@@ -119,6 +119,7 @@ extension HubSession {
         } else if existing == nil {
             throw .notFound("\(identity) is not in the root environment's revision")
         }
+        _ = try signatureGate(rootEnvironment, commit: nil, what: "this document write")
         let cause = yaml == nil ? "api: remove \(identity)" : (existing == nil ? "api: add \(identity)" : "api: change \(identity)")
         let file = SourceFile(root: root, source: source)
         let previous = try file.write(documents: kept.filter { $0.source == source })

@@ -27,22 +27,25 @@ public struct HubEngine: Sendable {
     public let log: EngineLog
     /// What the operator allows exec credential plugins (never the repository).
     public let exec: ExecSettings
+    /// The keys the operator trusts to sign policy commits (never the repository's).
+    public let trustedKeys: TrustedKeys
 
     public init(root: String, store: StoreSource, clock: any HubClock = SystemClock(), log: EngineLog = .silent,
-                exec: ExecSettings = ExecSettings()) {
+                exec: ExecSettings = ExecSettings(), trustedKeys: TrustedKeys = TrustedKeys()) {
         self.root = root
         self.storeSource = store
         self.clock = clock
         self.log = log
         self.exec = exec
+        self.trustedKeys = trustedKeys
     }
 
     /// An engine on the SQLite state file `statePath` (relative to the repository unless absolute; nil for
     /// the default).
     public init(root: String, statePath: String?, clock: any HubClock = SystemClock(), log: EngineLog = .silent,
-                exec: ExecSettings = ExecSettings()) {
+                exec: ExecSettings = ExecSettings(), trustedKeys: TrustedKeys = TrustedKeys()) {
         self.init(root: root, store: .sqlite(path: HubEngine.resolve(statePath ?? HubEngine.defaultStatePath, root: root)),
-                  clock: clock, log: log, exec: exec)
+                  clock: clock, log: log, exec: exec, trustedKeys: trustedKeys)
     }
 
     /// `path` made absolute against `root`.
@@ -54,7 +57,7 @@ public struct HubEngine: Sendable {
     public func logging(to log: EngineLog) -> HubEngine {
         var settings = exec
         settings.log = { line in log.note(line) }
-        return HubEngine(root: root, store: storeSource, clock: clock, log: log, exec: settings)
+        return HubEngine(root: root, store: storeSource, clock: clock, log: log, exec: settings, trustedKeys: trustedKeys)
     }
 
     /// The SQLite state file's path, when the state is in one.

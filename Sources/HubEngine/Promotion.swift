@@ -121,11 +121,14 @@ extension HubSession {
         if !failures.isEmpty && !promotion.input.force {
             throw .gateFailed(failures, message: "\(failures.count) gate\(failures.count == 1 ? "" : "s") of \(promotion.target.name) failed; nothing was recorded (--force overrides and is recorded)")
         }
+        // the promoted revision carries its source's commit; a signature gate holds even with --force
+        let commit = try signatureGate(promotion.target, commit: try recheckedCommit(of: promotion.sourceRevision),
+                                       what: "promoting r\(promotion.sourceRevision.id) of \(promotion.source.name)")
         let revision = try stored { () throws(HubStoreError) in
             try store.recordRevision(environment: promotion.target.name, documents: promotion.documents, author: promotion.input.author,
-                                     cause: promotion.cause, at: now(), expectedParent: .mustBe(promotion.current?.id))
+                                     cause: promotion.cause, at: now(), expectedParent: .mustBe(promotion.current?.id), commit: commit)
         }
-        log.note("recorded revision \(revision.id) of \(promotion.target.name) (\(promotion.cause))")
+        log.note("recorded revision \(revision.id) of \(promotion.target.name) (\(promotion.cause))\(commit.map { " from " + $0.summary } ?? "")")
         return revision
     }
 
@@ -149,6 +152,9 @@ extension HubSession {
             case .some:
                 break
             }
+        }
+        if try requiresSignedCommits(target), let reason = HubSession.unsignedReason(try recheckedCommit(of: sourceRevision)) {
+            failures.append(GateFailure(.requireSignedCommits, reason))
         }
         if let soak = target.gates.minimumSoakSeconds {
             let appliedTimes = sourceClusters.compactMap { cluster -> Double? in
@@ -238,9 +244,11 @@ extension HubSession {
         }
         let current = try stored { () throws(HubStoreError) in try store.desiredRevision(environment: name) }
         let documents = try stored { () throws(HubStoreError) in try store.documents(revision: id) }
+        let commit = try signatureGate(try environment(named: name), commit: try recheckedCommit(of: earlier),
+                                       what: "rolling \(name) back to r\(id)")
         let recorded = try stored { () throws(HubStoreError) in
             try store.recordRevision(environment: name, documents: documents, author: author, cause: "rollback to r\(id)",
-                                     at: now(), expectedParent: .mustBe(current?.id))
+                                     at: now(), expectedParent: .mustBe(current?.id), commit: commit)
         }
         log.note("recorded revision \(recorded.id) of \(name) (rollback to r\(id), from \(current.map { "r\($0.id)" } ?? "none"))")
         if fleet.root?.name == name {

@@ -38,12 +38,15 @@ public struct ClusterStatus: Sendable, Hashable {
         map.set("lastError", state?.lastError.map(Value.string) ?? .null)
         map.set("inStep", .bool(inStep))
         map.set("outOfStep", outOfStep.map(Value.string) ?? .null)
+        map.set("desiredCommit", desired?.commit.map { .string($0.commit) } ?? .null)
+        map.set("desiredSignature", desired?.commit.map { .string($0.signature.rawValue) } ?? .null)
         return map.value
     }
 
     /// The text line of `status`.
     public var line: String {
-        let desiredText = desired.map { "r\($0.id)" } ?? "none (no promotion yet)"
+        let desiredText = desired.map { "r\($0.id)" + ($0.commit.map { " (commit \($0.shortCommit)\($0.dirty ? "+dirty" : ""), \($0.signature.rawValue))" } ?? "") }
+            ?? "none (no promotion yet)"
         let appliedText = state?.appliedRevision.map { "r\($0)" } ?? "none"
         let push = state?.lastPushAt.map { "\(state?.lastResult ?? "?") at \(timestamp($0))" } ?? "never pushed"
         var line = "\(cluster)  \(environment)  desired \(desiredText)  applied \(appliedText)  \(push)"
@@ -90,6 +93,25 @@ extension Revision {
         map.set("createdAt", .string(timestamp(createdAt)))
         map.set("documents", .int(documentCount))
         map.set("treeHash", .string(treeHash))
+        map.set("commit", commit.map(\.value) ?? .null)
         return map
+    }
+}
+
+extension CommitProvenance {
+    /// The commit as JSON, the same for the CLI, the API and the webhook.
+    public var value: Value {
+        var map = ValueMapBuilder()
+        map.set("id", .string(commit))
+        map.set("author", .string(author))
+        map.set("committer", .string(committer))
+        map.set("committedAt", .string(timestamp(committedAt)))
+        map.set("subject", .string(subject))
+        map.set("signature", .string(signature.rawValue))
+        map.set("signer", signer.map(Value.string) ?? .null)
+        map.set("signingKey", signingKey.map(Value.string) ?? .null)
+        map.set("dirty", .bool(dirty))
+        map.set("signatureRequired", .bool(signatureRequired))
+        return map.value
     }
 }

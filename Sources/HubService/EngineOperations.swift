@@ -189,6 +189,7 @@ public final class EngineOperations: HubOperations, @unchecked Sendable {
             var gates = ValueMapBuilder()
             gates.set("requireInSync", .bool(environment.gates.requireInSync))
             gates.set("requireNoDrift", .bool(environment.gates.requireNoDrift))
+            gates.set("requireSignedCommits", .bool(environment.gates.requireSignedCommits))
             gates.set("minimumSoakSeconds", environment.gates.minimumSoakSeconds.map { .int($0) } ?? .null)
             var map = ValueMapBuilder()
             map.set("name", .string(environment.name))
@@ -436,10 +437,12 @@ public final class EngineOperations: HubOperations, @unchecked Sendable {
 /// The daemon's live operations, for `policyhub serve` and the tests that start the daemon in-process.
 public enum HubDaemon {
     /// The engine on `repository` and the SQLite state file `statePath`, as `HubOperations`.
-    /// Exec plugins on `allowExec` run as `Never` (no terminal), their stderr in the log.
+    /// Exec plugins on `allowExec` run as `Never` (no terminal), their stderr in the log; commits are checked
+    /// against `trustedKeys`.
     public static func operations(repository: String, statePath: String, pushConcurrency: Int = 16, allowExec: [String] = [],
-                                  logger: Logger = Logger(label: "policyhub")) -> any HubOperations {
-        EngineOperations(engine: HubEngine(root: repository, statePath: statePath, exec: ExecSettings(allowed: allowExec, interactive: false)),
+                                  trustedKeys: [String] = [], logger: Logger = Logger(label: "policyhub")) -> any HubOperations {
+        EngineOperations(engine: HubEngine(root: repository, statePath: statePath, exec: ExecSettings(allowed: allowExec, interactive: false),
+                                           trustedKeys: TrustedKeys(files: trustedKeys)),
                          logger: logger, pushConcurrency: pushConcurrency)
     }
 }

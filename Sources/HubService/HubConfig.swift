@@ -30,6 +30,9 @@ public struct HubConfig: Sendable {
     public var watch = true
     /// Exec credential plugins kubeconfig users may run (paths, or names on the daemon's PATH).
     public var allowExec: [String] = []
+    /// Files of keys trusted to sign policy commits (OpenPGP public keys, SSH allowed signers), resolved
+    /// against hub.yaml's folder; never files of the policy repository.
+    public var trustedKeys: [String] = []
     public var webhookURL: String?
     public var webhookCAFile: String?
     /// The environment variable holding the webhook's bearer token (the token is never in hub.yaml).
@@ -41,7 +44,7 @@ public struct HubConfig: Sendable {
         self.tokensPath = tokensPath
     }
 
-    static let knownKeys: Set<String> = ["listen", "tls", "state", "repository", "tokens", "maxBodyBytes", "idleTimeout", "maxConnections", "pushConcurrency", "apiNice", "schedules", "webhook", "allowExec", "watch"]
+    static let knownKeys: Set<String> = ["listen", "tls", "state", "repository", "tokens", "maxBodyBytes", "idleTimeout", "maxConnections", "pushConcurrency", "apiNice", "schedules", "webhook", "allowExec", "watch", "trustedKeys"]
 
     /// Reads `hub.yaml`; throws `ConfigError` at the line and column of the first problem.
     public static func load(path: String) throws(ConfigError) -> HubConfig {
@@ -101,6 +104,12 @@ public struct HubConfig: Sendable {
                 throw fail(allow, "allowExec must be a list of commands (absolute paths, or names on the daemon's PATH)")
             }
             config.allowExec = items.compactMap(\.scalarText)
+        }
+        if let keys = root["trustedKeys"] {
+            guard case .sequence(let items) = keys.content, items.allSatisfy({ $0.scalarText?.isEmpty == false }) else {
+                throw fail(keys, "trustedKeys must be a list of files (OpenPGP public keys or SSH allowed-signers files)")
+            }
+            config.trustedKeys = items.compactMap(\.scalarText).map { resolve($0, base: base) }
         }
         if let connections = root["maxConnections"] {
             guard let text = connections.scalar, let count = Int(text), count >= 1 else {

@@ -97,6 +97,7 @@ public struct HubServer: Sendable {
         if old.idleTimeout != new.idleTimeout { changed.append("idleTimeout") }
         if old.maxConnections != new.maxConnections { changed.append("maxConnections") }
         if old.allowExec != new.allowExec { changed.append("allowExec") }
+        if old.trustedKeys != new.trustedKeys { changed.append("trustedKeys") }
         if old.pushConcurrency != new.pushConcurrency { changed.append("pushConcurrency") }
         if old.apiNice != new.apiNice { changed.append("apiNice") }
         if old.watch != new.watch { changed.append("watch") }

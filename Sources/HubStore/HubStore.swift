@@ -40,9 +40,13 @@ public struct Revision: Sendable, Hashable {
     /// Hash of the set of its documents: two revisions with the same documents have the same tree hash.
     public var treeHash: String
     public var documentCount: Int
+    /// The git commit it was recorded from (a promotion or rollback carries its source's); nil when the
+    /// repository is not a git work tree, or for a document write through the API.
+    public var commit: CommitProvenance?
 
     public init(id: Int64, environment: String, parent: Int64?, author: String, createdAt: Double, cause: String,
-                treeHash: String, documentCount: Int) {
+                treeHash: String, documentCount: Int, commit: CommitProvenance? = nil) {
+        self.commit = commit
         self.id = id
         self.environment = environment
         self.parent = parent
@@ -170,9 +174,10 @@ public protocol HubStore: Sendable {
     var lockBase: String? { get }
     /// The in-process lock of a store without a lock base, one per purpose name.
     func inProcessLock(_ purpose: String) -> InProcessLock
-    /// Records a revision of `environment` with these documents, as its new desired revision, and audits it.
+    /// Records a revision of `environment` with these documents (from `commit`, when known), as its new
+    /// desired revision, and audits it.
     func recordRevision(environment: String, documents: [StoredDocument], author: String, cause: String,
-                        at: Double, expectedParent: ExpectedParent) throws(HubStoreError) -> Revision
+                        at: Double, expectedParent: ExpectedParent, commit: CommitProvenance?) throws(HubStoreError) -> Revision
     /// The environment's desired revision, or nil before its first.
     func desiredRevision(environment: String) throws(HubStoreError) -> Revision?
     func revision(id: Int64) throws(HubStoreError) -> Revision
@@ -216,6 +221,21 @@ public struct StoredDriftReport: Sendable, Hashable {
         self.at = at
         self.findings = findings
         self.json = json
+    }
+}
+
+extension HubStore {
+    /// Records a revision that no commit is known for.
+    public func recordRevision(environment: String, documents: [StoredDocument], author: String, cause: String,
+                               at: Double, expectedParent: ExpectedParent) throws(HubStoreError) -> Revision {
+        try recordRevision(environment: environment, documents: documents, author: author, cause: cause, at: at,
+                           expectedParent: expectedParent, commit: nil)
+    }
+
+    /// The audit line of a recorded revision (the same in every store).
+    public static func revisionAuditDetail(_ revision: Revision) -> String {
+        "revision \(revision.id) of \(revision.environment) (\(revision.cause), \(revision.documentCount) documents)"
+            + (revision.commit.map { ", " + $0.summary } ?? "")
     }
 }
 

@@ -48,7 +48,7 @@ public final class MemoryHubStore: HubStore, @unchecked Sendable {
     public var pushRecords: [PushRecord] { locked { pushes } }
 
     public func recordRevision(environment: String, documents: [StoredDocument], author: String, cause: String,
-                               at: Double, expectedParent: ExpectedParent) throws(HubStoreError) -> Revision {
+                               at: Double, expectedParent: ExpectedParent, commit: CommitProvenance?) throws(HubStoreError) -> Revision {
         try locked { () throws(HubStoreError) -> Revision in
             let parent = desired[environment]
             if case .mustBe(let expected) = expectedParent, expected != parent {
@@ -58,11 +58,11 @@ public final class MemoryHubStore: HubStore, @unchecked Sendable {
             let id = nextRevision
             nextRevision += 1
             let revision = Revision(id: id, environment: environment, parent: parent, author: author, createdAt: at, cause: cause,
-                                    treeHash: StoredDocument.treeHash(documents), documentCount: documents.count)
+                                    treeHash: StoredDocument.treeHash(documents), documentCount: documents.count, commit: commit)
             revisionsByID[id] = revision
             revisionDocuments[id] = Set(documents.map(\.hash))
             desired[environment] = id
-            appendAudit(actor: author, action: "revision", detail: "revision \(id) of \(environment) (\(cause), \(documents.count) documents)", at: at)
+            appendAudit(actor: author, action: "revision", detail: Self.revisionAuditDetail(revision), at: at)
             return revision
         }
     }

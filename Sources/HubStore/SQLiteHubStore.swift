@@ -75,8 +75,20 @@ public final class SQLiteHubStore: HubStore {
                     PRIMARY KEY (cluster, kind, namespace, name)) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v5-revision-commits") { db in
+            try db.execute(sql: """
+                CREATE TABLE revision_commit (
+                    revision INTEGER PRIMARY KEY REFERENCES revision(id),
+                    commit_id TEXT NOT NULL, commit_author TEXT NOT NULL, committer TEXT NOT NULL,
+                    committed_at REAL NOT NULL, subject TEXT NOT NULL, signature TEXT NOT NULL,
+                    signer TEXT, signing_key TEXT, dirty INTEGER NOT NULL, signature_required INTEGER NOT NULL);
+                """)
+        }
         return migrator
     }
+
+    /// Revisions with the commit each came from.
+    static let revisionSelect = "SELECT revision.*, revision_commit.* FROM revision LEFT JOIN revision_commit ON revision_commit.revision = revision.id"
 
     /// Opens (creating when needed) the state file at `path` and brings its schema up to date.
     public init(path: String) throws(HubStoreError) {
@@ -150,7 +162,7 @@ public final class SQLiteHubStore: HubStore {
     public func inProcessLock(_ purpose: String) -> InProcessLock { InProcessLock() }
 
     public func recordRevision(environment: String, documents: [StoredDocument], author: String, cause: String,
-                               at: Double, expectedParent: ExpectedParent = .any) throws(HubStoreError) -> Revision {
+                               at: Double, expectedParent: ExpectedParent = .any, commit: CommitProvenance? = nil) throws(HubStoreError) -> Revision {
         try write("record a revision of \(environment)", durable: true) { db in
             let parent = try Int64.fetchOne(db, sql: "SELECT desired_revision FROM environment_state WHERE environment = ?",
                                             arguments: [environment])
@@ -172,28 +184,45 @@ public final class SQLiteHubStore: HubStore {
             for hash in Set(documents.map(\.hash)) {
                 try db.execute(sql: "INSERT INTO revision_document (revision, document) VALUES (?, ?)", arguments: [id, hash])
             }
+            if let commit {
+                try db.execute(sql: """
+                    INSERT INTO revision_commit (revision, commit_id, commit_author, committer, committed_at, subject, signature,
+                                                 signer, signing_key, dirty, signature_required)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [id, commit.commit, commit.author, commit.committer, commit.committedAt, commit.subject,
+                                     commit.signature.rawValue, commit.signer, commit.signingKey, commit.dirty,
+                                     commit.signatureRequired])
+            }
             try db.execute(sql: """
                 INSERT INTO environment_state (environment, desired_revision) VALUES (?, ?)
                 ON CONFLICT(environment) DO UPDATE SET desired_revision = excluded.desired_revision
                 """, arguments: [environment, id])
+            let revision = Revision(id: id, environment: environment, parent: parent, author: author, createdAt: at, cause: cause,
+                                    treeHash: treeHash, documentCount: documents.count, commit: commit)
             try db.execute(sql: "INSERT INTO audit (at, actor, action, detail) VALUES (?, ?, ?, ?)",
-                           arguments: [at, author, "revision",
-                                       "revision \(id) of \(environment) (\(cause), \(documents.count) documents)"])
-            return Revision(id: id, environment: environment, parent: parent, author: author, createdAt: at, cause: cause,
-                            treeHash: treeHash, documentCount: documents.count)
+                           arguments: [at, author, "revision", Self.revisionAuditDetail(revision)])
+            return revision
         }
     }
 
     static func revision(_ row: Row) -> Revision {
-        Revision(id: row["id"], environment: row["environment"], parent: row["parent"], author: row["author"],
-                 createdAt: row["created_at"], cause: row["cause"], treeHash: row["tree_hash"],
-                 documentCount: row["document_count"])
+        var commit: CommitProvenance?
+        if let id: String = row["commit_id"] {
+            commit = CommitProvenance(commit: id, author: row["commit_author"], committer: row["committer"],
+                                      committedAt: row["committed_at"], subject: row["subject"],
+                                      signature: SignatureStatus(rawValue: row["signature"]) ?? .unknownKey,
+                                      signer: row["signer"], signingKey: row["signing_key"], dirty: row["dirty"],
+                                      signatureRequired: row["signature_required"])
+        }
+        return Revision(id: row["id"], environment: row["environment"], parent: row["parent"], author: row["author"],
+                        createdAt: row["created_at"], cause: row["cause"], treeHash: row["tree_hash"],
+                        documentCount: row["document_count"], commit: commit)
     }
 
     public func desiredRevision(environment: String) throws(HubStoreError) -> Revision? {
         try read("read the desired revision of \(environment)") { db in
             try Row.fetchOne(db, sql: """
-                SELECT revision.* FROM environment_state JOIN revision ON revision.id = environment_state.desired_revision
+                \(SQLiteHubStore.revisionSelect) JOIN environment_state ON revision.id = environment_state.desired_revision
                 WHERE environment_state.environment = ?
                 """, arguments: [environment]).map(SQLiteHubStore.revision)
         }
@@ -201,7 +230,7 @@ public final class SQLiteHubStore: HubStore {
 
     public func revision(id: Int64) throws(HubStoreError) -> Revision {
         let found = try read("read revision \(id)") { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM revision WHERE id = ?", arguments: [id]).map(SQLiteHubStore.revision)
+            try Row.fetchOne(db, sql: "\(SQLiteHubStore.revisionSelect) WHERE revision.id = ?", arguments: [id]).map(SQLiteHubStore.revision)
         }
         guard let found else { throw .unknownRevision(id) }
         return found
@@ -225,10 +254,10 @@ public final class SQLiteHubStore: HubStore {
     public func revisions(environment: String?) throws(HubStoreError) -> [Revision] {
         try read("list revisions") { db in
             if let environment {
-                return try Row.fetchAll(db, sql: "SELECT * FROM revision WHERE environment = ? ORDER BY id DESC",
+                return try Row.fetchAll(db, sql: "\(SQLiteHubStore.revisionSelect) WHERE revision.environment = ? ORDER BY revision.id DESC",
                                         arguments: [environment]).map(SQLiteHubStore.revision)
             }
-            return try Row.fetchAll(db, sql: "SELECT * FROM revision ORDER BY id DESC").map(SQLiteHubStore.revision)
+            return try Row.fetchAll(db, sql: "\(SQLiteHubStore.revisionSelect) ORDER BY revision.id DESC").map(SQLiteHubStore.revision)
         }
     }
 

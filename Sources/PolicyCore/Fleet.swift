@@ -35,8 +35,12 @@ public struct PromotionGates: Sendable, Hashable {
     public var requireNoDrift: Bool
     /// Seconds the source revision must have been applied before promotion.
     public var minimumSoakSeconds: Int?
+    /// Revisions only from git commits signed by a key the operator trusts (`--force` cannot override).
+    public var requireSignedCommits: Bool
 
-    public init(requireInSync: Bool = false, requireNoDrift: Bool = false, minimumSoakSeconds: Int? = nil) {
+    public init(requireInSync: Bool = false, requireNoDrift: Bool = false, minimumSoakSeconds: Int? = nil,
+                requireSignedCommits: Bool = false) {
+        self.requireSignedCommits = requireSignedCommits
         self.requireInSync = requireInSync
         self.requireNoDrift = requireNoDrift
         self.minimumSoakSeconds = minimumSoakSeconds

@@ -18,6 +18,11 @@ struct ApplyCommand: AsyncParsableCommand {
             already in step get no request at all; an environment other than the root one is left untouched \
             until its first promotion. A failed cluster never stops the others; rerun to retry what failed.
 
+            In a git work tree the revision records its commit (author, committer, subject, and the signature \
+            checked against --trusted-keys); policies/ or clusters/ that differ from the commit are refused \
+            unless --allow-dirty. An environment with requireSignedCommits takes only commits signed by a \
+            trusted key.
+
             State: .policyhub/state.sqlite (or --state). Exit 0 when every cluster is in step, 1 when any failed.
             """)
 
@@ -44,6 +49,9 @@ struct ApplyCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Push even clusters the state file says are in step (after drift found hand-made changes).")
     var repair = false
 
+    @Flag(name: .long, help: "Record policies/ and clusters/ even when they differ from the git commit (the revision is marked dirty).")
+    var allowDirty = false
+
     @Option(name: .long, help: ArgumentHelp("Who is applying (default: $USER).", valueName: "name"))
     var author: String?
 
@@ -64,7 +72,7 @@ struct ApplyCommand: AsyncParsableCommand {
         defer { withExtendedLifetime(pushing) {} }
         var applied = try cli { () throws(EngineError) in
             try engine.recordAndPlan(author: currentAuthor(author), clusters: cluster, record: !dryRun, repair: repair,
-                                     lockTimeout: lockTimeout)
+                                     allowDirty: allowDirty, lockTimeout: lockTimeout)
         }
         applied.session.limits = MemberLimits(clusterTimeout: member.clusterTimeout, maxDeletions: maxDeletions, settle: member.settle,
                                               connections: member.connections)
@@ -72,7 +80,7 @@ struct ApplyCommand: AsyncParsableCommand {
         printPrecedenceWarnings(plan.toPush)
         if dryRun {
             if applied.isNew {
-                emit("would record revision \(applied.rootRevision.id) of \(applied.rootRevision.environment) from policies/ (\(applied.rootRevision.documentCount) documents)")
+                emit("would record revision \(applied.rootRevision.id) of \(applied.rootRevision.environment) from policies/ (\(applied.rootRevision.documentCount) documents)\(applied.rootRevision.commit.map { " from " + $0.summary } ?? "")")
             }
             for item in plan.toPush {
                 emit("would push \(item.cluster.name) (\(item.cluster.environment), revision \(item.revision.id)): \(item.policy.objects.count) objects")

@@ -15,6 +15,11 @@ struct RepositoryOptions: ParsableArguments {
                                valueName: "command"))
     var allowExec: [String] = []
 
+    @Option(name: .customLong("trusted-keys"),
+            help: ArgumentHelp("A file of keys trusted to sign policy commits: OpenPGP public keys (gpg --export) or an SSH allowed-signers file (repeatable). Never a file of the policy repository.",
+                               valueName: "file"))
+    var trustedKeys: [String] = []
+
     /// What the operator allows exec plugins: the `--allow-exec` commands; a person at a terminal may
     /// answer a plugin that asks; the plugin's stderr goes to standard error.
     var exec: ExecSettings {
@@ -90,7 +95,11 @@ final class ProgressLine: @unchecked Sendable {
 
 extension RepositoryOptions {
     /// The engine on this repository and the state file `state` (nil: the default), printing its events.
-    func engine(state: String?) -> HubEngine { HubEngine(root: root, statePath: state, log: terminalLog, exec: exec) }
+    func engine(state: String?) -> HubEngine {
+        let cwd = FileManager.default.currentDirectoryPath
+        return HubEngine(root: root, statePath: state, log: terminalLog, exec: exec,
+                         trustedKeys: TrustedKeys(files: trustedKeys.map { HubEngine.resolve($0, root: cwd) }))
+    }
 }
 
 /// Runs engine code; an engine error is printed as the CLI says it (located diagnostics with a count,

@@ -49,6 +49,9 @@ struct HistoryCommand: ParsableCommand {
             for r in revisions {
                 let mark = desired.contains(r.id) ? " (desired)" : ""
                 print("r\(r.id)  \(r.environment)\(mark)  \(r.cause) by \(r.author) at \(timestamp(r.createdAt))  \(r.documentCount) documents\(r.parent.map { "  parent r\($0)" } ?? "")")
+                if let commit = r.commit {
+                    print("    \(commit.summary)  \(commit.subject)  author \(commit.author)")
+                }
             }
         }
     }

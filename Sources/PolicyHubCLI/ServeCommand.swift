@@ -41,7 +41,8 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "policyhub")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let operations = HubDaemon.operations(repository: hub.repository, statePath: hub.statePath,
-                                              pushConcurrency: hub.pushConcurrency, allowExec: hub.allowExec, logger: logger)
+                                              pushConcurrency: hub.pushConcurrency, allowExec: hub.allowExec,
+                                              trustedKeys: hub.trustedKeys, logger: logger)
         // a broken repository does not stop the daemon (SEMANTICS §8): it serves the last valid state and
         // says why in /readyz and here
         switch await operations.readiness() {

@@ -158,6 +158,8 @@ extension PolicyDecoder {
                         switch gate.key.scalarText ?? "" {
                         case "requireInSync": env.gates.requireInSync = bool(gate.value, "requireInSync") ?? false
                         case "requireNoDrift": env.gates.requireNoDrift = bool(gate.value, "requireNoDrift") ?? false
+                        case "requireSignedCommits":
+                            env.gates.requireSignedCommits = bool(gate.value, "requireSignedCommits") ?? false
                         case "minimumSoak":
                             guard let text = string(gate.value, "minimumSoak") else { continue }
                             if let seconds = DurationText.seconds(text) {
@@ -165,7 +167,7 @@ extension PolicyDecoder {
                             } else {
                                 error("minimumSoak '\(text)' is not a duration such as 30m, 1h or 1h30m", gate.value)
                             }
-                        default: unknownField(gate, in: "gates", known: ["requireInSync", "requireNoDrift", "minimumSoak"], strict: false)
+                        default: unknownField(gate, in: "gates", known: ["requireInSync", "requireNoDrift", "minimumSoak", "requireSignedCommits"], strict: false)
                         }
                     }
                 default: unknownField(field, in: "environment", known: ["name", "promotesFrom", "defaultPolicyMode", "minimumPolicyMode", "selfHeal", "gates"], strict: false)

@@ -84,6 +84,13 @@ import Testing
         try "tokens: t.yaml\nallowExec: aws\n".write(toFile: path, atomically: true, encoding: .utf8)
         #expect(throws: ConfigError.self) { try HubConfig.load(path: path) }
         do { _ = try HubConfig.load(path: path) } catch { #expect(error.description.hasPrefix("\(path):2:12: error: allowExec must be a list")) }
+        // the keys trusted to sign policy commits, relative to hub.yaml's folder
+        try "tokens: t.yaml\ntrustedKeys: [keys/team.asc, /etc/policyhub/allowed_signers]\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try HubConfig.load(path: path).trustedKeys == [(path as NSString).deletingLastPathComponent + "/keys/team.asc",
+                                                               "/etc/policyhub/allowed_signers"])
+        try "tokens: t.yaml\ntrustedKeys: team.asc\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigError.self) { try HubConfig.load(path: path) }
+        do { _ = try HubConfig.load(path: path) } catch { #expect(error.description.hasPrefix("\(path):2:14: error: trustedKeys must be a list")) }
         try "tokens: t.yaml\nmaxConnections: 0\n".write(toFile: path, atomically: true, encoding: .utf8)
         #expect(throws: ConfigError.self) { try HubConfig.load(path: path) }
         do { _ = try HubConfig.load(path: path) } catch { #expect(error.line == 2) }

@@ -57,6 +57,28 @@ import Testing
         }
     }
 
+    @Test(arguments: Kind.allCases) func aRevisionKeepsTheCommitItCameFromAndAuditsIt(kind: Kind) throws {
+        try Self.withStore(kind) { (store: any HubStore) throws in
+            let commit = CommitProvenance(commit: String(repeating: "ab", count: 20), author: "Alice <a@example.com>",
+                                          committer: "Hub <hub@example.com>", committedAt: 1_700_000_000, subject: "tighten egress",
+                                          signature: .good, signer: "Sec <sec@example.com>", signingKey: "04DA9567",
+                                          dirty: false, signatureRequired: true)
+            let r1 = try store.recordRevision(environment: "dev", documents: [Self.document("a")], author: "alice", cause: "apply",
+                                              at: 10, expectedParent: .any, commit: commit)
+            let r2 = try store.recordRevision(environment: "dev", documents: [Self.document("b")], author: "api", cause: "api",
+                                              at: 20, expectedParent: .mustBe(r1.id))
+            #expect(r1.commit == commit && r2.commit == nil)
+            #expect(try store.revision(id: r1.id).commit == commit)
+            #expect(try store.revisions(environment: "dev").map(\.commit) == [nil, commit])
+            #expect(try store.revisions(environment: nil).map(\.commit) == [nil, commit])
+            _ = try store.recordRevision(environment: "prod", documents: [Self.document("a")], author: "carol", cause: "promote",
+                                         at: 30, expectedParent: .any, commit: commit)
+            #expect(try store.desiredRevision(environment: "prod")?.commit == commit)
+            let audit = try store.auditLog(limit: 3).map(\.detail)
+            #expect(audit.last?.contains("commit ababababab" + "ab (signature good by Sec <sec@example.com> key 04DA9567)") == true, "\(audit)")
+        }
+    }
+
     @Test(arguments: Kind.allCases) func aStaleParentIsAConflictAndRecordsNothing(kind: Kind) throws {
         try Self.withStore(kind) { (store: any HubStore) throws in
             let r1 = try store.recordRevision(environment: "prod", documents: [Self.document("a")], author: "a", cause: "promote",
