@@ -19,8 +19,14 @@ extension HubEngine {
     /// In a git work tree the revision carries its commit; a tree that differs from the commit is refused
     /// unless `allowDirty`, and the root environment's `requireSignedCommits` gate is checked (a dry run
     /// checks both too).
+    /// A freeze window of the root environment refuses a new revision, and a cluster in a frozen environment
+    /// is not pushed, unless `force` with a `reason` (recorded in the revision's cause).
     public func recordAndPlan(author: String, clusters names: [String] = [], record: Bool = true, repair: Bool = false,
-                              allowDirty: Bool = false, lockTimeout: Double = 300) throws(EngineError) -> ApplyPlan {
+                              allowDirty: Bool = false, force: Bool = false, reason: String? = nil,
+                              lockTimeout: Double = 300) throws(EngineError) -> ApplyPlan {
+        if force && (reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
+            throw .invalid("--force needs --reason TEXT: why the freeze is overridden (recorded in the revision and the audit log)")
+        }
         let lock = try self.lock(.state, timeout: lockTimeout)
         defer { withExtendedLifetime(lock) {} }
         var attempt = 0
@@ -32,6 +38,13 @@ extension HubEngine {
                 throw .failure("the fleet has no root environment")
             }
             var rootRevision = pending.revision
+            if pending.isNew, let root = session.fleet.root, let freeze = root.frozen(at: session.now()) {
+                let failure = GateFailure(.freeze, "\(root.name) is frozen from \(timestamp(freeze.from)) until \(timestamp(freeze.until)) (freeze \(freeze.window.description))")
+                guard force else {
+                    throw .gateFailed([failure], message: "\(root.name) is frozen; policies/ was not recorded (--force --reason TEXT overrides and is recorded)")
+                }
+                rootRevision.cause = "apply (forced past: freeze; reason: \(reason ?? ""))"
+            }
             if pending.isNew, let root = session.fleet.root {
                 rootRevision.commit = try session.signatureGate(root, commit: try session.workingTreeCommit(allowDirty: allowDirty),
                                                                 what: "recording policies/ as a revision of \(root.name)")
@@ -40,7 +53,7 @@ extension HubEngine {
                 do throws(HubStoreError) {
                     rootRevision = try session.store.recordRevision(
                         environment: rootRevision.environment, documents: session.workingDocuments, author: author,
-                        cause: "apply", at: session.now(), expectedParent: .mustBe(rootRevision.parent), commit: rootRevision.commit)
+                        cause: rootRevision.cause, at: session.now(), expectedParent: .mustBe(rootRevision.parent), commit: rootRevision.commit)
                 } catch {
                     if case .conflict(let environment, _, let current) = error, attempt < 5 {
                         log.note("policyhub: \(environment) moved to \(current.map { "r\($0)" } ?? "none") while policies/ was read; reading it again")
@@ -50,7 +63,7 @@ extension HubEngine {
                 }
                 log.note("recorded revision \(rootRevision.id) of \(rootRevision.environment) (\(rootRevision.documentCount) documents)\(rootRevision.commit.map { " from " + $0.summary } ?? "")")
             }
-            var plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)
+            var plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision, ignoringFreeze: force)
             if repair { plan.repairAll() }
             for (name, reason) in plan.untouched { log.note("\(name): \(reason)") }
             return ApplyPlan(session: session, plan: plan, rootRevision: rootRevision, isNew: pending.isNew)
@@ -129,7 +142,8 @@ extension HubEngine {
         let rootRevision = try session.fleet.root.flatMap { environment throws(EngineError) in
             try stored { () throws(HubStoreError) in try session.store.desiredRevision(environment: environment.name) }
         }
-        let plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)
+        // putting back what was applied is not a change: a freeze does not hold it up
+        let plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision, ignoringFreeze: true)
         let summary = try await PushRun.push(session: session, plan: plan, concurrency: concurrency)
         run.summary = summary
         for (cluster, ok) in summary.outcomes where ok {

@@ -80,7 +80,7 @@ extension HubSession {
         let clusters = try clusters(named: names)
         let at = now()
         let rootRevision = try stored { () throws(HubStoreError) in try store.desiredRevision(environment: fleet.root?.name ?? "") }
-        let plan = try PushPlan.make(session: self, clusters: clusters, rootRevision: rootRevision)
+        let plan = try PushPlan.make(session: self, clusters: clusters, rootRevision: rootRevision, ignoringFreeze: true)
         let states = try clusterStates()
         let items = plan.items
         var classes = Set<String>()  // clusters with the same desired hash hold the same objects: one of each

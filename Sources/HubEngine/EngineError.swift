@@ -64,7 +64,7 @@ public func stored<T>(_ body: () throws(HubStoreError) -> T) throws(EngineError)
 /// A promotion gate of the target environment that failed, and why.
 public struct GateFailure: Sendable, Hashable, CustomStringConvertible {
     public enum Gate: String, Sendable, Hashable {
-        case requireInSync, requireNoDrift, minimumSoak, requireSignedCommits
+        case requireInSync, requireNoDrift, minimumSoak, requireSignedCommits, freeze
     }
 
     public var gate: Gate

@@ -9,8 +9,16 @@ public struct PromotionInput: Sendable, Hashable {
     public var author: String
     /// The target's desired revision the caller saw; a different current one is a conflict.
     public var baseRevision: Int64?
+    /// Why gates are overridden: required with `force` when a gate fails, recorded in the revision and the audit.
+    public var reason: String?
+    /// The source environment's revision to promote (`rN`, or the id of the commit it was recorded from); nil:
+    /// its desired revision.
+    public var from: String?
 
-    public init(target: String, selectors: [PromotionSelector], force: Bool = false, author: String, baseRevision: Int64? = nil) {
+    public init(target: String, selectors: [PromotionSelector], force: Bool = false, author: String, baseRevision: Int64? = nil,
+                reason: String? = nil, from: String? = nil) {
+        self.reason = reason
+        self.from = from
         self.target = target
         self.selectors = selectors
         self.force = force
@@ -45,7 +53,12 @@ public struct PreparedPromotion: Sendable {
     /// What the promotion records as its cause.
     public var cause: String {
         var cause = "promote from \(source.name) r\(sourceRevision.id): \(selection)"
-        if !gateFailures.isEmpty { cause += " (forced past: \(gateFailures.map(\.gate.rawValue).joined(separator: ", ")))" }
+        let reason = input.reason.map { "reason: \($0)" }
+        if !gateFailures.isEmpty {
+            cause += " (forced past: \(gateFailures.map(\.gate.rawValue).joined(separator: ", "))\(reason.map { "; " + $0 } ?? ""))"
+        } else if let reason {
+            cause += " (\(reason))"
+        }
         return cause
     }
 
@@ -72,9 +85,7 @@ extension HubSession {
         guard let sourceName = target.promotesFrom, let source = fleet.environment(named: sourceName) else {
             throw .invalid("\(target.name) is the root environment; it changes by policyhub apply, not by promotion")
         }
-        guard let sourceRevision = try stored({ () throws(HubStoreError) in try store.desiredRevision(environment: source.name) }) else {
-            throw .invalid("\(source.name) has no revision yet; run policyhub apply (or promote into it) first")
-        }
+        let sourceRevision = try promotedRevision(of: source, from: input.from)
         let current = try stored { () throws(HubStoreError) in try store.desiredRevision(environment: target.name) }
         if let base = input.baseRevision, base != current?.id {
             throw .conflict("\(target.name) is at \(current.map { "r\($0.id)" } ?? "no revision"), not r\(base); another change landed first",
@@ -87,6 +98,27 @@ extension HubSession {
         let result = Promotion.apply(input.selectors, source: sourceDocuments, target: targetDocuments, identity: \.identity,
                                      path: \.source, hash: \.hash)
         let selection = input.selectors.map(\.description).joined(separator: " ")
+        if !result.unmatched.isEmpty {
+            let all = sourceDocuments + targetDocuments
+            let problems = result.unmatched.map { selector -> String in
+                switch selector {
+                case .global(let name):
+                    let known = Set(all.filter { DocumentScope.of(path: $0.source) == .global }.map(\.identity.name)).sorted()
+                    return EditDistance.unknown("global document", name, known: known)
+                case .namespace(let namespace):
+                    let known = Set(all.compactMap { document -> String? in
+                        if case .namespace(let ns)? = DocumentScope.of(path: document.source) { return ns }
+                        return nil
+                    }).sorted()
+                    return EditDistance.unknown("namespace", namespace, known: known)
+                case .document(let identity):
+                    return EditDistance.unknown("document", identity.description, known: Set(all.map(\.identity.description)).sorted())
+                case .all:
+                    return "--all matches no document"
+                }
+            }
+            throw .invalid(problems.joined(separator: "; ") + " in \(source.name) (r\(sourceRevision.id)) or \(target.name); nothing was promoted")
+        }
         guard !result.matched.isEmpty else {
             throw .invalid("\(selection) matches no document of \(source.name) (r\(sourceRevision.id)) or \(target.name); nothing to promote")
         }
@@ -119,7 +151,10 @@ extension HubSession {
         if promotion.isNoChange { return nil }
         let failures = promotion.gateFailures
         if !failures.isEmpty && !promotion.input.force {
-            throw .gateFailed(failures, message: "\(failures.count) gate\(failures.count == 1 ? "" : "s") of \(promotion.target.name) failed; nothing was recorded (--force overrides and is recorded)")
+            throw .gateFailed(failures, message: "\(failures.count) gate\(failures.count == 1 ? "" : "s") of \(promotion.target.name) failed; nothing was recorded (--force --reason TEXT overrides and is recorded)")
+        }
+        if !failures.isEmpty && (promotion.input.reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
+            throw .invalid("--force needs --reason TEXT: why \(failures.map(\.gate.rawValue).joined(separator: ", ")) \(failures.count == 1 ? "is" : "are") overridden (recorded in the revision and the audit log); nothing was recorded")
         }
         // the promoted revision carries its source's commit; a signature gate holds even with --force
         let commit = try signatureGate(promotion.target, commit: try recheckedCommit(of: promotion.sourceRevision),
@@ -153,6 +188,9 @@ extension HubSession {
                 break
             }
         }
+        if let freeze = target.frozen(at: now()) {
+            failures.append(GateFailure(.freeze, "\(target.name) is frozen from \(timestamp(freeze.from)) until \(timestamp(freeze.until)) (freeze \(freeze.window.description))"))
+        }
         if try requiresSignedCommits(target), let reason = HubSession.unsignedReason(try recheckedCommit(of: sourceRevision)) {
             failures.append(GateFailure(.requireSignedCommits, reason))
         }
@@ -175,13 +213,18 @@ extension HubSession {
     /// Per target cluster, the objects a prepared promotion would create, change and delete.
     public func difference(of promotion: PreparedPromotion) throws(EngineError) -> PromotionDifference {
         guard let after = promotion.policy else { return PromotionDifference(clusters: []) }
+        return try difference(environment: promotion.target, current: promotion.current, after: after)
+    }
+
+    /// Per cluster of `environment`, the change of effective policy from its revision `current` to `after`.
+    func difference(environment: Environment, current: Revision?, after: ValidatedPolicySet) throws(EngineError) -> PromotionDifference {
         // one revision label and one cache for both renders: documents the promotion leaves alone are
         // emitted once, and each placement class renders once before and once after
         let afterRenderer = Renderer(policy: after, fleet: fleet, revision: "dry-run")
-        let beforeRenderer = try promotion.current.map { revision throws(EngineError) in
+        let beforeRenderer = try current.map { revision throws(EngineError) in
             Renderer(policy: try renderer(for: revision).policy, fleet: fleet, revision: "dry-run")
         }
-        let clusters = fleet.clusters.filter { $0.environment == promotion.target.name }
+        let clusters = fleet.clusters.filter { $0.environment == environment.name }
         let cache = DocumentCache()
         let beforePolicies = beforeRenderer?.render(clusters: clusters, parallel: .dispatch, cache: cache)
         let afterPolicies = afterRenderer.render(clusters: clusters, parallel: .dispatch, cache: cache)
@@ -192,7 +235,7 @@ extension HubSession {
             let text = byClass[key] ?? PolicyDifference.text(before: beforePolicies?[index].policy.objects ?? [],
                                                              after: afterPolicies[index].policy.objects)
             byClass[key] = text
-            out.clusters.append((cluster.name, promotion.target.name, text))
+            out.clusters.append((cluster.name, environment.name, text))
         }
         return out
     }
@@ -230,8 +273,56 @@ public enum PolicyDifference {
 }
 
 extension HubSession {
-    /// Records a new revision of `environment` equal to its earlier revision `id`.
-    public func rollback(environment name: String, to id: Int64, author: String) throws(EngineError) -> (recorded: Revision, previous: Revision?) {
+    /// The revision of `source` a promotion carries: its desired one, or the one `from` names (`rN`, which must
+    /// be a revision of `source`, or a commit id or its prefix of at least 7 characters: the newest revision of
+    /// `source` recorded from that commit).
+    func promotedRevision(of source: Environment, from: String?) throws(EngineError) -> Revision {
+        guard let from else {
+            guard let desired = try stored({ () throws(HubStoreError) in try store.desiredRevision(environment: source.name) }) else {
+                throw .invalid("\(source.name) has no revision yet; run policyhub apply (or promote into it) first")
+            }
+            return desired
+        }
+        if from.hasPrefix("r"), let id = Int64(from.dropFirst()) {
+            let revision: Revision
+            do throws(HubStoreError) {
+                revision = try store.revision(id: id)
+            } catch {
+                throw .notFound("cannot promote from \(from): \(error)")
+            }
+            guard revision.environment == source.name else {
+                throw .invalid("\(from) is a revision of \(revision.environment), not of \(source.name), which the promotion takes from")
+            }
+            return revision
+        }
+        let commit = from.lowercased()
+        guard commit.count >= 7, commit.allSatisfy(\.isHexDigit) else {
+            throw .invalid("--from '\(from)' is neither a revision (r12) nor a commit id (at least 7 hexadecimal digits)")
+        }
+        let revisions = try stored { () throws(HubStoreError) in try store.revisions(environment: source.name) }
+        guard let found = revisions.first(where: { $0.commit?.commit.hasPrefix(commit) == true && $0.commit?.dirty == false }) else {
+            throw .notFound("no revision of \(source.name) was recorded from commit \(from) (policyhub history --env \(source.name) lists each revision's commit)")
+        }
+        return found
+    }
+
+    /// What a rollback of `environment` to `id` would change: the document lines (`+ ~ -`) and each cluster's
+    /// change of effective policy. Records nothing.
+    public func rollbackPreview(environment name: String, to id: Int64) throws(EngineError) -> (lines: [String], difference: PromotionDifference) {
+        let environment = try environment(named: name)
+        let (earlier, current) = try rollbackRevisions(environment: name, to: id)
+        let before = try current.map { revision throws(EngineError) in
+            try stored { () throws(HubStoreError) in try store.documents(revision: revision.id) }
+        } ?? []
+        let after = try stored { () throws(HubStoreError) in try store.documents(revision: earlier.id) }
+        let result = Promotion.apply([.all], source: after, target: before, identity: \.identity, path: \.source, hash: \.hash)
+        let lines = result.added.map { "+ \($0)" } + result.changed.map { "~ \($0)" } + result.removed.map { "- \($0)" }
+        let difference = try self.difference(environment: environment, current: current, after: try renderer(for: earlier).policy)
+        return (lines.isEmpty ? ["\(name) already holds what r\(id) holds; a rollback would change nothing"] : lines, difference)
+    }
+
+    /// The revision `id` of `name` a rollback returns to, and the environment's desired one now.
+    func rollbackRevisions(environment name: String, to id: Int64) throws(EngineError) -> (earlier: Revision, current: Revision?) {
         _ = try environment(named: name)
         let earlier: Revision
         do throws(HubStoreError) {
@@ -242,12 +333,21 @@ extension HubSession {
         guard earlier.environment == name else {
             throw .invalid("r\(id) is a revision of \(earlier.environment), not of \(name)")
         }
-        let current = try stored { () throws(HubStoreError) in try store.desiredRevision(environment: name) }
+        return (earlier, try stored { () throws(HubStoreError) in try store.desiredRevision(environment: name) })
+    }
+
+    /// Records a new revision of `environment` equal to its earlier revision `id`, with why (`reason`, required:
+    /// recorded in the revision's cause and the audit log). A freeze window does not hold a rollback up.
+    public func rollback(environment name: String, to id: Int64, author: String, reason: String) throws(EngineError) -> (recorded: Revision, previous: Revision?) {
+        guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw .invalid("a rollback needs a reason (--reason TEXT): it is recorded in the revision and the audit log")
+        }
+        let (earlier, current) = try rollbackRevisions(environment: name, to: id)
         let documents = try stored { () throws(HubStoreError) in try store.documents(revision: id) }
         let commit = try signatureGate(try environment(named: name), commit: try recheckedCommit(of: earlier),
                                        what: "rolling \(name) back to r\(id)")
         let recorded = try stored { () throws(HubStoreError) in
-            try store.recordRevision(environment: name, documents: documents, author: author, cause: "rollback to r\(id)",
+            try store.recordRevision(environment: name, documents: documents, author: author, cause: "rollback to r\(id) (reason: \(reason))",
                                      at: now(), expectedParent: .mustBe(current?.id), commit: commit)
         }
         log.note("recorded revision \(recorded.id) of \(name) (rollback to r\(id), from \(current.map { "r\($0.id)" } ?? "none"))")

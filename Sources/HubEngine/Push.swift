@@ -32,8 +32,11 @@ public struct PushPlan: Sendable {
 
     /// `rootRevision`: what the root environment's clusters are planned for (the working tree's revision
     /// for apply); `override`: the revision every cluster is planned for (a stored one, `plan --revision`).
+    /// A cluster of an environment in a freeze window is left untouched unless its revision is a rollback or
+    /// `ignoringFreeze` (a forced change, or putting back what was already applied).
     public static func make(session: HubSession, clusters: [MemberCluster], rootRevision: Revision?,
-                            override: Revision? = nil) throws(EngineError) -> PushPlan {
+                            override: Revision? = nil, ignoringFreeze: Bool = false) throws(EngineError) -> PushPlan {
+        let now = session.now()
         var plan = PushPlan()
         plan.clusterCount = clusters.count
         let states = try session.clusterStates()
@@ -80,6 +83,9 @@ public struct PushPlan: Sendable {
                                 appliedRevision: state?.appliedRevision, target: target, untrusted: untrusted)
                 if untrusted == nil && state?.appliedHash == item.desiredHash {
                     plan.inStep.append(item)
+                } else if !ignoringFreeze, !revision.cause.hasPrefix("rollback"),
+                          let freeze = session.fleet.environment(named: cluster.environment)?.frozen(at: now) {
+                    plan.untouched.append((cluster.name, "environment \(cluster.environment) is frozen until \(timestamp(freeze.until)) (freeze \(freeze.window.description)); not pushed (rollbacks still are; apply --force --reason overrides)"))
                 } else {
                     plan.toPush.append(item)
                 }
@@ -214,11 +220,12 @@ public enum PushRun {
 extension HubSession {
     /// Pushes every cluster of `environment` to its desired revision (after a promotion or rollback),
     /// under the push lock.
-    public func pushEnvironment(_ environment: String, rootRevision: Revision?, concurrency: Int) async throws(EngineError) {
+    public func pushEnvironment(_ environment: String, rootRevision: Revision?, concurrency: Int,
+                                ignoringFreeze: Bool = false) async throws(EngineError) {
         let pushing = try engine.lock(.push)
         defer { withExtendedLifetime(pushing) {} }
         let clusters = fleet.clusters.filter { $0.environment == environment }
-        let plan = try PushPlan.make(session: self, clusters: clusters, rootRevision: rootRevision)
+        let plan = try PushPlan.make(session: self, clusters: clusters, rootRevision: rootRevision, ignoringFreeze: ignoringFreeze)
         try await PushRun.run(session: self, plan: plan, concurrency: concurrency)
     }
 }

@@ -64,7 +64,7 @@ extension HubEngine {
         let rootRevision = try session.fleet.root.flatMap { environment throws(EngineError) in
             try stored { () throws(HubStoreError) in try session.store.desiredRevision(environment: environment.name) }
         }
-        let plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision)
+        let plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision, ignoringFreeze: true)
         var targets: [WatchTarget] = []
         var problems: [MemberError] = []
         var fingerprints: [String: [ObjectIdentity: String]] = [:]  // clusters of one class share their objects

@@ -271,7 +271,7 @@ public final class EngineOperations: HubOperations, @unchecked Sendable {
         if selectors.isEmpty { throw OperationError(.invalid, "select what to promote: namespaces, globals, documents or all") }
         let session = try await session()
         let input = PromotionInput(target: request.to, selectors: selectors, force: request.force, author: author,
-                                   baseRevision: request.baseRevision)
+                                   baseRevision: request.baseRevision, reason: request.reason, from: request.from)
         let (prepared, revision) = try run { () throws(EngineError) -> (PreparedPromotion, Revision?) in
             let prepared = try session.preparePromotion(input)
             if request.dryRun { return (prepared, nil) }
@@ -300,9 +300,11 @@ public final class EngineOperations: HubOperations, @unchecked Sendable {
         ])
     }
 
-    public func rollback(environment: String, to: Int64, author: String) async throws(OperationError) -> Value {
+    public func rollback(environment: String, to: Int64, author: String, reason: String) async throws(OperationError) -> Value {
         let session = try await session()
-        let (recorded, _) = try run { () throws(EngineError) in try session.rollback(environment: environment, to: to, author: author) }
+        let (recorded, _) = try run { () throws(EngineError) in
+            try session.rollback(environment: environment, to: to, author: author, reason: reason)
+        }
         return .map([Value.MapEntry("revision", EngineOperations.revisionValue(recorded))])
     }
 

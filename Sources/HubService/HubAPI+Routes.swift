@@ -136,13 +136,14 @@ extension HubAPI {
                 })
             },
             .rollbacks: { request, context in
-                let fields = try HubAPI.object(try await self.collect(request), allowed: ["environment", "to"])
-                guard let environment = fields["environment"]?.stringValue, let to = HubAPI.revisionNumber(fields["to"]) else {
-                    throw APIError(422, "Invalid", "a rollback needs environment (a name) and to (a revision: 3 or \"r3\")")
+                let fields = try HubAPI.object(try await self.collect(request), allowed: ["environment", "to", "reason"])
+                guard let environment = fields["environment"]?.stringValue, let to = HubAPI.revisionNumber(fields["to"]),
+                      let reason = fields["reason"]?.stringValue, !reason.trimmingCharacters(in: .whitespaces).isEmpty else {
+                    throw APIError(422, "Invalid", "a rollback needs environment (a name), to (a revision: 3 or \"r3\") and reason (why, recorded in the revision and the audit log)")
                 }
                 let author = HubAPI.author(context)
                 return HubAPI.json(201, try await HubAPI.operation { () async throws(OperationError) in
-                    try await operations.rollback(environment: environment, to: to, author: author)
+                    try await operations.rollback(environment: environment, to: to, author: author, reason: reason)
                 })
             },
         ]

@@ -294,7 +294,8 @@ public struct HubAPI: Sendable {
     }
 
     static func promotionRequest(_ body: [UInt8]) throws(APIError) -> PromotionRequest {
-        let fields = try object(body, allowed: ["to", "namespaces", "globals", "documents", "all", "force", "dryRun", "baseRevision"])
+        let fields = try object(body, allowed: ["to", "namespaces", "globals", "documents", "all", "force", "dryRun", "baseRevision",
+                                                "reason", "from"])
         guard let to = fields["to"]?.stringValue else { throw APIError(422, "Invalid", "to: the target environment is required") }
         func strings(_ key: String) throws(APIError) -> [String] {
             guard let value = fields[key] else { return [] }
@@ -313,9 +314,13 @@ public struct HubAPI: Sendable {
             guard let number = revisionNumber(value) else { throw APIError(422, "Invalid", "baseRevision must be a revision such as 3 or \"r3\"") }
             base = number
         }
+        for key in ["reason", "from"] where fields[key] != nil && fields[key]?.stringValue == nil {
+            throw APIError(422, "Invalid", "\(key) must be a string")
+        }
         return PromotionRequest(to: to, namespaces: try strings("namespaces"), globals: try strings("globals"),
                                 documents: try strings("documents"), all: try flag("all"), force: try flag("force"),
-                                dryRun: try flag("dryRun"), baseRevision: base)
+                                dryRun: try flag("dryRun"), baseRevision: base, reason: fields["reason"]?.stringValue,
+                                from: fields["from"]?.stringValue)
     }
 
     static func json(_ status: Int, _ value: Value) -> Response {

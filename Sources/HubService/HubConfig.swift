@@ -1,4 +1,5 @@
 import Foundation
+import PolicyCore
 import PolicyYAML
 
 /// `hub.yaml`: where the daemon listens, its TLS material, state file, repository, tokens file, schedules

@@ -27,8 +27,8 @@ public protocol HubOperations: Sendable {
         async throws(OperationError) -> Value
     /// A promotion (`dryRun` records nothing).
     func promote(_ request: PromotionRequest, author: String) async throws(OperationError) -> Value
-    /// A rollback of `environment` to revision `to`.
-    func rollback(environment: String, to: Int64, author: String) async throws(OperationError) -> Value
+    /// A rollback of `environment` to revision `to`, with why.
+    func rollback(environment: String, to: Int64, author: String, reason: String) async throws(OperationError) -> Value
     /// Runs a drift report now, stores it and returns it with the number of new findings.
     func runDriftReport(author: String) async throws(OperationError) -> DriftRun
     /// The latest stored drift report.
@@ -76,9 +76,15 @@ public struct PromotionRequest: Sendable, Hashable {
     public var dryRun: Bool
     /// The target's desired revision the caller saw; a different current one is a conflict (409).
     public var baseRevision: Int64?
+    /// Why gates are overridden (required with `force` when one fails).
+    public var reason: String?
+    /// The source revision to promote (`rN` or a commit id); nil: the source's desired one.
+    public var from: String?
 
     public init(to: String, namespaces: [String] = [], globals: [String] = [], documents: [String] = [], all: Bool = false,
-                force: Bool = false, dryRun: Bool = false, baseRevision: Int64? = nil) {
+                force: Bool = false, dryRun: Bool = false, baseRevision: Int64? = nil, reason: String? = nil, from: String? = nil) {
+        self.reason = reason
+        self.from = from
         self.to = to
         self.namespaces = namespaces
         self.globals = globals

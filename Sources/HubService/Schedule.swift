@@ -1,3 +1,5 @@
+import PolicyCore
+
 /// The scheduler's state machine (no I/O, no clock of its own): given the time, it says which jobs are
 /// due and when to wake next. `SchedulerService` executes what it returns.
 public struct Schedule: Sendable {

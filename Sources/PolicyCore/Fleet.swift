@@ -56,7 +56,21 @@ public struct Environment: Sendable, Hashable {
     public var gates: PromotionGates
     /// The daemon restores hand-made changes on this environment's clusters by itself (SEMANTICS §6).
     public var selfHeal: Bool
+    /// Change freezes: while one is open, promotions into this environment and pushes to its clusters are
+    /// refused (rollbacks excepted) unless forced with a reason.
+    public var freeze: [FreezeWindow] = []
     public var origin: Origin
+
+    /// The freeze window open at `time` (seconds since 1970, UTC), with when it opened and closes; nil when
+    /// none is (deny wins: any open window freezes).
+    public func frozen(at time: Double) -> (window: FreezeWindow, from: Double, until: Double)? {
+        for window in freeze {
+            guard let start = window.schedule.previous(atOrBefore: time) else { continue }
+            let end = start + Double(window.durationSeconds)
+            if time < end { return (window, start, end) }
+        }
+        return nil
+    }
 
     public init(name: String, promotesFrom: String? = nil, defaultPolicyMode: PolicyMode = .monitor,
                 minimumPolicyMode: PolicyMode = .discover, gates: PromotionGates = PromotionGates(),
@@ -69,6 +83,23 @@ public struct Environment: Sendable, Hashable {
         self.gates = gates
         self.origin = origin
     }
+}
+
+/// A change freeze: it opens each time `schedule` fires (cron, UTC) and stays open `durationSeconds`.
+public struct FreezeWindow: Sendable, Hashable {
+    public var schedule: CronExpression
+    public var durationSeconds: Int
+    /// The duration as written (`2h`).
+    public var durationText: String
+
+    public init(schedule: CronExpression, durationSeconds: Int, durationText: String) {
+        self.schedule = schedule
+        self.durationSeconds = durationSeconds
+        self.durationText = durationText
+    }
+
+    /// `"0 18 * * 5" for 2h`.
+    public var description: String { "\"\(schedule)\" for \(durationText)" }
 }
 
 /// Parses durations such as `1h`, `30m`, `90s`, `1h30m`, `2d` into seconds.

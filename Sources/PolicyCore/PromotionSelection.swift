@@ -47,6 +47,8 @@ public struct PromotionResult<Document> {
     public var removed: [ObjectIdentity] = []
     /// Identities the selection matched in the source or the target (empty: the selection matched nothing).
     public var matched: Set<ObjectIdentity> = []
+    /// Selectors that matched no document of the source or the target (an unknown name).
+    public var unmatched: [PromotionSelector] = []
 }
 
 public enum Promotion {
@@ -62,6 +64,9 @@ public enum Promotion {
         let targetSelected = target.filter(selected)
         var result = PromotionResult(documents: target.filter { !selected($0) } + sourceSelected)
         result.matched = Set(sourceSelected.map(identity)).union(targetSelected.map(identity))
+        result.unmatched = selectors.filter { selector in
+            !(source + target).contains { selector.selects(identity($0), source: path($0)) }
+        }
         let before = Dictionary(targetSelected.map { (identity($0), hash($0)) }, uniquingKeysWith: { a, _ in a })
         let after = Dictionary(sourceSelected.map { (identity($0), hash($0)) }, uniquingKeysWith: { a, _ in a })
         for id in result.matched.sorted() {

@@ -21,7 +21,8 @@ struct ApplyCommand: AsyncParsableCommand {
             In a git work tree the revision records its commit (author, committer, subject, and the signature \
             checked against --trusted-keys); policies/ or clusters/ that differ from the commit are refused \
             unless --allow-dirty. An environment with requireSignedCommits takes only commits signed by a \
-            trusted key.
+            trusted key. Inside a freeze window of an environment (freeze: in environments.yaml) nothing is \
+            recorded for it and its clusters are not pushed, rollbacks excepted, unless --force --reason TEXT.
 
             State: .policyhub/state.sqlite (or --state). Exit 0 when every cluster is in step, 1 when any failed.
             """)
@@ -52,6 +53,12 @@ struct ApplyCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Record policies/ and clusters/ even when they differ from the git commit (the revision is marked dirty).")
     var allowDirty = false
 
+    @Flag(name: .long, help: "Record and push even inside a freeze window (needs --reason; recorded).")
+    var force = false
+
+    @Option(name: .long, help: ArgumentHelp("Why a freeze is overridden (with --force): recorded in the revision and the audit log.", valueName: "text"))
+    var reason: String?
+
     @Option(name: .long, help: ArgumentHelp("Who is applying (default: $USER).", valueName: "name"))
     var author: String?
 
@@ -61,6 +68,9 @@ struct ApplyCommand: AsyncParsableCommand {
     func validate() throws {
         if concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
         if maxDeletions < 0 { throw ValidationError("--max-deletions must be 0 or more") }
+        if force && (reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("--force needs --reason TEXT: why the freeze is overridden (recorded in the revision and the audit log)")
+        }
     }
 
     func run() async throws {
@@ -72,7 +82,7 @@ struct ApplyCommand: AsyncParsableCommand {
         defer { withExtendedLifetime(pushing) {} }
         var applied = try cli { () throws(EngineError) in
             try engine.recordAndPlan(author: currentAuthor(author), clusters: cluster, record: !dryRun, repair: repair,
-                                     allowDirty: allowDirty, lockTimeout: lockTimeout)
+                                     allowDirty: allowDirty, force: force, reason: reason, lockTimeout: lockTimeout)
         }
         applied.session.limits = MemberLimits(clusterTimeout: member.clusterTimeout, maxDeletions: maxDeletions, settle: member.settle,
                                               connections: member.connections)

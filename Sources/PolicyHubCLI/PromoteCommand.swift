@@ -17,9 +17,13 @@ struct PromoteCommand: AsyncParsableCommand {
 
             Select with --namespace NS, --global NAME, --document KIND/NAMESPACE/NAME (each repeatable) or --all. \
             Before recording, the target's gates in clusters/environments.yaml are checked (requireInSync, \
-            requireNoDrift, minimumSoak) and each failure is named; --force overrides them and is recorded. \
-            --dry-run prints each target cluster's change of effective policy and records nothing; --push pushes \
-            the target's clusters right after. Exit 0 promoted (or nothing to change), 1 refused or failed.
+            requireNoDrift, minimumSoak, freeze windows, requireSignedCommits) and each failure is named; --force \
+            --reason TEXT overrides them (except requireSignedCommits) and both are recorded. --from rN or --from \
+            COMMIT promotes an earlier revision of the source (by its id, or the commit it was recorded from). \
+            A name in --namespace, --global or --document that matches nothing is an error, with the nearest \
+            known names. --dry-run prints each target cluster's change of effective policy, records nothing and \
+            exits as the real promotion would; --push pushes the target's clusters right after. Exit 0 promoted \
+            (or nothing to change), 1 refused or failed.
             """)
 
     @OptionGroup var repository: RepositoryOptions
@@ -42,8 +46,14 @@ struct PromoteCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Promote everything.")
     var all = false
 
-    @Flag(name: .long, help: "Promote even when gates fail; the override is recorded.")
+    @Flag(name: .long, help: "Promote even when gates fail (needs --reason); the override is recorded. Never past requireSignedCommits.")
     var force = false
+
+    @Option(name: .long, help: ArgumentHelp("Why gates are overridden (required with --force): recorded in the revision and the audit log.", valueName: "text"))
+    var reason: String?
+
+    @Option(name: .long, help: ArgumentHelp("Promote this revision of the source (rN), or the one recorded from this commit (default: its desired revision).", valueName: "rN|commit"))
+    var from: String?
 
     @Flag(name: .long, help: "Print the change of effective policy per target cluster; record nothing.")
     var dryRun = false
@@ -75,6 +85,9 @@ struct PromoteCommand: AsyncParsableCommand {
             throw ValidationError("--document '\(text)' is not KIND/NAMESPACE/NAME (e.g. NvSecurityRule/demo/nv.web.demo or NvClusterSecurityRule//containers)")
         }
         if selectors.isEmpty { throw ValidationError("select what to promote: --namespace, --global, --document or --all") }
+        if force && (reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("--force needs --reason TEXT: why the gates are overridden (recorded in the revision and the audit log)")
+        }
     }
 
     func run() async throws {
@@ -83,7 +96,7 @@ struct PromoteCommand: AsyncParsableCommand {
         var lock: StateLock? = try cli { () throws(EngineError) in try engine.lock(.state, timeout: lockTimeout) }
         let session = try cli { () throws(EngineError) in try engine.open(workingTree: .optional) }
         let input = PromotionInput(target: to, selectors: selectors, force: force, author: currentAuthor(author),
-                                   baseRevision: baseRevision)
+                                   baseRevision: baseRevision, reason: reason, from: from)
         let prepared = try cli { () throws(EngineError) in try session.preparePromotion(input) }
         for line in prepared.changeLines { emit(line) }
         if prepared.isNoChange { return }
@@ -91,8 +104,11 @@ struct PromoteCommand: AsyncParsableCommand {
             for gate in prepared.gateFailures { printError("gate \(gate)") }
             let difference = try cli { () throws(EngineError) in try session.difference(of: prepared) }
             emit(difference.text, terminator: "")
-            let failures = prepared.gateFailures.count
-            emit("dry run: nothing recorded\(failures == 0 ? "" : "; \(failures) gate(s) would refuse without --force")")
+            let failures = prepared.gateFailures
+            let unforceable = failures.filter { $0.gate == .requireSignedCommits }
+            emit("dry run: nothing recorded\(failures.isEmpty ? "" : "; \(failures.count) gate(s) would refuse without --force")")
+            // the status the real promotion would have
+            if !unforceable.isEmpty || (!failures.isEmpty && (!force || (reason ?? "").isEmpty)) { throw ExitStatus.failure }
             return
         }
         if force { for gate in prepared.gateFailures { printError("gate \(gate)") } }
@@ -103,7 +119,7 @@ struct PromoteCommand: AsyncParsableCommand {
             let target = prepared.target.name
             let concurrency = concurrency
             try await cli { () async throws(EngineError) in
-                try await session.pushEnvironment(target, rootRevision: nil, concurrency: concurrency)
+                try await session.pushEnvironment(target, rootRevision: nil, concurrency: concurrency, ignoringFreeze: force)
             }
         }
     }

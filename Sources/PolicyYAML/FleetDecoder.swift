@@ -131,6 +131,42 @@ extension PolicyDecoder {
         return target
     }
 
+    /// `freeze: [{schedule: "0 18 * * 5", duration: 2h}]`: each window located on its own node when wrong.
+    mutating func decodeFreeze(_ node: YAMLNode) -> [FreezeWindow] {
+        guard let items = list(node, "freeze") else { return [] }
+        var out: [FreezeWindow] = []
+        for item in items {
+            guard let fields = pairs(item, "a freeze window") else { continue }
+            var schedule: CronExpression?
+            var duration: (Int, String)?
+            for field in fields {
+                switch field.key.scalarText ?? "" {
+                case "schedule":
+                    guard let text = string(field.value, "schedule") else { continue }
+                    do {
+                        schedule = try CronExpression(text)
+                    } catch {
+                        self.error("freeze schedule '\(text)': \(error.message)", field.value)
+                    }
+                case "duration":
+                    guard let text = string(field.value, "duration") else { continue }
+                    if let seconds = DurationText.seconds(text), seconds > 0 {
+                        duration = (seconds, text)
+                    } else {
+                        self.error("freeze duration '\(text)' is not a duration such as 30m, 2h or 1d", field.value)
+                    }
+                default: unknownField(field, in: "freeze window", known: ["schedule", "duration"], strict: true)
+                }
+            }
+            if !fields.contains(where: { $0.key.scalarText == "schedule" }) { missing("schedule", in: "a freeze window", item) }
+            if !fields.contains(where: { $0.key.scalarText == "duration" }) { missing("duration", in: "a freeze window", item) }
+            if let schedule, let duration {
+                out.append(FreezeWindow(schedule: schedule, durationSeconds: duration.0, durationText: duration.1))
+            }
+        }
+        return out
+    }
+
     mutating func decodeEnvironments(_ pairs: [YAMLPair]) -> [Environment] {
         guard let listNode = pairs.first(where: { $0.key.scalarText == "environments" })?.value,
               let items = list(listNode, "environments") else { return [] }
@@ -146,6 +182,7 @@ extension PolicyDecoder {
                     env.name = string(field.value, "name") ?? ""
                 case "promotesFrom": env.promotesFrom = optionalString(field.value, "promotesFrom")
                 case "selfHeal": env.selfHeal = bool(field.value, "selfHeal") ?? false
+                case "freeze": env.freeze = decodeFreeze(field.value)
                 case "defaultPolicyMode":
                     env.defaultPolicyMode = enumeration(field.value, "defaultPolicyMode", PolicyMode.self)
                         ?? env.defaultPolicyMode
@@ -170,7 +207,7 @@ extension PolicyDecoder {
                         default: unknownField(gate, in: "gates", known: ["requireInSync", "requireNoDrift", "minimumSoak", "requireSignedCommits"], strict: false)
                         }
                     }
-                default: unknownField(field, in: "environment", known: ["name", "promotesFrom", "defaultPolicyMode", "minimumPolicyMode", "selfHeal", "gates"], strict: false)
+                default: unknownField(field, in: "environment", known: ["name", "promotesFrom", "defaultPolicyMode", "minimumPolicyMode", "selfHeal", "gates", "freeze"], strict: false)
                 }
             }
             if !sawName {

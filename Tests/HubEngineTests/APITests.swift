@@ -143,9 +143,9 @@ import Testing
             #expect(try await api.call(.post, "/v1/promotions", as: "viewer", body: #"{"to": "production", "all": true}"#).status == 403)
             let unknown = try await api.call(.post, "/v1/promotions", as: "promoter", body: #"{"to": "nowhere", "all": true}"#)
             #expect(unknown.status == 404 && unknown.json["error"]?["message"]?.stringValue?.contains("unknown environment 'nowhere'") == true)
-            let rollback = try await api.call(.post, "/v1/rollbacks", as: "promoter", body: #"{"environment": "staging", "to": "r1"}"#)
-            #expect(rollback.status == 201 && rollback.json["revision"]?["cause"] == .string("rollback to r1"))
-            let foreign = try await api.call(.post, "/v1/rollbacks", as: "promoter", body: #"{"environment": "production", "to": 1}"#)
+            let rollback = try await api.call(.post, "/v1/rollbacks", as: "promoter", body: #"{"environment": "staging", "to": "r1", "reason": "test"}"#)
+            #expect(rollback.status == 201 && rollback.json["revision"]?["cause"] == .string("rollback to r1 (reason: test)"))
+            let foreign = try await api.call(.post, "/v1/rollbacks", as: "promoter", body: #"{"environment": "production", "to": 1, "reason": "test"}"#)
             #expect(foreign.status == 422)
         }
     }

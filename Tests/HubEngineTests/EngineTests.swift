@@ -19,7 +19,9 @@ struct Fleet {
         .deletingLastPathComponent().path
 
     /// Runs `body` on a fresh copy of the example with production's gates replaced by `gates`.
-    static func with(gates: String = "{}", _ body: (Fleet) async throws -> Void) async throws {
+    /// `staging` and `production`: more fields of each environment (`freeze: [...]`), inside its flow mapping.
+    static func with(gates: String = "{}", staging: String = "", production: String = "",
+                     _ body: (Fleet) async throws -> Void) async throws {
         let folder = NSTemporaryDirectory() + "policyhub-engine-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -30,8 +32,8 @@ struct Fleet {
             apiVersion: policyhub.dev/v1alpha1
             kind: EnvironmentList
             environments:
-            - {name: staging, defaultPolicyMode: Monitor, minimumPolicyMode: Discover}
-            - {name: production, promotesFrom: staging, defaultPolicyMode: Protect, minimumPolicyMode: Monitor, gates: \(gates)}
+            - {name: staging, defaultPolicyMode: Monitor, minimumPolicyMode: Discover\(staging.isEmpty ? "" : ", " + staging)}
+            - {name: production, promotesFrom: staging, defaultPolicyMode: Protect, minimumPolicyMode: Monitor, gates: \(gates)\(production.isEmpty ? "" : ", " + production)}
             """.write(toFile: folder + "/clusters/environments.yaml", atomically: true, encoding: .utf8)
         try await body(Fleet(folder: folder))
     }
@@ -104,12 +106,12 @@ final class EventRecorder: @unchecked Sendable {
         try await Fleet.with(gates: "{requireNoDrift: true, requireInSync: true}") { fleet in
             _ = try await fleet.apply()
             let session = try fleet.engine.open(workingTree: .optional)
-            let forced = try session.preparePromotion(PromotionInput(target: "production", selectors: [.all], force: true, author: "bob"))
+            let forced = try session.preparePromotion(PromotionInput(target: "production", selectors: [.all], force: true, author: "bob", reason: "CAB-7"))
             // staging-eu-1 holds r1, so only the drift gate fails
             #expect(forced.gateFailures.map(\.gate) == [.requireNoDrift])
             #expect(!forced.added.isEmpty && forced.changed.isEmpty && forced.removed.isEmpty)
             let revision = try #require(try session.commit(forced))
-            #expect(revision.cause.hasSuffix("(forced past: requireNoDrift)"))
+            #expect(revision.cause.hasSuffix("(forced past: requireNoDrift; reason: CAB-7)"))
             // the same promotion again changes nothing and records nothing
             let again = try fleet.engine.open(workingTree: .optional)
                 .preparePromotion(PromotionInput(target: "production", selectors: [.all], author: "bob"))
@@ -178,10 +180,11 @@ final class EventRecorder: @unchecked Sendable {
                 PromotionInput(target: "production", selectors: [.namespace("demo")], author: "a"))))
             _ = try #require(try session.commit(try session.preparePromotion(
                 PromotionInput(target: "production", selectors: [.all], author: "a"))))
-            let (recorded, previous) = try session.rollback(environment: "production", to: promoted.id, author: "carol")
-            #expect(recorded.treeHash == promoted.treeHash && recorded.parent == previous?.id && recorded.cause == "rollback to r\(promoted.id)")
-            #expect(throws: EngineError.self) { try session.rollback(environment: "production", to: 1, author: "carol") }
-            #expect(throws: EngineError.self) { try session.rollback(environment: "nowhere", to: 1, author: "carol") }
+            let (recorded, previous) = try session.rollback(environment: "production", to: promoted.id, author: "carol", reason: "r3 broke checkout")
+            #expect(recorded.treeHash == promoted.treeHash && recorded.parent == previous?.id && recorded.cause == "rollback to r\(promoted.id) (reason: r3 broke checkout)")
+            #expect(throws: EngineError.self) { try session.rollback(environment: "production", to: 1, author: "carol", reason: "x") }
+            #expect(throws: EngineError.self) { try session.rollback(environment: "nowhere", to: 1, author: "carol", reason: "x") }
+            #expect(throws: EngineError.self) { try session.rollback(environment: "production", to: promoted.id, author: "carol", reason: " ") }
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import HubService
+import PolicyCore
 import Testing
 
 @Suite struct CronAndScheduleTests {

@@ -21,8 +21,8 @@ import Testing
             #expect(apply.stderr.contains("policies/global/broken.yaml:3:1: error:"), "\(apply.stderr)")
             #expect(try CLI.run(["validate", "--repo", folder]).status == 1)
             for (arguments, wanted) in [(["status"], Int32(0)), (["history"], 0), (["drift"], 0),
-                                        (["promote", "--to", "production", "--all", "--force"], 0),
-                                        (["rollback", "--env", "production", "--to", "r2"], 0)] {
+                                        (["promote", "--to", "production", "--all", "--force", "--reason", "override in a test"], 0),
+                                        (["rollback", "--env", "production", "--to", "r2", "--reason", "test"], 0)] {
                 let run = try CLI.run(arguments + ["--repo", folder])
                 #expect(run.status == wanted, "\(arguments): \(run.stderr)")
                 if arguments[0] != "status" && arguments[0] != "history" {

@@ -197,14 +197,14 @@ import Testing
             try fixture.commitAll("production takes signed commits only", signing: .none)
             // staging has no such gate: the unsigned commit is recorded there
             try Fixture.check(try fixture.hub(["apply"]))
-            let refused = try fixture.hub(["promote"], ["--to", "production", "--all", "--force"])
+            let refused = try fixture.hub(["promote"], ["--to", "production", "--all", "--force", "--reason", "override in a test"])
             #expect(refused.status == 1)
             #expect(refused.stderr.contains("gate requireSignedCommits: commit "), "\(refused.stderr)")
             #expect(refused.stderr.contains("(production takes signed commits only) by Alice Dev <alice@example.com> is not signed"), "\(refused.stderr)")
             #expect(refused.stderr.contains("--force cannot override"), "\(refused.stderr)")
             try fixture.commitChange("signed by mallory", signing: .openPGP(fixture.malloryFingerprint))
             try Fixture.check(try fixture.hub(["apply"]))
-            let unknown = try fixture.hub(["promote"], ["--to", "production", "--all", "--force"])
+            let unknown = try fixture.hub(["promote"], ["--to", "production", "--all", "--force", "--reason", "override in a test"])
             #expect(unknown.status == 1)
             #expect(unknown.stderr.contains("(signed by mallory) is signed by Mallory <mallory@example.com>") || unknown.stderr.contains("(signed by mallory) is signed by key"),
                     "\(unknown.stderr)")
@@ -216,7 +216,7 @@ import Testing
 
             try fixture.commitChange("signed by the security team", signing: .openPGP(fixture.trustedFingerprint))
             try Fixture.check(try fixture.hub(["apply"]))
-            let promoted = try fixture.hub(["promote"], ["--to", "production", "--all", "--force"])
+            let promoted = try fixture.hub(["promote"], ["--to", "production", "--all", "--force", "--reason", "override in a test"])
             try Fixture.check(promoted)
             let production = try #require(try fixture.history().first)
             #expect(production["environment"] == .string("production"))

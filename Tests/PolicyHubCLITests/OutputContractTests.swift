@@ -26,7 +26,7 @@ import Testing
             try check(0)  // nothing recorded yet: nothing is desired
             #expect(try CLI.run(["apply", "--repo", folder]).status == 0)
             try check(0)  // staging applied; production waits for its first promotion, untouched
-            #expect(try CLI.run(["promote", "--repo", folder, "--to", "production", "--all", "--force"]).status == 0)
+            #expect(try CLI.run(["promote", "--repo", folder, "--to", "production", "--all", "--force", "--reason", "override in a test"]).status == 0)
             try check(2)  // production now desires a revision it does not hold
             #expect(try CLI.run(["apply", "--repo", folder]).status == 0)
             try check(0)

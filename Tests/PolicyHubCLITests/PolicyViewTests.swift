@@ -11,7 +11,7 @@ import Testing
         try Repo.withTemporaryFolder { folder in
             try Repo.copyExample(to: folder)
             #expect(try CLI.run(["apply", "--repo", folder]).status == 0)
-            #expect(try CLI.run(["promote", "--repo", folder, "--to", "production", "--namespace", "demo", "--force"]).status == 0)
+            #expect(try CLI.run(["promote", "--repo", folder, "--to", "production", "--namespace", "demo", "--force", "--reason", "override in a test"]).status == 0)
             try body(folder)
         }
     }
@@ -79,7 +79,7 @@ import Testing
 
     @Test func diffOfTwoRevisionsPerCluster() throws {
         try Self.promotedDemo { folder in
-            #expect(try CLI.run(["promote", "--repo", folder, "--to", "production", "--all", "--force"]).status == 0)
+            #expect(try CLI.run(["promote", "--repo", folder, "--to", "production", "--all", "--force", "--reason", "override in a test"]).status == 0)
             let diff = try CLI.run(["diff", "--repo", folder, "r2", "r3"])
             #expect(diff.status == 2, "\(diff.stderr)")
             #expect(diff.stdout.hasPrefix("difference of effective policy from r2 to r3 of production, per cluster:"))

@@ -64,7 +64,11 @@ import Testing
             #expect(try CLI.run(["apply", "--repo", folder]).status == 0)
             let nothing = try CLI.run(["promote", "--repo", folder, "--to", "production", "--global", "no-such-rule"])
             #expect(nothing.status == 1)
-            #expect(nothing.stderr.contains("--global no-such-rule matches no document of staging (r1) or production; nothing to promote"))
+            #expect(nothing.stderr.contains("unknown global document 'no-such-rule' (known: baseline-defaults, deny-ssh-to-external,"), "\(nothing.stderr)")
+            // one unknown name is an error even when another one matches
+            let mixed = try CLI.run(["promote", "--repo", folder, "--to", "production", "--namespace", "demo", "--namespace", "paymnets"])
+            #expect(mixed.status == 1)
+            #expect(mixed.stderr.contains("unknown namespace 'paymnets'; did you mean 'payments'?"), "\(mixed.stderr)")
             let root = try CLI.run(["promote", "--repo", folder, "--to", "staging", "--all"])
             #expect(root.status == 1 && root.stderr.contains("staging is the root environment"), "\(root.status) \(root.stderr)")
             let usage = try CLI.run(["promote", "--repo", folder, "--to", "production"])
@@ -95,10 +99,10 @@ import Testing
             #expect(refused.status == 1)
             #expect(refused.stderr.contains(message), "\(refused.stderr)")
             #expect(refused.stderr.contains("1 gate of production failed; nothing was recorded"))
-            let forced = try CLI.run(["promote", "--repo", folder, "--to", "production", "--namespace", "demo", "--force"])
+            let forced = try CLI.run(["promote", "--repo", folder, "--to", "production", "--namespace", "demo", "--force", "--reason", "override in a test"])
             #expect(forced.status == 0)
             let gate = String(message.dropFirst("gate ".count).prefix { $0 != ":" })
-            #expect(forced.stderr.contains("(forced past: \(gate))"), "\(forced.stderr)")
+            #expect(forced.stderr.contains("(forced past: \(gate); reason: override in a test)"), "\(forced.stderr)")
         }
     }
 
@@ -152,18 +156,39 @@ import Testing
             #expect(try CLI.run(["apply", "--repo", folder]).status == 0)
             #expect(try CLI.run(["promote", "--repo", folder, "--to", "production", "--namespace", "demo"]).status == 0)
             #expect(try CLI.run(["promote", "--repo", folder, "--to", "production", "--all"]).status == 0)
-            let unknown = try CLI.run(["rollback", "--repo", folder, "--env", "production", "--to", "r42"])
+            let unknown = try CLI.run(["rollback", "--repo", folder, "--env", "production", "--to", "r42", "--reason", "test"])
             #expect(unknown.status == 1 && unknown.stderr.contains("revision 42 does not exist"))
-            let stranger = try CLI.run(["rollback", "--repo", folder, "--env", "production", "--to", "r1"])
+            let stranger = try CLI.run(["rollback", "--repo", folder, "--env", "production", "--to", "r1", "--reason", "test"])
             #expect(stranger.status == 1 && stranger.stderr.contains("r1 is a revision of staging, not of production"))
-            let rollback = try CLI.run(["rollback", "--repo", folder, "--env", "production", "--to", "r2", "--push"])
+            let rollback = try CLI.run(["rollback", "--repo", folder, "--env", "production", "--to", "r2", "--push", "--reason", "test"])
             #expect(rollback.status == 0, "\(rollback.stderr)")
             let store = try SQLiteHubStore(path: folder + "/.policyhub/state.sqlite")
             let revisions = try store.revisions(environment: "production")
-            #expect(revisions.first?.cause == "rollback to r2")
+            #expect(revisions.first?.cause == "rollback to r2 (reason: test)")
             #expect(revisions.first?.treeHash == revisions.first { $0.id == 2 }?.treeHash)
             #expect(!FileManager.default.fileExists(atPath: folder + "/.policyhub/gitops/prod-eu-1/namespaces/payments"))
             #expect(try store.auditLog(limit: 10).contains { $0.detail.contains("rollback to r2") })
+        }
+    }
+
+    @Test func overridesAndRollbacksTakeAReasonAndDryRunsExitAsTheRealOnes() throws {
+        try Repo.withTemporaryFolder { folder in
+            try Self.example(gates: "{minimumSoak: 1h}", in: folder)
+            #expect(try CLI.run(["apply", "--repo", folder]).status == 0)
+            // the dry run exits 1 as the promotion would, and 0 when forcing with a reason would pass
+            let dry = try CLI.run(["promote", "--repo", folder, "--to", "production", "--all", "--dry-run"])
+            #expect(dry.status == 1 && dry.stderr.contains("gate minimumSoak:"), "\(dry.stderr)")
+            let dryForced = try CLI.run(["promote", "--repo", folder, "--to", "production", "--all", "--dry-run", "--force", "--reason", "CAB-1"])
+            #expect(dryForced.status == 0, "\(dryForced.stderr)")
+            let noReason = try CLI.run(["promote", "--repo", folder, "--to", "production", "--all", "--force"])
+            #expect(noReason.status == 64 && noReason.stderr.contains("--force needs --reason TEXT"), "\(noReason.stderr)")
+            #expect(try CLI.run(["promote", "--repo", folder, "--to", "production", "--all", "--force", "--reason", "CAB-1"]).status == 0)
+            let rollback = try CLI.run(["rollback", "--repo", folder, "--env", "staging", "--to", "r1"])
+            #expect(rollback.status == 64 && rollback.stderr.contains("a rollback needs --reason TEXT"), "\(rollback.stderr)")
+            let preview = try CLI.run(["rollback", "--repo", folder, "--env", "production", "--to", "r2", "--dry-run"])
+            #expect(preview.status == 0 && preview.stdout.contains("production already holds what r2 holds"), "\(preview.stdout)\(preview.stderr)")
+            let history = try CLI.run(["history", "--repo", folder])
+            #expect(history.stdout.contains("(forced past: minimumSoak; reason: CAB-1)"), "\(history.stdout)")
         }
     }
 }

@@ -12,6 +12,26 @@ import Testing
         var line: Int
     }
 
+    /// A command line's words as a shell splits them: on spaces, a "double-quoted" part kept whole.
+    static func words(_ line: String) -> [String] {
+        var out: [String] = [], word = "", quoted = false, started = false
+        for character in line {
+            if character == "\"" {
+                quoted.toggle()
+                started = true
+            } else if character == " " && !quoted {
+                if started { out.append(word) }
+                word = ""
+                started = false
+            } else {
+                word.append(character)
+                started = true
+            }
+        }
+        if started { out.append(word) }
+        return out
+    }
+
     static func steps(_ runbook: String) throws -> [Step] {
         let text = try String(contentsOfFile: Repo.root + "/runbooks/" + runbook, encoding: .utf8)
         var steps: [Step] = []
@@ -29,7 +49,7 @@ import Testing
                 exit = Int32(command[mark.upperBound...].trimmingCharacters(in: .whitespaces)) ?? -1
                 command = String(command[..<mark.lowerBound])
             }
-            steps.append(Step(arguments: command.split(separator: " ").map(String.init), exit: exit, line: index + 1))
+            steps.append(Step(arguments: words(command), exit: exit, line: index + 1))
         }
         return steps
     }
@@ -47,8 +67,8 @@ import Testing
             #expect(try CLI.run(["apply", "--repo", folder]).status == 1)
         case "rollback.md":
             #expect(try CLI.run(["apply", "--repo", folder]).status == 0)
-            #expect(try CLI.run(["promote", "--repo", folder, "--to", "production", "--namespace", "demo", "--force"]).status == 0)
-            #expect(try CLI.run(["promote", "--repo", folder, "--to", "production", "--all", "--force"]).status == 0)
+            #expect(try CLI.run(["promote", "--repo", folder, "--to", "production", "--namespace", "demo", "--force", "--reason", "override in a test"]).status == 0)
+            #expect(try CLI.run(["promote", "--repo", folder, "--to", "production", "--all", "--force", "--reason", "override in a test"]).status == 0)
         default:
             break
         }

@@ -35,7 +35,7 @@ import Testing
         let double = try KubernetesAPIDouble.started(pki: pki, tokens: ["hub-token"], clientCertificates: false)
         try KubernetesApplyTests.addMember("nv", kubeconfig: "kubeconfig.yaml", in: folder, double: double, pki: pki)
         #expect(try CLI.run(["apply", "--repo", folder]).status == 0)
-        #expect(try CLI.run(["promote", "--repo", folder, "--to", "production", "--all", "--force"]).status == 0)
+        #expect(try CLI.run(["promote", "--repo", folder, "--to", "production", "--all", "--force", "--reason", "override in a test"]).status == 0)
         #expect(try CLI.run(["apply", "--repo", folder]).status == 0)  // pushes production's first revision
         return double
     }

@@ -306,7 +306,7 @@ typealias Call = HubTransport.HTTPRequest
             let policy = await hub.request("GET", "/v1/clusters/prod-eu-1/policy", token: hub.tokens["viewer"])
             #expect(policy.status == 200)
             #expect(policy.bodyText.contains("nv.nginx-pod.demo"))
-            let rollback = await hub.request("POST", "/v1/rollbacks", token: promoter, body: #"{"environment":"staging","to":"r999"}"#)
+            let rollback = await hub.request("POST", "/v1/rollbacks", token: promoter, body: #"{"environment":"staging","to":"r999","reason":"test"}"#)
             #expect(rollback.status == 404)
         }
     }
