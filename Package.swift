@@ -93,6 +93,7 @@ let package = Package(
         .testTarget(name: "HubServiceTests", dependencies: ["HubService", "HubEngine", "PolicyCore", "PolicyYAML"]),
         .testTarget(name: "PolicyHubCLITests", dependencies: ["PolicyCore", "PolicyYAML", "PolicyHubCLI", "HubStore",
                                                              "HubEngine", "PolicyHubTesting", "HubService", "HubTransport",
+                                                             .product(name: "Crypto", package: "swift-crypto"),
                                                              .product(name: "Hummingbird", package: "hummingbird"),
                                                              .product(name: "Logging", package: "swift-log")],
                     exclude: ["Golden"]),

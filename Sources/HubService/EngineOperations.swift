@@ -14,6 +14,8 @@ import PolicyYAML
 public final class EngineOperations: HubOperations, @unchecked Sendable {
     let engine: HubEngine
     let pushConcurrency: Int
+    /// The branch the daemon follows (its checkout is the engine's repository); nil: the repository is a folder.
+    let followed: FollowedBranch?
     /// How long a read repository is reused before it is read again (writes through the API drop it at once).
     let sessionLifetime: Double
     private let lock = NSLock()
@@ -36,7 +38,9 @@ public final class EngineOperations: HubOperations, @unchecked Sendable {
     }
 
     /// `engine`'s events go to `logger` (warnings of the tree, recorded revisions, push progress).
-    public init(engine: HubEngine, logger: Logger = Logger(label: "policyhub"), pushConcurrency: Int = 16, sessionLifetime: Double = 5) {
+    public init(engine: HubEngine, logger: Logger = Logger(label: "policyhub"), pushConcurrency: Int = 16, sessionLifetime: Double = 5,
+                followed: FollowedBranch? = nil) {
+        self.followed = followed
         self.engine = engine.logging(to: EngineLog { event in
             switch event {
             case .diagnostic(let diagnostic): logger.warning("\(diagnostic.description)")
@@ -386,6 +390,14 @@ public final class EngineOperations: HubOperations, @unchecked Sendable {
         }.first?.at
     }
 
+    public func followBranch() async throws(OperationError) -> FollowRun? {
+        guard let followed else { return nil }
+        let concurrency = pushConcurrency
+        let run = try await run { () async throws(EngineError) in try await engine.follow(followed, concurrency: concurrency) }
+        if !run.steps.isEmpty { invalidate() }  // the checkout moved: read it again
+        return run
+    }
+
     public func reconcile(author: String) async throws(OperationError) -> ReconcileRun {
         let concurrency = pushConcurrency
         let summary = try await run { () async throws(EngineError) in try await engine.reconcile(concurrency: concurrency) }
@@ -442,9 +454,10 @@ public enum HubDaemon {
     /// Exec plugins on `allowExec` run as `Never` (no terminal), their stderr in the log; commits are checked
     /// against `trustedKeys`.
     public static func operations(repository: String, statePath: String, pushConcurrency: Int = 16, allowExec: [String] = [],
-                                  trustedKeys: [String] = [], logger: Logger = Logger(label: "policyhub")) -> any HubOperations {
+                                  trustedKeys: [String] = [], followed: FollowedBranch? = nil,
+                                  logger: Logger = Logger(label: "policyhub")) -> any HubOperations {
         EngineOperations(engine: HubEngine(root: repository, statePath: statePath, exec: ExecSettings(allowed: allowExec, interactive: false),
                                            trustedKeys: TrustedKeys(files: trustedKeys)),
-                         logger: logger, pushConcurrency: pushConcurrency)
+                         logger: logger, pushConcurrency: pushConcurrency, followed: followed)
     }
 }

@@ -14,7 +14,7 @@ extension HubAPI {
     func handlers() -> [APIRoute.Endpoint: Handler] {
         var all: [APIRoute.Endpoint: Handler] = [:]
         for group in [healthRoutes(), clusterRoutes(), environmentRoutes(), documentRoutes(), promotionRoutes(), driftRoutes(),
-                      jobRoutes()] {
+                      jobRoutes(), hookRoutes()] {
             all.merge(group) { first, _ in first }
         }
         return all
@@ -47,6 +47,41 @@ extension HubAPI {
             .metrics: { _, _ in
                 Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                          body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition())))
+            },
+        ]
+    }
+
+    // MARK: - /v1/hooks/git (open: the signature is the authentication)
+
+    func hookRoutes() -> [APIRoute.Endpoint: Handler] {
+        let hook = self.gitHook
+        let logger = self.logger
+        return [
+            .gitHook: { request, _ in
+                guard let hook else {
+                    throw APIError(404, "NotFound", "the daemon follows no branch (repository: {url, branch} in hub.yaml)")
+                }
+                let body = try await self.collect(request)
+                func header(_ name: String) -> String? {
+                    request.headers.first { $0.name.canonicalName == name.lowercased() }?.value
+                }
+                let signature = header("X-Hub-Signature-256")
+                let gitlab = header("X-Gitlab-Token")
+                guard hook.authentic(body: body, signature: signature, gitlabToken: gitlab) else {
+                    logger.warning("policyhub: a push event with a missing or wrong signature was refused")
+                    throw APIError(401, "Unauthorized", "the push event is not signed with the webhook secret (X-Hub-Signature-256: sha256=HMAC, or X-Gitlab-Token)")
+                }
+                let event = header("X-GitHub-Event") ?? header("X-Gitlab-Event")
+                if event == "ping" { return HubAPI.json(200, .map([Value.MapEntry("status", .string("pong"))])) }
+                guard let value = try? JSONReader.parse(body) else {
+                    throw APIError(400, "BadRequest", "the push event is not JSON")
+                }
+                guard let branch = GitHook.pushedBranch(value), branch == hook.branch else {
+                    return HubAPI.json(202, .map([Value.MapEntry("status", .string("ignored")),
+                                                  Value.MapEntry("reason", .string("not a push to \(hook.branch)"))]))
+                }
+                await hook.trigger()
+                return HubAPI.json(202, .map([Value.MapEntry("status", .string("fetching")), Value.MapEntry("branch", .string(branch))]))
             },
         ]
     }

@@ -14,7 +14,7 @@ public struct APIRoute: Sendable, Hashable {
         case globalDocument, putGlobalDocument, deleteGlobalDocument
         case namespaceDocument, putNamespaceDocument, deleteNamespaceDocument
         case promotions, rollbacks, driftReports, latestDriftReport, runDriftReport, reconcile, audit
-        case healthz, readyz, metrics
+        case healthz, readyz, metrics, gitHook
     }
 
     public var method: Method
@@ -25,6 +25,7 @@ public struct APIRoute: Sendable, Hashable {
     public func access(namespace: String?) -> Access? {
         switch endpoint {
         case .healthz, .readyz, .metrics: return nil
+        case .gitHook: return nil  // authenticated by the push event's HMAC signature, not a token
         case .clusters, .cluster, .clusterPolicy, .environments, .revisions, .documents, .globalDocument, .namespaceDocument,
              .driftReports, .latestDriftReport, .audit:
             return .read
@@ -62,6 +63,7 @@ public struct HubAPI: Sendable {
         APIRoute(method: .get, path: "/v1/drift/reports/latest", endpoint: .latestDriftReport),
         APIRoute(method: .post, path: "/v1/reconcile", endpoint: .reconcile),
         APIRoute(method: .get, path: "/v1/audit", endpoint: .audit),
+        APIRoute(method: .post, path: "/v1/hooks/git", endpoint: .gitHook),
     ]
 
     public let operations: any HubOperations
@@ -74,9 +76,13 @@ public struct HubAPI: Sendable {
     /// Where requests run (nil: the default executor); jobs a request starts (a push, a drift report) run on
     /// the default executor at normal priority.
     public let requestExecutor: NicedExecutor?
+    /// Push events of the followed branch (nil: the daemon follows none, and the route answers 404).
+    public let gitHook: GitHook?
 
     public init(operations: any HubOperations, tokens: TokenSource, metrics: HubMetrics, maxBodyBytes: Int, logger: Logger,
-                requestExecutor: NicedExecutor? = nil, afterDriftReport: @escaping @Sendable (DriftRun, String) async -> Void) {
+                requestExecutor: NicedExecutor? = nil, gitHook: GitHook? = nil,
+                afterDriftReport: @escaping @Sendable (DriftRun, String) async -> Void) {
+        self.gitHook = gitHook
         self.requestExecutor = requestExecutor
         self.operations = operations
         self.tokens = tokens

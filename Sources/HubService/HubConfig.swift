@@ -1,4 +1,5 @@
 import Foundation
+import HubEngine
 import PolicyCore
 import PolicyYAML
 
@@ -34,6 +35,12 @@ public struct HubConfig: Sendable {
     /// Files of keys trusted to sign policy commits (OpenPGP public keys, SSH allowed signers), resolved
     /// against hub.yaml's folder; never files of the policy repository.
     public var trustedKeys: [String] = []
+    /// The branch the daemon follows (`repository: {url, branch, ...}`); `repository` is then its checkout.
+    public var followed: FollowedBranch?
+    /// Seconds between fetches of the followed branch.
+    public var pollInterval: Double = 60
+    /// The environment variable holding the push-event secret of `POST /v1/hooks/git` (never in hub.yaml).
+    public var gitWebhookSecretVariable: String?
     public var webhookURL: String?
     public var webhookCAFile: String?
     /// The environment variable holding the webhook's bearer token (the token is never in hub.yaml).
@@ -73,10 +80,41 @@ public struct HubConfig: Sendable {
             guard let text = node.scalar, !text.isEmpty else { throw fail(node, "\(key) must be a path") }
             return resolve(text, base: base)
         }
+        var followed: FollowedBranch?
+        var repositoryPath = ".", pollInterval = 60.0, secretVariable: String?
+        if let repository = root["repository"], case .mapping = repository.content {
+            // a branch to follow: the daemon's own checkout of it is the repository it reads
+            let known: Set<String> = ["url", "branch", "pollInterval", "webhookSecretFromEnv", "checkout"]
+            for pair in repository.pairs where !known.contains(pair.key.scalarText ?? "") {
+                throw fail(pair.key, "unknown key 'repository.\(pair.key.scalarText ?? "")' (known: \(known.sorted().joined(separator: ", ")))")
+            }
+            guard let url = repository["url"]?.scalar, !url.isEmpty else { throw fail(repository, "repository.url: the remote to follow is required") }
+            let branch = repository["branch"]?.scalar ?? "main"
+            // a local path is relative to hub.yaml's folder, as every path here
+            let remote = url.contains(":") || url.hasPrefix("/") ? url : resolve(url, base: base)
+            if let problem = FollowedBranch.problem(url: remote, branch: branch) { throw fail(repository["url"] ?? repository, problem) }
+            if let interval = repository["pollInterval"] {
+                guard let seconds = interval.scalar.flatMap(HubConfig.seconds), seconds >= 1 else {
+                    throw fail(interval, "repository.pollInterval must be a duration such as 30s, 5m or 300")
+                }
+                pollInterval = seconds
+            }
+            if let variable = repository["webhookSecretFromEnv"] {
+                guard let name = variable.scalar, !name.isEmpty else { throw fail(variable, "repository.webhookSecretFromEnv must name an environment variable") }
+                secretVariable = name
+            }
+            repositoryPath = try resolved(repository["checkout"], "repository.checkout", default: ".policyhub/checkout") ?? ""
+            followed = FollowedBranch(url: remote, branch: branch, checkout: repositoryPath)
+        } else {
+            repositoryPath = try resolved(root["repository"], "repository", default: ".") ?? ""
+        }
         var config = HubConfig(
             statePath: try resolved(root["state"], "state", default: ".policyhub/state.sqlite") ?? "",
-            repository: try resolved(root["repository"], "repository", default: ".") ?? "",
+            repository: repositoryPath,
             tokensPath: "")
+        config.followed = followed
+        config.pollInterval = pollInterval
+        config.gitWebhookSecretVariable = secretVariable
         guard let tokens = try resolved(root["tokens"], "tokens") else {
             throw fail(root, "tokens: the tokens file is required (create one with policyhub token create)")
         }

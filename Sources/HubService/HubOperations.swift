@@ -37,6 +37,9 @@ public protocol HubOperations: Sendable {
     func driftReports(limit: Int) async throws(OperationError) -> Value
     /// The time of the latest stored drift report, if any.
     func lastDriftReportTime() async throws(OperationError) -> Double?
+    /// One sync of the followed branch (fetch, record each new commit or reject it, push); nil when the
+    /// daemon follows no branch.
+    func followBranch() async throws(OperationError) -> FollowRun?
     /// Pushes every cluster whose applied revision is not its environment's desired one.
     func reconcile(author: String) async throws(OperationError) -> ReconcileRun
     /// One turn of tamper detection: hand-made changes reported at once (a drift report, returned when one

@@ -34,28 +34,46 @@ public struct HubServer: Sendable {
     }
 
     /// What happens after every drift report: the findings gauge, and the webhook when there are new findings.
-    func afterDriftReport(transport: CurlTransport?) -> @Sendable (DriftRun, String) async -> Void {
+    /// Sends an event (a rejected commit) to the webhook, when one is configured.
+    func notify(transport: CurlTransport?) -> @Sendable (Value) async -> Void {
         let metrics = self.metrics
         let logger = self.logger
-        let webhook = config.webhookURL.map { url in
+        let webhook = self.webhook
+        return { body in
+            guard let webhook, let transport else { return }
+            if let problem = await webhook.deliver(body, transport: transport) {
+                metrics.increment("policyhub_webhook_deliveries_total", labels: [("result", "failed")])
+                logger.warning("\(problem)")
+            } else {
+                metrics.increment("policyhub_webhook_deliveries_total", labels: [("result", "ok")])
+            }
+        }
+    }
+
+    /// The configured webhook (its token from the environment).
+    var webhook: Webhook? {
+        config.webhookURL.map { url in
             var tls = TLSSettings()
             tls.caFile = config.webhookCAFile
             let token = config.webhookTokenVariable.flatMap { ProcessInfo.processInfo.environment[$0] }
             return Webhook(url: url, tls: tls, bearerToken: token)
         }
+    }
+
+    func afterDriftReport(transport: CurlTransport?) -> @Sendable (DriftRun, String) async -> Void {
+        let metrics = self.metrics
+        let logger = self.logger
+        let webhook = self.webhook
+        let deliver = notify(transport: transport)
         return { run, trigger in
             metrics.increment("policyhub_drift_reports_total", labels: [("trigger", trigger)])
             metrics.set("policyhub_drift_findings", Double(run.driftFindings))
             for (cluster, findings) in run.findingsByCluster {
                 metrics.set("policyhub_cluster_drift_findings", labels: [("cluster", cluster)], Double(findings))
             }
-            guard run.newFindings > 0, let webhook, let transport else { return }
-            if let problem = await webhook.deliver(Webhook.summary(of: run), transport: transport) {
-                metrics.increment("policyhub_webhook_deliveries_total", labels: [("result", "failed")])
-                logger.warning("\(problem)")
-            } else {
-                metrics.increment("policyhub_webhook_deliveries_total", labels: [("result", "ok")])
-            }
+            guard run.newFindings > 0, webhook != nil else { return }
+            _ = logger
+            await deliver(Webhook.summary(of: run))
         }
     }
 
@@ -91,7 +109,8 @@ public struct HubServer: Sendable {
         if old.host != new.host || old.port != new.port { changed.append("listen") }
         if old.tlsCertificate != new.tlsCertificate || old.tlsKey != new.tlsKey { changed.append("tls") }
         if old.statePath != new.statePath { changed.append("state") }
-        if old.repository != new.repository { changed.append("repository") }
+        if old.repository != new.repository || old.followed != new.followed || old.pollInterval != new.pollInterval
+            || old.gitWebhookSecretVariable != new.gitWebhookSecretVariable { changed.append("repository") }
         if old.tokensPath != new.tokensPath { changed.append("tokens") }
         if old.maxBodyBytes != new.maxBodyBytes { changed.append("maxBodyBytes") }
         if old.idleTimeout != new.idleTimeout { changed.append("idleTimeout") }
@@ -123,8 +142,23 @@ public struct HubServer: Sendable {
             let nice = config.apiNice
             try await eventLoops.next().submit { NicedExecutor.lowerPriority(nice) }.get()
         }
+        var follower: GitFollowService?
+        if config.followed != nil {
+            follower = GitFollowService(operations: operations, pollInterval: config.pollInterval, metrics: metrics, logger: self.logger,
+                                        onRejected: notify(transport: transport))
+        }
+        var hook: GitHook?
+        if let followed = config.followed, let follower {
+            if let variable = config.gitWebhookSecretVariable {
+                if let secret = ProcessInfo.processInfo.environment[variable], !secret.isEmpty {
+                    hook = GitHook(branch: followed.branch, secret: secret) { await follower.trigger() }
+                } else {
+                    self.logger.warning("policyhub: \(variable) is not set: POST /v1/hooks/git is off, the branch is polled every \(Int(config.pollInterval)) s")
+                }
+            }
+        }
         let api = HubAPI(operations: operations, tokens: tokens, metrics: metrics, maxBodyBytes: config.maxBodyBytes,
-                         logger: logger, requestExecutor: requestExecutor, afterDriftReport: after)
+                         logger: logger, requestExecutor: requestExecutor, gitHook: hook, afterDriftReport: after)
         let scheduler = SchedulerService(
             schedule: Schedule(drift: config.driftSchedule, reconcileInterval: config.reconcileInterval,
                                selfHealInterval: config.selfHealInterval),
@@ -157,6 +191,7 @@ public struct HubServer: Sendable {
             eventLoopGroupProvider: .shared(eventLoops),
             logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app), .init(service: scheduler)]
+        if let follower { services.append(.init(service: follower)) }
         if config.watch {
             services.append(.init(service: WatchService(operations: operations, metrics: metrics, logger: logger, afterDriftReport: after)))
         }

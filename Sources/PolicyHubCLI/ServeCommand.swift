@@ -42,7 +42,17 @@ struct ServeCommand: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let operations = HubDaemon.operations(repository: hub.repository, statePath: hub.statePath,
                                               pushConcurrency: hub.pushConcurrency, allowExec: hub.allowExec,
-                                              trustedKeys: hub.trustedKeys, logger: logger)
+                                              trustedKeys: hub.trustedKeys, followed: hub.followed, logger: logger)
+        if let followed = hub.followed {
+            // the checkout is made (or brought up to the branch) before the daemon reads it
+            do throws(OperationError) {
+                if let run = try await operations.followBranch() {
+                    printError("policyhub: following \(followed.branch) of \(followed.url) at \(run.head.map { String($0.prefix(12)) } ?? "?"): \(run.steps.filter(\.accepted).count) commit(s) accepted, \(run.rejected.count) rejected")
+                }
+            } catch {
+                printError("policyhub: cannot follow \(followed.branch) of \(followed.url) yet: \(error.message) (retrying every \(Int(hub.pollInterval)) s)")
+            }
+        }
         // a broken repository does not stop the daemon (SEMANTICS §8): it serves the last valid state and
         // says why in /readyz and here
         switch await operations.readiness() {

@@ -1,4 +1,5 @@
 import Foundation
+import HubEngine
 import HubService
 import Testing
 
@@ -84,6 +85,22 @@ import Testing
         try "tokens: t.yaml\nallowExec: aws\n".write(toFile: path, atomically: true, encoding: .utf8)
         #expect(throws: ConfigError.self) { try HubConfig.load(path: path) }
         do { _ = try HubConfig.load(path: path) } catch { #expect(error.description.hasPrefix("\(path):2:12: error: allowExec must be a list")) }
+        // a branch to follow: its checkout is the repository; only real transports, never ext::
+        try "tokens: t.yaml\nrepository: {url: ../policy.git, branch: release, pollInterval: 30s, webhookSecretFromEnv: GIT_SECRET}\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let following = try HubConfig.load(path: path)
+        let folder = (path as NSString).deletingLastPathComponent
+        #expect(following.followed == FollowedBranch(url: folder + "/../policy.git", branch: "release", checkout: folder + "/.policyhub/checkout"))
+        #expect(following.repository == folder + "/.policyhub/checkout" && following.pollInterval == 30)
+        #expect(following.gitWebhookSecretVariable == "GIT_SECRET")
+        for (body, message) in [("{url: 'ext::sh -c touch% /tmp/x'}", "is not an absolute path, file://"),
+                                ("{url: /srv/policy.git, branch: '-x'}", "is not a branch name"),
+                                ("{branch: main}", "repository.url: the remote to follow is required"),
+                                ("{url: /srv/policy.git, secret: x}", "unknown key 'repository.secret'")] {
+            try "tokens: t.yaml\nrepository: \(body)\n".write(toFile: path, atomically: true, encoding: .utf8)
+            #expect(throws: ConfigError.self) { try HubConfig.load(path: path) }
+            do { _ = try HubConfig.load(path: path) } catch { #expect(error.description.contains(message), "\(error.description)") }
+        }
         // the keys trusted to sign policy commits, relative to hub.yaml's folder
         try "tokens: t.yaml\ntrustedKeys: [keys/team.asc, /etc/policyhub/allowed_signers]\n".write(toFile: path, atomically: true, encoding: .utf8)
         #expect(try HubConfig.load(path: path).trustedKeys == [(path as NSString).deletingLastPathComponent + "/keys/team.asc",

@@ -406,9 +406,13 @@ typealias Call = HubTransport.HTTPRequest
         private var text = ""
         private var ended = false  // the pipe reached its end: every line the process wrote is in `text`
 
-        init(config: String) throws {
+        /// `environment`: variables added to this process's own.
+        init(config: String, environment: [String: String] = [:]) throws {
             process.executableURL = URL(fileURLWithPath: CLI.binary)
             process.arguments = ["serve", "--config", config]
+            if !environment.isEmpty {
+                process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, added in added }
+            }
             let pipe = Pipe()
             process.standardError = pipe
             process.standardOutput = FileHandle.nullDevice
