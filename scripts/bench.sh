@@ -16,3 +16,5 @@ $bin push --clusters 1000 --drift-runs 7 2>&1 | grep -v '^\['
 $bin promote --runs 5
 $bin serve 2>&1 | grep -v '^\['
 $bin watch --clusters 1000 2>&1 | grep -v '^\['
+$bin follow --clusters 1000 --runs 3
+bash scripts/bench-git.sh 20000 200

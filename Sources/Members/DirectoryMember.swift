@@ -22,15 +22,21 @@ public struct DirectoryMember: Member {
 
     /// Writes what differs and removes managed files no longer desired. Every path is opened from the folder
     /// with no-follow semantics, a link where a folder or file is expected is refused, only files carrying the
-    /// hub's label are removed, and temporary files a killed push left are swept first.
+    /// hub's label are removed, and temporary files a killed push left are swept first. The folder's files are
+    /// read only when the store does not know what the cluster holds (`push.previous` nil: never pushed, or out
+    /// of step); otherwise only what changed is written and only what was dropped is read (for its label).
     public func push(_ push: PushRequest) async throws(MemberError) -> PushOutcome {
         var outcome = PushOutcome()
         let folder = self.folder
         var managedPaths: [ObjectIdentity: String] = [:]
         var live: [ObjectIdentity: Value] = [:]
-        for (relative, identity, value) in DirectoryMember.managed(try folder.walk(sweep: true)) {
-            managedPaths[identity] = relative
-            live[identity] = value
+        if push.previous == nil {
+            for (relative, identity, value) in DirectoryMember.managed(try folder.walk(sweep: true)) {
+                managedPaths[identity] = relative
+                live[identity] = value
+            }
+        } else {
+            try folder.sweep()
         }
         let changes = push.changes(live: push.previous == nil ? live : nil)
         outcome.unchanged = changes.kept.count
@@ -39,16 +45,44 @@ public struct DirectoryMember: Member {
             return outcome
         }
         defer { close(rootFD) }
-        for (object, _) in changes.send {
-            let relative = GitOpsLayout.relativePath(of: object.identity)
-            var components = relative.split(separator: "/").map(String.init)
-            let name = components.removeLast()
-            guard let fd = try folder.openFolder(rootFD, components, create: true) else { continue }
+        // every changed file is written under a temporary name, the batch flushed once, then each renamed into
+        // place (one flush per cluster, not one per file: that was most of a push of GitOps folders)
+        var staged: [(components: [String], file: SafeFolder.Staged, identity: ObjectIdentity, existed: Bool)] = []
+        func discardAll() {
+            for item in staged {
+                guard let fd = try? folder.openFolder(rootFD, item.components, create: false) else { continue }
+                folder.discard(item.file, in: fd)
+                close(fd)
+            }
+        }
+        do throws(MemberError) {
+            for (object, _) in changes.send {
+                let relative = GitOpsLayout.relativePath(of: object.identity)
+                var components = relative.split(separator: "/").map(String.init)
+                let name = components.removeLast()
+                guard let fd = try folder.openFolder(rootFD, components, create: true) else { continue }
+                defer { close(fd) }
+                var info = stat()
+                let existed = fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0
+                let file = try folder.stage(Array(YAMLWriter.document(object.value).utf8), name: name, in: fd, shownAs: root + "/" + relative)
+                staged.append((components, file, object.identity, existed))
+            }
+            if !staged.isEmpty { try folder.flush(rootFD) }
+        } catch {
+            discardAll()
+            throw error
+        }
+        for (index, item) in staged.enumerated() {
+            guard let fd = try folder.openFolder(rootFD, item.components, create: false) else { continue }
             defer { close(fd) }
-            var info = stat()
-            let existed = fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0
-            try folder.write(Array(YAMLWriter.document(object.value).utf8), name: name, in: fd, shownAs: root + "/" + relative)
-            if existed { outcome.updated.append(object.identity) } else { outcome.created.append(object.identity) }
+            do throws(MemberError) {
+                try folder.place(item.file, in: fd)
+            } catch {
+                staged.removeFirst(index + 1)
+                discardAll()
+                throw error
+            }
+            if item.existed { outcome.updated.append(item.identity) } else { outcome.created.append(item.identity) }
         }
         for identity in changes.delete {
             let relative = managedPaths[identity] ?? GitOpsLayout.relativePath(of: identity)
@@ -61,6 +95,7 @@ public struct DirectoryMember: Member {
             try folder.remove(name, in: fd, shownAs: root + "/" + relative)
             outcome.deleted.append(identity)
         }
+        if !staged.isEmpty || !outcome.deleted.isEmpty { try folder.flush(rootFD) }  // the renames and removals too
         outcome.applied = changes.applied(sent: changes.send, revision: push.revision)
         return outcome
     }

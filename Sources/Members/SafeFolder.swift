@@ -66,9 +66,17 @@ struct SafeFolder {
         return fd
     }
 
-    /// Writes `bytes` as `name` in folder `fd`: a temporary file beside it, flushed, then renamed over it. A
-    /// symbolic link at `name` is refused; the temporary file never outlives a failure.
-    func write(_ bytes: [UInt8], name: String, in fd: Int32, shownAs path: String) throws(MemberError) {
+    /// A file written under a temporary name beside `name`, not yet in place (`place`).
+    struct Staged {
+        var temporary: String
+        var name: String
+        var path: String
+    }
+
+    /// Writes `bytes` to a temporary file in folder `fd` (created exclusively, never through a link), without
+    /// flushing: `flush` then `place` put a batch in place with one flush instead of one per file. A symbolic
+    /// link at `name` is refused; the temporary file never outlives a failure.
+    func stage(_ bytes: [UInt8], name: String, in fd: Int32, shownAs path: String) throws(MemberError) -> Staged {
         var info = stat()
         if fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0, info.st_mode & S_IFMT != S_IFREG {
             throw error("\(path) is a symbolic link or not a regular file; refused, nothing written through it")
@@ -90,14 +98,30 @@ struct SafeFolder {
                 written += n
             }
         }
-        if failure == nil, fsync(out) != 0 { failure = SafeFolder.reason() }
         close(out)
-        if failure == nil, renameat(fd, temporary, fd, name) != 0 { failure = SafeFolder.reason() }
         if let failure {
             unlinkat(fd, temporary, 0)
             throw error("cannot write \(path): \(failure)")
         }
+        return Staged(temporary: temporary, name: name, path: path)
     }
+
+    /// Flushes the file system holding folder `fd` (the staged files' bytes, or the renames that placed them).
+    func flush(_ fd: Int32) throws(MemberError) {
+        guard systemSyncfs(fd) == 0 else { throw error("cannot flush \(root): \(SafeFolder.reason())") }
+    }
+
+    /// Renames a staged file over `name` in folder `fd` (the same folder it was staged in); removes it on failure.
+    func place(_ staged: Staged, in fd: Int32) throws(MemberError) {
+        guard renameat(fd, staged.temporary, fd, staged.name) == 0 else {
+            let failure = SafeFolder.reason()
+            unlinkat(fd, staged.temporary, 0)
+            throw error("cannot write \(staged.path): \(failure)")
+        }
+    }
+
+    /// Removes staged files that will not be placed (a failure part way through a batch).
+    func discard(_ staged: Staged, in fd: Int32) { unlinkat(fd, staged.temporary, 0) }
 
     /// The bytes of regular file `name` in folder `fd` (never through a link), or nil when it is not one.
     func read(_ name: String, in fd: Int32, limit: Int = 4 << 20) -> [UInt8]? {
@@ -153,6 +177,15 @@ struct SafeFolder {
         return out.sorted { $0.relative < $1.relative }
     }
 
+    /// Removes this hub's leftover temporary files below the folder without reading any other file.
+    func sweep() throws(MemberError) {
+        guard let fd = try openRoot(create: false) else { return }
+        defer { close(fd) }
+        visit(fd, prefix: "", depth: 0) { fd, name, _, _ in
+            if SafeFolder.temporaryPrefixes.contains(where: { name.hasPrefix($0) }) { unlinkat(fd, name, 0) }
+        }
+    }
+
     /// What changes when any `.yaml` file below the folder changes, without reading one: each file's path, inode,
     /// size and modification time, in order (never following a link). Empty when the folder does not exist.
     func stamp() throws(MemberError) -> [UInt8] {
@@ -196,3 +229,8 @@ struct SafeFolder {
         }
     }
 }
+
+/// glibc's `syncfs(2)`, which Swift's Glibc module does not export (it needs _GNU_SOURCE): flushes the one file
+/// system holding `fd`.
+@_silgen_name("syncfs")
+private func systemSyncfs(_ fd: Int32) -> Int32

@@ -36,7 +36,7 @@ struct BenchPromoteCommand: AsyncParsableCommand {
                     """.write(toFile: root + "/clusters/prod-\(index).yaml", atomically: false, encoding: .utf8)
             }
             try await BenchPushCommand.run(["apply", "--repo", root, "--author", "bench"])
-            try await BenchPushCommand.run(["promote", "--repo", root, "--to", "production", "--all", "--force", "--author", "bench"])
+            try await BenchPushCommand.run(["promote", "--repo", root, "--to", "production", "--all", "--force", "--reason", "bench", "--author", "bench"])
             // staging moves on in namespace ns0: that is what the dry run will carry to production
             let rules = root + "/policies/namespaces/ns0/rules.yaml"
             try String(contentsOfFile: rules, encoding: .utf8).replacingOccurrences(of: "tcp/8000", with: "tcp/9000")

@@ -107,7 +107,7 @@ struct BenchServeCommand: AsyncParsableCommand {
                 try await BenchPushCommand.silenced {
                     try await BenchPushCommand.run(["apply", "--repo", repo, "--state", state, "--author", "bench"])
                     try await BenchPushCommand.run(["promote", "--repo", repo, "--state", state, "--to", "production",
-                                                                          "--all", "--force", "--author", "bench"])
+                                                                          "--all", "--force", "--reason", "bench", "--author", "bench"])
                 }
                 double.reset()
                 var config = HubConfig(statePath: state, repository: repo, tokensPath: root + "/tokens.yaml")
