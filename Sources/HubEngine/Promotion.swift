@@ -139,6 +139,13 @@ extension HubSession {
             }
             failures = try gateFailures(target: target, source: source, sourceRevision: sourceRevision)
         }
+        // a first promotion of namespace documents alone: they were tested beside the source's global documents,
+        // which the target would not have
+        let carriedGlobals = result.documents.contains { DocumentScope.of(path: $0.source) == .global }
+        let sourceGlobals = sourceDocuments.filter { DocumentScope.of(path: $0.source) == .global }
+        if current == nil, !carriedGlobals, !sourceGlobals.isEmpty, !result.added.isEmpty {
+            log.note("policyhub: warning: this is the first promotion into \(target.name), and it carries none of the \(sourceGlobals.count) global document\(sourceGlobals.count == 1 ? "" : "s") the namespace documents were tested with in \(source.name): \(target.name) would get them without those globals (add --global NAME, or --all)")
+        }
         return PreparedPromotion(input: input, target: target, source: source, sourceRevision: sourceRevision, current: current,
                                  added: result.added, changed: result.changed, removed: result.removed, documents: result.documents,
                                  policy: policy, gateFailures: failures)

@@ -191,4 +191,16 @@ import Testing
             #expect(history.stdout.contains("(forced past: minimumSoak; reason: CAB-1)"), "\(history.stdout)")
         }
     }
+
+    @Test func aFirstPromotionOfNamespacesWithoutTheirGlobalsWarns() throws {
+        try Repo.withTemporaryFolder { folder in
+            try Self.example(gates: "{}", in: folder)
+            #expect(try CLI.run(["apply", "--repo", folder]).status == 0)
+            let alone = try CLI.run(["promote", "--repo", folder, "--to", "production", "--namespace", "demo", "--dry-run"])
+            #expect(alone.stderr.contains("warning: this is the first promotion into production, and it carries none of the"), "\(alone.stderr)")
+            let withGlobals = try CLI.run(["promote", "--repo", folder, "--to", "production", "--namespace", "demo",
+                                           "--global", "deny-ssh-to-external", "--dry-run"])
+            #expect(!withGlobals.stderr.contains("first promotion"), "\(withGlobals.stderr)")
+        }
+    }
 }
