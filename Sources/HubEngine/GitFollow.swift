@@ -126,7 +126,8 @@ extension HubEngine {
     /// commit in order: checked out, validated and recorded as the root environment's revision (its commit and
     /// signature with it). A commit that does not validate, or that a gate refuses, is rejected with its errors
     /// (audited as `commit-rejected`) and the work tree goes back to the last accepted commit, so the fleet stays
-    /// there. Then every cluster out of step is pushed. The engine's `root` must be `followed.checkout`.
+    /// there. Then every cluster out of step is pushed (the last accepted commit's plan). The engine's `root` must be
+    /// `followed.checkout`.
     public func follow(_ followed: FollowedBranch, concurrency: Int) async throws(EngineError) -> FollowRun {
         let (tree, head) = try GitWorkTree.fetch(followed)
         var run = FollowRun(head: head)
@@ -134,11 +135,13 @@ extension HubEngine {
         let commits = try tree.commits(after: last, upTo: head)
         if commits.isEmpty { return run }
         var good = last
+        var planned: ApplyPlan?
         for commit in commits {
             try tree.checkOut(commit)
             let provenance = try tree.commit(commit, keys: trustedKeys)
             do throws(EngineError) {
                 let plan = try recordAndPlan(author: provenance.author)
+                planned = plan
                 run.steps.append(FollowRun.Step(commit: provenance, revision: plan.isNew ? plan.rootRevision : nil, errors: []))
                 try tree.markAccepted(commit)
                 good = commit
@@ -157,8 +160,12 @@ extension HubEngine {
                 if let good { try tree.checkOut(good) }
             }
         }
-        if run.steps.contains(where: \.accepted) {
-            run.summary = try await reconcile(concurrency: concurrency)
+        // the plan of the last accepted commit is pushed as it is: the tree it was made from is the one checked out
+        // (reading it again for a reconcile cost as much as the whole validation)
+        if let planned {
+            let pushing = try lock(.push, timeout: 600)
+            defer { withExtendedLifetime(pushing) {} }
+            run.summary = try await PushRun.push(session: planned.session, plan: planned.plan, concurrency: concurrency)
         }
         return run
     }
