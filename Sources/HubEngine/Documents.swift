@@ -48,8 +48,12 @@ extension HubSession {
     /// one outcome under the state lock (which `apply` holds while it reads policies/ and records it).
     /// A document equal to the one held records nothing. With a `precondition`, a change of this document
     /// since (never of another one) is a conflict.
+    /// With `branch` (the daemon follows one, checked out at the repository), the file's change is also a commit
+    /// on it (author: `author`; committer: the hub; message: the route and the revision), pushed before the
+    /// revision is recorded; a push refused because the branch moved is a conflict naming its new head, and
+    /// nothing is committed or recorded.
     public func writeDocument(_ identity: ObjectIdentity, yaml: [UInt8]?, precondition: DocumentPrecondition?,
-                              author: String) throws(EngineError) -> DocumentWrite {
+                              author: String, branch: String? = nil) throws(EngineError) -> DocumentWrite {
         guard let rootEnvironment = fleet.root else { throw .failure("the fleet has no root environment") }
         let lock = try engine.lock(.state, timeout: 30)
         defer { withExtendedLifetime(lock) {} }
@@ -122,17 +126,31 @@ extension HubSession {
         _ = try signatureGate(rootEnvironment, commit: nil, what: "this document write")
         let cause = yaml == nil ? "api: remove \(identity)" : (existing == nil ? "api: add \(identity)" : "api: change \(identity)")
         let file = SourceFile(root: root, source: source)
-        let previous = try file.write(documents: kept.filter { $0.source == source })
+        let previous = try file.edit(identity, yaml: yaml, documents: kept.filter { $0.source == source })
         let revision: Revision
+        var committed: (tree: GitWorkTree, commit: String)?
         do throws(EngineError) {
+            var provenance: CommitProvenance?
+            if let branch {
+                guard let tree = GitWorkTree.at(engine.root) else { throw .failure("the checkout of \(branch) is not a git work tree") }
+                let next = try stored { () throws(HubStoreError) in try store.revisions(environment: nil).first?.id ?? 0 } + 1
+                let route = identity.kind.isNamespaced ? "/v1/namespaces/\(identity.namespace)/documents/\(identity.kind.rawValue)/\(identity.name)"
+                    : "/v1/documents/\(identity.kind.rawValue)/\(identity.name)"
+                let id = try tree.commitAndPush(source, author: author, message: "\(yaml == nil ? "DELETE" : "PUT") \(route): r\(next)\n\n\(cause)",
+                                                branch: branch)
+                committed = (tree, id)
+                provenance = try tree.commit(id, keys: engine.trustedKeys)
+            }
             revision = try stored { () throws(HubStoreError) in
                 try store.recordRevision(environment: rootEnvironment.name, documents: kept, author: author, cause: cause, at: now(),
-                                         expectedParent: .mustBe(current?.id))
+                                         expectedParent: .mustBe(current?.id), commit: provenance)
             }
         } catch {
-            file.restore(previous, log: log)  // one outcome: no revision, so the file as it was
+            // one outcome: no revision, so the file as it was (a commit already pushed is recorded by the next sync)
+            if committed == nil { file.restore(previous, log: log) }
             throw error
         }
+        if let committed { try committed.tree.markAccepted(committed.commit) }
         return DocumentWrite(revision: revision, source: source, hash: kept.first { $0.identity == identity }?.hash, unchanged: false)
     }
 }
@@ -164,6 +182,93 @@ struct SourceFile {
         }
         try replace(with: Data(YAMLWriter.documents(values).utf8))
         return previous
+    }
+
+    /// Changes only the document `identity` in the file, as written in `yaml` (nil: removes it), keeping every
+    /// other byte (comments, layout, the other documents); a file it cannot edit so (a `kind: List`, a document
+    /// it cannot find alone between `---` lines) is written whole from `documents`. Returns the previous bytes.
+    func edit(_ identity: ObjectIdentity, yaml: [UInt8]?, documents: [StoredDocument]) throws(EngineError) -> Data? {
+        guard let previous = FileManager.default.contents(atPath: path) else {
+            if let yaml { try replace(with: Data(SourceFile.terminated(yaml))) }
+            return nil
+        }
+        let segments = SourceFile.segments(Array(previous))
+        let identities = segments.map { segment -> [ObjectIdentity] in
+            PolicyDecoder.decodeFile(segment, file: source).objects.map(\.identity)
+        }
+        guard identities.allSatisfy({ $0.count <= 1 }), identities.filter({ $0.first == identity }).count <= 1 else {
+            return try write(documents: documents)
+        }
+        var out: [UInt8] = []
+        var found = false
+        for (segment, held) in zip(segments, identities) {
+            guard held.first == identity else {
+                out += segment
+                continue
+            }
+            found = true
+            guard let yaml else { continue }
+            // the segment's separator line and the comment lines that open it stay, unless the body brings its own
+            let (separator, comments) = SourceFile.opening(segment)
+            if !yaml.starts(with: Array("---".utf8)) { out += separator }
+            if !(yaml.first == UInt8(ascii: "#")) { out += comments }
+            out += SourceFile.terminated(yaml)
+        }
+        if !found, let yaml {
+            if !out.isEmpty {
+                out = SourceFile.terminated(out)
+                if !yaml.starts(with: Array("---".utf8)) { out += Array("---\n".utf8) }
+            }
+            out += SourceFile.terminated(yaml)
+        }
+        let remaining = SourceFile.segments(out).contains { !PolicyDecoder.decodeFile($0, file: source).objects.isEmpty }
+        if !remaining {
+            guard unlink(path) == 0 else { throw .failure("cannot remove \(source): \(String(cString: strerror(errno))); nothing was recorded") }
+            return previous
+        }
+        try replace(with: Data(out))
+        return previous
+    }
+
+    /// The file cut before each line that starts with `---` (a document separator), each piece with its separator.
+    static func segments(_ bytes: [UInt8]) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        var current: [UInt8] = []
+        var lineStart = true
+        var index = 0
+        while index < bytes.count {
+            if lineStart, bytes[index...].starts(with: Array("---".utf8)), !current.isEmpty {
+                out.append(current)
+                current = []
+            }
+            current.append(bytes[index])
+            lineStart = bytes[index] == UInt8(ascii: "\n")
+            index += 1
+        }
+        if !current.isEmpty { out.append(current) }
+        return out
+    }
+
+    /// A segment's `---` line (empty when it has none) and the comment and blank lines right after it.
+    static func opening(_ segment: [UInt8]) -> (separator: [UInt8], comments: [UInt8]) {
+        let lines = segment.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { Array($0) + [UInt8(ascii: "\n")] }
+        var index = 0
+        var separator: [UInt8] = []
+        if let first = lines.first, first.starts(with: Array("---".utf8)) {
+            separator = first
+            index = 1
+        }
+        var comments: [UInt8] = []
+        while index < lines.count, lines[index].first == UInt8(ascii: "#") || lines[index] == [UInt8(ascii: "\n")] {
+            comments += lines[index]
+            index += 1
+        }
+        if index >= lines.count { comments = [] }  // a segment of comments only is not a document's opening
+        return (separator, comments)
+    }
+
+    static func terminated(_ bytes: [UInt8]) -> [UInt8] {
+        bytes.last == UInt8(ascii: "\n") || bytes.isEmpty ? bytes : bytes + [UInt8(ascii: "\n")]
     }
 
     /// Puts the file back as it was before `write` (best effort: the revision was not recorded).

@@ -66,9 +66,7 @@ extension GitWorkTree {
     public static func fetch(_ followed: FollowedBranch) throws(EngineError) -> (tree: GitWorkTree, head: String) {
         if let problem = FollowedBranch.problem(url: followed.url, branch: followed.branch) { throw .invalid(problem) }
         guard let git = ExecPlugin.resolveGit() else { throw .failure("git is not installed (apt-get install git)") }
-        let transports = ["protocol.allow=never", "protocol.file.allow=always", "protocol.ssh.allow=always",
-                          "protocol.https.allow=always", "protocol.http.allow=always", "protocol.git.allow=always"]
-            .flatMap { ["-c", $0] }
+        let transports = GitWorkTree.transports
         let tree = GitWorkTree(root: followed.checkout, git: git)
         if !FileManager.default.fileExists(atPath: followed.checkout + "/.git") {
             let parent = (followed.checkout as NSString).deletingLastPathComponent
@@ -115,6 +113,38 @@ extension GitWorkTree {
     func checkOut(_ commit: String) throws(EngineError) {
         _ = try run(["checkout", "--quiet", "--force", "--detach", commit], check: nil)
     }
+
+    /// Commits the change of `path` (added, changed or removed) as `author`, with the hub as committer, and pushes
+    /// it to `branch`; returns the commit. A refused push (the branch moved) undoes the commit and the file and is
+    /// a conflict naming the branch's new head.
+    func commitAndPush(_ path: String, author: String, message: String, branch: String) throws(EngineError) -> String {
+        let name = author.filter { !"<>\n".contains($0) }
+        _ = try run(["add", "-A", "--", path], check: nil)
+        _ = try run(["-c", "user.name=PolicyHub", "-c", "user.email=policyhub@localhost", "commit", "-q", "--no-verify",
+                     "--author", "\(name) <\(name.replacingOccurrences(of: " ", with: "."))@policyhub.invalid>", "-m", message, "--", path],
+                    check: nil)
+        let commit = try run(["rev-parse", "HEAD"], check: nil).trimmingCharacters(in: .whitespacesAndNewlines)
+        do {
+            _ = try run(GitWorkTree.transports + ["push", "-q", "origin", "HEAD:refs/heads/\(branch)"], check: nil)
+        } catch {
+            let parent = (try? run(["rev-parse", "HEAD~1"], check: nil))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            _ = try? run(["reset", "-q", "--hard", "HEAD~1"], check: nil)
+            _ = try? run(GitWorkTree.transports + ["fetch", "-q", "--no-tags", "origin", "+refs/heads/\(branch):refs/remotes/origin/\(branch)"], check: nil)
+            let moved = (try? run(["rev-parse", "refs/remotes/origin/\(branch)"], check: nil))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let moved, moved != parent else {
+                throw .failure("cannot push the commit of this write to \(branch): \(error.message); nothing was committed or recorded")
+            }
+            let head = String(moved.prefix(12))
+            throw .conflict("\(branch) moved to \(head) since the hub last fetched it; nothing was committed or recorded (the hub takes the new commits at its next sync: read the document again and retry)",
+                            current: nil)
+        }
+        return commit
+    }
+
+    /// git's transports the hub uses: file, ssh, http(s) and git; never `ext::` or the like.
+    static let transports = ["protocol.allow=never", "protocol.file.allow=always", "protocol.ssh.allow=always",
+                             "protocol.https.allow=always", "protocol.http.allow=always", "protocol.git.allow=always"]
+        .flatMap { ["-c", $0] }
 
     func markAccepted(_ commit: String) throws(EngineError) {
         _ = try run(["update-ref", GitWorkTree.acceptedRef, commit], check: nil)

@@ -255,7 +255,7 @@ public final class EngineOperations: HubOperations, @unchecked Sendable {
                                  diagnostics: problems.prefix(50).map(\.description))
         }
         let written = try run { () throws(EngineError) in
-            try session.writeDocument(identity, yaml: yaml, precondition: precondition, author: author)
+            try session.writeDocument(identity, yaml: yaml, precondition: precondition, author: author, branch: followed?.branch)
         }
         if !written.unchanged { invalidate() }
         return .map([Value.MapEntry("revision", EngineOperations.revisionValue(written.revision)),

@@ -159,3 +159,35 @@ import Testing
         }
     }
 }
+
+/// A document written through the API changes its own lines of its file and nothing else (issue 15, item 4).
+@Suite struct DocumentEditTests {
+    @Test func aWriteChangesOnlyItsDocumentInAMultiDocumentFile() async throws {
+        try await Fleet.with { fleet in
+            let file = fleet.folder + "/policies/namespaces/demo/pair.yaml"
+            let node = try String(contentsOfFile: fleet.folder + "/policies/namespaces/demo/node.yaml", encoding: .utf8)
+            let redis = try String(contentsOfFile: fleet.folder + "/policies/namespaces/demo/redis.yaml", encoding: .utf8)
+            try FileManager.default.removeItem(atPath: fleet.folder + "/policies/namespaces/demo/node.yaml")
+            try FileManager.default.removeItem(atPath: fleet.folder + "/policies/namespaces/demo/redis.yaml")
+            let original = "# two documents, each with its comments\n" + node + "---\n# redis, kept as written\n" + redis
+            try original.write(toFile: file, atomically: true, encoding: .utf8)
+            _ = try await fleet.apply()
+            let session = try fleet.engine.open(workingTree: .optional)
+            let body = redis.split(separator: "\n", omittingEmptySubsequences: false).drop { $0.hasPrefix("#") }
+                .joined(separator: "\n").replacingOccurrences(of: "tcp/6379", with: "tcp/6380")
+            #expect(body != redis.split(separator: "\n", omittingEmptySubsequences: false).drop { $0.hasPrefix("#") }.joined(separator: "\n"))
+            let identity = ObjectIdentity(kind: .securityRule, namespace: "demo", name: "nv.redis-pod.demo")
+            let written = try session.writeDocument(identity, yaml: Array(body.utf8), precondition: nil, author: "api")
+            #expect(!written.unchanged && written.source == "policies/namespaces/demo/pair.yaml")
+            let after = try String(contentsOfFile: file, encoding: .utf8)
+            // the node document and every comment are byte for byte as they were; only redis's port line moved
+            #expect(after.hasPrefix("# two documents, each with its comments\n" + node + "---\n# redis, kept as written\n"), "\(after)")
+            #expect(after.contains("tcp/6380") && after.components(separatedBy: "tcp/6379").count == node.components(separatedBy: "tcp/6379").count)
+            #expect(after.split(separator: "\n").count == original.split(separator: "\n").count)
+            // a removal takes its document out and leaves the other as written
+            let removed = try fleet.engine.open(workingTree: .optional).writeDocument(identity, yaml: nil, precondition: nil, author: "api")
+            #expect(!removed.unchanged)
+            #expect(try String(contentsOfFile: file, encoding: .utf8) == "# two documents, each with its comments\n" + node)
+        }
+    }
+}

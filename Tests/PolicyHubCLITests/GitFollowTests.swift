@@ -177,6 +177,39 @@ import Testing
             #expect(status.stdout.contains("staging-eu-1  staging  desired r3"), "\(status.stdout)")
             let gitlabForged = try await Self.send(port, body: gitlab, headers: [HTTPHeader("X-Gitlab-Token", "nope")])
             #expect(gitlabForged.status == 401)
+
+            // 4. an API write is a commit on the branch: refused with 409 while the branch holds a commit the hub
+            // has not taken (the broken one), then, once a fix is followed, committed as the token's name
+            let nginx = try String(contentsOfFile: Repo.root + "/policies/namespaces/demo/nginx.yaml", encoding: .utf8)
+            let body = nginx.split(separator: "\n", omittingEmptySubsequences: false).drop { $0.hasPrefix("#") }
+                .joined(separator: "\n").replacingOccurrences(of: "ports: tcp/80\n", with: "ports: tcp/8080  # changed through the API\n")
+            let documentURL = "http://127.0.0.1:\(port)/v1/namespaces/demo/documents/NvSecurityRule/nv.nginx-pod.demo"
+            func put() async -> Reply? {
+                try? await client.send(Call(method: "PUT", url: documentURL, headers: [HTTPHeader("Authorization", "Bearer \(admin.token)"),
+                                                                                    HTTPHeader("Content-Type", "application/yaml")],
+                                            body: Array(body.utf8)), tls: TLSSettings()).get()
+            }
+            let raced = await put()
+            #expect(raced?.status == 409, "\(raced?.bodyText ?? "no answer")")
+            #expect(raced?.bodyText.contains("main moved to \(broken.prefix(12))") == true, "\(raced?.bodyText ?? "")")
+            try FileManager.default.removeItem(atPath: remote.work + "/policies/global/broken.yaml")
+            try remote.git(["add", "-A"])
+            let fixed = try remote.commitAndPush("remove the broken file")
+            let fix = #"{"ref":"refs/heads/main","after":"\#(fixed)"}"#
+            _ = try await Self.send(port, body: fix, headers: [HTTPHeader("X-Hub-Signature-256", Self.signature(fix))])
+            // the fix holds what r3 holds: no new revision, the checkout moves on
+            try await remote.eventually("the fix") { (try? remote.git(["rev-parse", "HEAD"], in: remote.hub + "/checkout")) == fixed }
+            let written = await put()
+            #expect(written?.status == 200 || written?.status == 201, "\(written?.bodyText ?? "no answer")")
+            try remote.git(["pull", "-q", "origin", "main"])
+            let log = try remote.git(["log", "-1", "--format=%an|%cn|%s"])
+            #expect(log.hasPrefix("admin|PolicyHub|PUT /v1/namespaces/demo/documents/NvSecurityRule/nv.nginx-pod.demo: r"), "\(log)")
+            let file = try String(contentsOfFile: remote.work + "/policies/namespaces/demo/nginx.yaml", encoding: .utf8)
+            #expect(file.hasPrefix("# The demo application of NeuVector's docs"), "the file's own comments stay: \(file.prefix(300))")
+            #expect(file.contains("ports: tcp/8080  # changed through the API"))
+            let diff = try remote.git(["diff", "--stat", "HEAD~1", "HEAD"])
+            #expect(diff.contains("1 file changed, 1 insertion(+), 1 deletion(-)"), "\(diff)")
+            #expect(try remote.recordedCommits().first == (try remote.git(["rev-parse", "HEAD"])))
             #expect(hooked.terminate() == 0)
             #expect(!hooked.log.contains(Self.secret))
         }
