@@ -60,4 +60,23 @@ import Testing
         let bench = try CLI.run(["bench", "parse"])
         #expect(bench.status == 64, "\(bench.stderr)")
     }
+
+    @Test func aWarningOnManyClustersNamesTenAndCountsTheRest() throws {
+        try Repo.withTemporaryFolder { folder in
+            try Repo.copyExample(to: folder)
+            for index in 0..<12 {
+                try """
+                    apiVersion: policyhub.dev/v1alpha1
+                    kind: MemberCluster
+                    metadata: {name: extra-\(String(format: "%02d", index)), labels: {region: eu}}
+                    spec: {environment: staging, target: {directory: {path: .policyhub/gitops/extra-\(index)}}}
+                    """.write(toFile: folder + "/clusters/extra-\(index).yaml", atomically: true, encoding: .utf8)
+            }
+            let run = try CLI.run(["apply", "--repo", folder, "--dry-run"])
+            #expect(run.status == 0, "\(run.stderr)")
+            let line = try #require(run.stderr.split(separator: "\n").first { $0.contains("warning: [") && $0.contains("shadowed") })
+            #expect(line.contains("warning: [extra-00, extra-01, extra-02, extra-03, extra-04, extra-05, extra-06, extra-07, extra-08, extra-09, and 3 more] shadowed:"),
+                    "\(line)")
+        }
+    }
 }
