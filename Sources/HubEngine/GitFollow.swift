@@ -65,7 +65,7 @@ extension GitWorkTree {
     /// work tree and the branch's head. Throws with git's message when the remote cannot be read.
     public static func fetch(_ followed: FollowedBranch) throws(EngineError) -> (tree: GitWorkTree, head: String) {
         if let problem = FollowedBranch.problem(url: followed.url, branch: followed.branch) { throw .invalid(problem) }
-        guard let git = ExecPlugin.resolveGit() else { throw .failure("git is not installed (apt-get install git)") }
+        guard let git = GitWorkTree.programs.git else { throw .failure("git is not installed (apt-get install git)") }
         let transports = GitWorkTree.transports
         let tree = GitWorkTree(root: followed.checkout, git: git)
         if !FileManager.default.fileExists(atPath: followed.checkout + "/.git") {
@@ -84,19 +84,22 @@ extension GitWorkTree {
             }
         }
         do {
-            _ = try tree.run(transports + ["fetch", "--quiet", "--no-tags", "origin",
-                                           "+refs/heads/\(followed.branch):refs/remotes/origin/\(followed.branch)"], check: nil)
+            return (tree, try tree.fetchBranch(followed.branch))
         } catch {
             throw .failure("cannot fetch \(followed.branch) from \(followed.url): \(error.message)")
         }
-        let head = try tree.run(["rev-parse", "--verify", "refs/remotes/origin/\(followed.branch)^{commit}"], check: nil)
-        return (tree, head.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// Fetches `branch` from origin into `refs/remotes/origin/BRANCH`; its head.
+    func fetchBranch(_ branch: String) throws(EngineError) -> String {
+        _ = try run(GitWorkTree.transports + ["fetch", "--quiet", "--no-tags", "origin", "+refs/heads/\(branch):refs/remotes/origin/\(branch)"],
+                    check: nil)
+        return try line(["rev-parse", "--verify", "refs/remotes/origin/\(branch)^{commit}"])
     }
 
     /// The commit the hub last accepted, if any.
     func accepted() -> String? {
-        guard let text = try? run(["rev-parse", "--verify", "--quiet", GitWorkTree.acceptedRef + "^{commit}"], check: nil) else { return nil }
-        let id = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let id = try? line(["rev-parse", "--verify", "--quiet", GitWorkTree.acceptedRef + "^{commit}"]) else { return nil }
         return id.isEmpty ? nil : id
     }
 
@@ -123,14 +126,13 @@ extension GitWorkTree {
         _ = try run(["-c", "user.name=PolicyHub", "-c", "user.email=policyhub@localhost", "commit", "-q", "--no-verify",
                      "--author", "\(name) <\(name.replacingOccurrences(of: " ", with: "."))@policyhub.invalid>", "-m", message, "--", path],
                     check: nil)
-        let commit = try run(["rev-parse", "HEAD"], check: nil).trimmingCharacters(in: .whitespacesAndNewlines)
+        let commit = try line(["rev-parse", "HEAD"])
         do {
             _ = try run(GitWorkTree.transports + ["push", "-q", "origin", "HEAD:refs/heads/\(branch)"], check: nil)
         } catch {
-            let parent = (try? run(["rev-parse", "HEAD~1"], check: nil))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            let parent = try? line(["rev-parse", "HEAD~1"])
             _ = try? run(["reset", "-q", "--hard", "HEAD~1"], check: nil)
-            _ = try? run(GitWorkTree.transports + ["fetch", "-q", "--no-tags", "origin", "+refs/heads/\(branch):refs/remotes/origin/\(branch)"], check: nil)
-            let moved = (try? run(["rev-parse", "refs/remotes/origin/\(branch)"], check: nil))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            let moved = try? fetchBranch(branch)
             guard let moved, moved != parent else {
                 throw .failure("cannot push the commit of this write to \(branch): \(error.message); nothing was committed or recorded")
             }
@@ -199,9 +201,4 @@ extension HubEngine {
         }
         return run
     }
-}
-
-extension ExecPlugin {
-    /// The system git on the hub's own `PATH`.
-    static func resolveGit() -> String? { resolve("git", kubeconfigFolder: "/") }
 }

@@ -15,11 +15,9 @@ public struct GitWorkTree: Sendable {
 
     /// The work tree at `root`, or nil when `root` is not inside one (or git is not installed).
     public static func at(_ root: String) -> GitWorkTree? {
-        guard let git = ExecPlugin.resolve("git", kubeconfigFolder: "/"),
-              FileManager.default.fileExists(atPath: root) else { return nil }
+        guard let git = GitWorkTree.programs.git, FileManager.default.fileExists(atPath: root) else { return nil }
         let tree = GitWorkTree(root: root, git: git)
-        guard let inside = try? tree.run(["rev-parse", "--is-inside-work-tree"], check: nil),
-              inside.trimmingCharacters(in: .whitespacesAndNewlines) == "true" else { return nil }
+        guard (try? tree.line(["rev-parse", "--is-inside-work-tree"])) == "true" else { return nil }
         return tree
     }
 
@@ -57,7 +55,7 @@ public struct GitWorkTree: Sendable {
     /// reads (`RepositoryLoader.yamlFiles`) compared byte for byte with the commit's blobs, so that ignored and
     /// untracked files count too and no clean filter of the repository runs.
     public func differences(from commit: String, folders: [String]) throws(EngineError) -> [String] {
-        let format = try run(["rev-parse", "--show-object-format"], check: nil).trimmingCharacters(in: .whitespacesAndNewlines)
+        let format = try line(["rev-parse", "--show-object-format"])
         let listing = try run(["ls-tree", "-r", "-z", commit, "--"] + folders, check: nil)
         var committed: [String: String] = [:]
         for entry in listing.split(separator: "\0") {
@@ -104,10 +102,8 @@ public struct GitWorkTree: Sendable {
     func run(_ arguments: [String], check: SignatureCheck?) throws(EngineError) -> String {
         var settings = ["core.fsmonitor=false", "core.hooksPath=/dev/null", "core.quotePath=false", "log.showSignature=false",
                         "gpg.ssh.allowedSignersFile=\(check?.allowedSigners ?? "/dev/null")", "gpg.ssh.revocationFile=/dev/null"]
-        if let gpg = ExecPlugin.resolve("gpg", kubeconfigFolder: "/") {
-            settings += ["gpg.program=\(gpg)", "gpg.openpgp.program=\(gpg)"]
-        }
-        if let sshKeygen = ExecPlugin.resolve("ssh-keygen", kubeconfigFolder: "/") { settings.append("gpg.ssh.program=\(sshKeygen)") }
+        if let gpg = GitWorkTree.programs.gpg { settings += ["gpg.program=\(gpg)", "gpg.openpgp.program=\(gpg)"] }
+        if let sshKeygen = GitWorkTree.programs.sshKeygen { settings.append("gpg.ssh.program=\(sshKeygen)") }
         settings.append("gpg.x509.program=/bin/false")
         let outcome: ChildProcess.Outcome
         do {
@@ -121,6 +117,15 @@ public struct GitWorkTree: Sendable {
         }
         return String(decoding: outcome.output, as: UTF8.self)
     }
+
+    /// Its output's one line (surrounding white space removed).
+    func line(_ arguments: [String]) throws(EngineError) -> String {
+        try run(arguments, check: nil).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// git, gpg and ssh-keygen on the hub's own `PATH`, found once per process (every git call names them).
+    static let programs = (git: ExecPlugin.resolve("git", kubeconfigFolder: "/"), gpg: ExecPlugin.resolve("gpg", kubeconfigFolder: "/"),
+                           sshKeygen: ExecPlugin.resolve("ssh-keygen", kubeconfigFolder: "/"))
 
     /// No configuration but the command line's, no prompt, no pager, a keyring of the trusted keys only.
     static func environment(check: SignatureCheck?) -> [String: String] {
@@ -204,7 +209,7 @@ final class SignatureCheck {
     }
 
     private func importOpenPGP(_ path: String, named file: String, gnupg: String) throws(EngineError) {
-        guard let gpg = ExecPlugin.resolve("gpg", kubeconfigFolder: "/") else {
+        guard let gpg = GitWorkTree.programs.gpg else {
             throw .failure("the trusted keys \(file) are OpenPGP keys, and gpg is not installed (apt-get install gnupg)")
         }
         let outcome: ChildProcess.Outcome
