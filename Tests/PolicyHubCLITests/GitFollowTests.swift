@@ -189,7 +189,14 @@ import Testing
                                                                                     HTTPHeader("Content-Type", "application/yaml")],
                                             body: Array(body.utf8)), tls: TLSSettings()).get()
             }
-            let raced = await put()
+            // while the sync that rejected the broken commit is still putting the checkout back, the daemon may have
+            // read the broken tree (a 409 of its own); once it has read the good one again, the write meets the branch
+            var raced = await put()
+            try await remote.eventually("the write to meet the moved branch") {
+                if raced?.bodyText.contains("main moved to") == true { return true }
+                raced = await put()
+                return raced?.bodyText.contains("main moved to") == true
+            }
             #expect(raced?.status == 409, "\(raced?.bodyText ?? "no answer")")
             #expect(raced?.bodyText.contains("main moved to \(broken.prefix(12))") == true, "\(raced?.bodyText ?? "")")
             try FileManager.default.removeItem(atPath: remote.work + "/policies/global/broken.yaml")
