@@ -15,7 +15,7 @@ public enum DirectoryCheck {
             guard case .directory(let written) = cluster.target else { continue }
             let at = cluster.origin.at("target.directory.path")
             let path = canonical(HubEngine.resolve(written, root: root))
-            func problem(_ message: String) { out.append(.error("directory member '\(cluster.name)': path '\(written)' \(message)", at: at)) }
+            func problem(_ message: String) { out.append(.error("directory member '\(cluster.name)': path '\(written)' \(message)", at: at, rule: "directory-member")) }
             if path == repository {
                 problem("is the repository itself; a member folder must be a folder of its own (for example .policyhub/gitops/\(cluster.name))")
             } else if contains(path, repository) {

@@ -22,7 +22,7 @@ public enum KubeconfigCheck {
     public static func problems(_ cluster: MemberCluster, root: String, exec: ExecSettings) -> [Diagnostic] {
         guard case .kubernetes(let kubeconfig, let context) = cluster.target else { return [] }
         let at = cluster.origin.at("target")
-        func problem(_ message: String) -> [Diagnostic] { [.error(message, at: at)] }
+        func problem(_ message: String) -> [Diagnostic] { [.error(message, at: at, rule: "kubeconfig")] }
         let path = resolve(kubeconfig, root: root)
         guard let data = FileManager.default.contents(atPath: path) else {
             return problem("kubeconfig '\(kubeconfig)' of cluster '\(cluster.name)' cannot be read (looked at \(path))")
@@ -61,7 +61,7 @@ public enum KubeconfigCheck {
         var settings = exec
         settings.interactive = true  // whether a terminal is at hand is a matter of the run, not of the file
         if let refusal = settings.refusal(plugin) {
-            found.append(.error("cluster '\(cluster.name)': \(refusal)", at: located))
+            found.append(.error("cluster '\(cluster.name)': \(refusal)", at: located, rule: "kubeconfig-exec"))
         }
         return found
     }
@@ -87,7 +87,7 @@ public enum KubeconfigCheck {
             for pair in pairs {
                 guard let key = pair.key.scalarText, !allowed.contains(key) else { continue }
                 out.append(.warning("\(name) has the field '\(key)', which the hub does not read; it is ignored",
-                                    at: pair.key.location(in: file)))
+                                    at: pair.key.location(in: file), rule: "kubeconfig"))
             }
         }
         check(document, "config", "the kubeconfig")

@@ -8,6 +8,8 @@ public struct LoadedRepository: Sendable {
     public var tree: PolicyTree
     public var fleet: FleetConfig
     public var diagnostics: [Diagnostic]
+    /// Every YAML file read (or refused), repository-relative: policies/ then clusters/, each sorted.
+    public var files: [String] = []
 }
 
 /// Reads a policy repository from disk. The only code that touches the policy files.
@@ -54,16 +56,16 @@ public enum RepositoryLoader {
         let full = (root as NSString).appendingPathComponent(path)
         guard let resolved = realPath(full), let inside, resolved.hasPrefix(inside) else {
             return .failure(.error("is a symbolic link (or lies below one) that leads outside the repository; it is not read",
-                                   at: .start(of: path)))
+                                   at: .start(of: path), rule: "file-read"))
         }
         var info = stat()
-        guard stat(resolved, &info) == 0 else { return .failure(.error("cannot read the file", at: .start(of: path))) }
+        guard stat(resolved, &info) == 0 else { return .failure(.error("cannot read the file", at: .start(of: path), rule: "file-read")) }
         if Int(info.st_size) > limits.maxBytes {
             return .failure(.error("file is \(info.st_size) bytes; the limit is \(limits.maxBytes) bytes (4 MiB); it is not read",
-                                   at: .start(of: path)))
+                                   at: .start(of: path), rule: "file-read"))
         }
         guard let data = FileManager.default.contents(atPath: resolved) else {
-            return .failure(.error("cannot read the file", at: .start(of: path)))
+            return .failure(.error("cannot read the file", at: .start(of: path), rule: "file-read"))
         }
         return .success([UInt8](data))
     }
@@ -85,7 +87,7 @@ public enum RepositoryLoader {
         }
         for folder in ["policies", "clusters"] {
             for link in foldersLinkedOutside(root: root, folder: folder) {
-                diagnostics.append(.error("is a symbolic link to a folder outside the repository; nothing below it is read", at: .start(of: link)))
+                diagnostics.append(.error("is a symbolic link to a folder outside the repository; nothing below it is read", at: .start(of: link), rule: "file-read"))
             }
         }
         let inside = realPath(root).map { $0 == "/" ? "/" : $0 + "/" }
@@ -107,7 +109,7 @@ public enum RepositoryLoader {
         var clusters: [MemberCluster] = []
         let clusterFiles = yamlFiles(root: root, folder: "clusters")
         if !clusterFiles.contains("clusters/environments.yaml") {
-            diagnostics.append(.error("clusters/environments.yaml is missing", at: .start(of: "clusters/environments.yaml")))
+            diagnostics.append(.error("clusters/environments.yaml is missing", at: .start(of: "clusters/environments.yaml"), rule: "fleet"))
         }
         for path in clusterFiles {
             switch read(root: root, inside: inside, path: path, limits: limits) {
@@ -121,7 +123,7 @@ public enum RepositoryLoader {
         }
         return LoadedRepository(root: root, tree: PolicyTree(objects: objects),
                                 fleet: FleetConfig(environments: environments, clusters: clusters),
-                                diagnostics: diagnostics)
+                                diagnostics: diagnostics, files: policyFiles + clusterFiles)
     }
 
     /// `transform` applied to each element on all cores, results in input order.

@@ -16,19 +16,30 @@ public struct Diagnostic: Sendable, Hashable, Comparable, CustomStringConvertibl
     public var location: SourceLocation
     public var severity: Severity
     public var message: String
+    /// Which check found it (`yaml-syntax`, `policy-schema`, `precedence-shadowed`, ...): the rule id of a
+    /// SARIF result and the title of a GitHub annotation. Not part of the text form.
+    public var rule: String
 
-    public init(_ severity: Severity, at location: SourceLocation, _ message: String) {
+    public init(_ severity: Severity, at location: SourceLocation, _ message: String, rule: String = "policyhub") {
         self.location = location
         self.severity = severity
         self.message = message
+        self.rule = rule
     }
 
-    public static func error(_ message: String, at location: SourceLocation) -> Diagnostic {
-        Diagnostic(.error, at: location, message)
+    /// The same problem, attributed to the check `rule`.
+    public func ruled(_ rule: String) -> Diagnostic {
+        var copy = self
+        copy.rule = rule
+        return copy
     }
 
-    public static func warning(_ message: String, at location: SourceLocation) -> Diagnostic {
-        Diagnostic(.warning, at: location, message)
+    public static func error(_ message: String, at location: SourceLocation, rule: String = "policyhub") -> Diagnostic {
+        Diagnostic(.error, at: location, message, rule: rule)
+    }
+
+    public static func warning(_ message: String, at location: SourceLocation, rule: String = "policyhub") -> Diagnostic {
+        Diagnostic(.warning, at: location, message, rule: rule)
     }
 
     public var isError: Bool { severity == .error }
@@ -38,7 +49,8 @@ public struct Diagnostic: Sendable, Hashable, Comparable, CustomStringConvertibl
     public static func < (a: Diagnostic, b: Diagnostic) -> Bool {
         if a.location != b.location { return a.location < b.location }
         if a.severity != b.severity { return a.severity < b.severity }
-        return a.message < b.message
+        if a.message != b.message { return a.message < b.message }
+        return a.rule < b.rule
     }
 }
 

@@ -42,7 +42,7 @@ public enum FleetValidator {
         parallel.run(clusters.count) { index in problems.set(index, checkTarget(clusters[index])) }
         let targetProblems = problems.values
         var diagnostics: [Diagnostic] = []
-        func error(_ message: String, _ at: SourceLocation) { diagnostics.append(.error(message, at: at)) }
+        func error(_ message: String, _ at: SourceLocation) { diagnostics.append(.error(message, at: at, rule: "fleet")) }
         let fileStart = SourceLocation.start(of: fleet.environmentsFile)
 
         var byName: [String: Environment] = [:]
@@ -58,7 +58,7 @@ public enum FleetValidator {
             if env.defaultPolicyMode < env.minimumPolicyMode {
                 diagnostics.append(.warning(
                     "defaultPolicyMode \(env.defaultPolicyMode.rawValue) is below minimumPolicyMode \(env.minimumPolicyMode.rawValue); targets get \(env.minimumPolicyMode.rawValue)",
-                    at: env.origin.at("defaultPolicyMode")))
+                    at: env.origin.at("defaultPolicyMode"), rule: "fleet"))
             }
         }
         let roots = fleet.environments.filter { $0.promotesFrom == nil }

@@ -30,7 +30,8 @@ public enum PlacementCheck {
             }
             let count = fleet.clusters.count
             out.append(.error("\(HubAnnotation.placement) '\(document.placement.text)' selects no cluster of the fleet (\(count) cluster\(count == 1 ? "" : "s")), so this document would be pushed nowhere\(hints.isEmpty ? "" : ": " + hints.joined(separator: "; "))",
-                              at: document.object.metadata.annotationAt(HubAnnotation.placement, or: document.object.origin.at("metadata"))))
+                              at: document.object.metadata.annotationAt(HubAnnotation.placement, or: document.object.origin.at("metadata")),
+                              rule: "placement-empty"))
         }
         return out
     }
@@ -121,7 +122,7 @@ public enum AmbiguityCheck {
             let on = clusters[conflict] ?? []
             let other = conflict.by.location == conflict.rule.location ? "" : "the other rule: \(conflict.by.location); "
             return .error("\(conflict.kind.rawValue): \(conflict.message) (\(other)on \(on.count == fleet.clusters.count ? "every cluster" : on.sorted().joined(separator: ", ")))",
-                          at: conflict.rule.location)
+                          at: conflict.rule.location, rule: "precedence-\(conflict.kind.rawValue)")
         }
     }
 }

@@ -53,11 +53,11 @@ public struct PolicyValidator {
     public static let maximumRulesPerDocument = 50_000
 
     private mutating func error(_ message: String, _ at: SourceLocation) {
-        diagnostics.append(.error(message, at: at))
+        diagnostics.append(.error(message, at: at, rule: "policy-rule"))
     }
 
     private mutating func warning(_ message: String, _ at: SourceLocation) {
-        diagnostics.append(.warning(message, at: at))
+        diagnostics.append(.warning(message, at: at, rule: "policy-rule"))
     }
 
     // MARK: - Documents

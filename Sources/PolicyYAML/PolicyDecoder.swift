@@ -30,12 +30,15 @@ public struct PolicyDecoder {
     // MARK: - Reporting
 
     mutating func error(_ message: String, _ node: YAMLNode) {
-        diagnostics.append(.error(message, at: node.location(in: file)))
+        diagnostics.append(.error(message, at: node.location(in: file), rule: schemaRule))
     }
 
     mutating func warning(_ message: String, _ node: YAMLNode) {
-        diagnostics.append(.warning(message, at: node.location(in: file)))
+        diagnostics.append(.warning(message, at: node.location(in: file), rule: schemaRule))
     }
+
+    /// The check a decoding problem belongs to: the fleet's files or the policy documents.
+    var schemaRule: String { file.hasPrefix("clusters/") ? "fleet-schema" : "policy-schema" }
 
     func origin(_ node: YAMLNode, _ pairs: [YAMLPair]) -> Origin {
         Origin(location: node.location(in: file),

@@ -26,11 +26,11 @@ public enum YAMLParser {
         if bytes.count > limits.maxBytes {
             return .failure(.error(
                 "file is \(bytes.count) bytes; the limit is \(limits.maxBytes) bytes (4 MiB)",
-                at: .start(of: file)))
+                at: .start(of: file), rule: "file-size"))
         }
         let input = blankWhitespaceOnlyLines(bytes)
         var composer = Composer(file: file, limits: limits)
-        return input.withUnsafeBufferPointer { buffer in composer.run(buffer) }
+        return input.withUnsafeBufferPointer { buffer in composer.run(buffer) }.mapError { $0.ruled("yaml-syntax") }
     }
 
     /// The bare libyaml event scan of `bytes`: parse every event and build nothing. The floor that
