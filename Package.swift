@@ -96,6 +96,6 @@ let package = Package(
                                                              .product(name: "Crypto", package: "swift-crypto"),
                                                              .product(name: "Hummingbird", package: "hummingbird"),
                                                              .product(name: "Logging", package: "swift-log")],
-                    exclude: ["Golden"]),
+                    exclude: ["Golden", "Schemas"]),
     ]
 )

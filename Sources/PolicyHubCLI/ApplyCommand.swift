@@ -73,7 +73,11 @@ struct ApplyCommand: AsyncParsableCommand {
         }
     }
 
+    @OptionGroup var diagnostics: DiagnosticOptions
+
     func run() async throws {
+        diagnostics.start(command: "policyhub apply")
+        defer { DiagnosticSink.shared.finish() }
         let engine = repository.engine(state: state)
         // two runs push in turns (the second then finds what the first pushed in step); the state lock,
         // which every writer of a revision takes (the daemon's API writes too), is held only while the tree

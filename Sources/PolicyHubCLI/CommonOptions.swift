@@ -68,7 +68,7 @@ let terminalLog: EngineLog = {
     let progressShown = ProgressLine()
     return EngineLog { event in
         switch event {
-        case .diagnostic(let diagnostic): printError(diagnostic.description)
+        case .diagnostic(let diagnostic): DiagnosticSink.shared.emit([diagnostic])
         case .note(let line): printError(line)
         case .progress(let done, let total, let line):
             if terminal {
@@ -150,9 +150,9 @@ func printCapped(_ lines: [String], toStandardError: Bool = true) {
     }
 }
 
-/// Prints diagnostics to standard error, and a one-line summary.
+/// Prints diagnostics (to standard error, or into the run's `--diagnostics` report), and a one-line summary.
 func report(_ diagnostics: [Diagnostic], quiet: Bool = false) {
-    printCapped(diagnostics.map(\.description))
+    DiagnosticSink.shared.emit(diagnostics)
     let errors = diagnostics.filter(\.isError).count
     let warnings = diagnostics.count - errors
     if !quiet || errors > 0 {
@@ -191,5 +191,84 @@ struct MemberOptions: ParsableArguments {
         if !(clusterTimeout > 0) { throw ValidationError("--cluster-timeout must be a positive number of seconds") }
         if !(settle >= 0) || settle > 600 { throw ValidationError("--settle must be 0 to 600 seconds") }
         if !(1...100_000).contains(connections) { throw ValidationError("--connections must be 1 to 100000") }
+    }
+}
+
+extension DiagnosticFormat: ExpressibleByArgument {}
+
+/// `--diagnostics FORMAT` and `--diagnostics-out FILE` of the commands that report conflicts and problems
+/// while they work (render, plan, apply): text and github lines go to standard error as they are found;
+/// json, sarif and junit are one document, written to the file when the command ends.
+struct DiagnosticOptions: ParsableArguments {
+    @Option(name: .customLong("diagnostics"),
+            help: ArgumentHelp("How problems and conflicts are reported: text, github (workflow commands that annotate a pull request), or json, sarif, junit (with --diagnostics-out).",
+                               valueName: "format"))
+    var format: DiagnosticFormat = .text
+
+    @Option(name: .customLong("diagnostics-out"), help: ArgumentHelp("Write the --diagnostics report to this file (standard error carries progress too).", valueName: "file"))
+    var file: String?
+
+    func validate() throws {
+        if file == nil, format == .json || format == .sarif || format == .junit {
+            throw ValidationError("--diagnostics \(format.rawValue) is one document: add --diagnostics-out FILE (standard error carries progress lines too)")
+        }
+    }
+
+    /// Sends this run's diagnostics where the options say, until `finish`.
+    func start(command: String) {
+        DiagnosticSink.shared.configure(format: format, file: file, command: command)
+    }
+}
+
+/// Where this run's diagnostics go: printed at once (text, github) or gathered into one report written at
+/// the end (json, sarif, junit).
+final class DiagnosticSink: @unchecked Sendable {
+    static let shared = DiagnosticSink()
+
+    private let lock = NSLock()
+    private var format: DiagnosticFormat = .text
+    private var file: String?
+    private var command = "policyhub"
+    private var gathered: [Diagnostic] = []
+    private var printed = 0
+
+    func configure(format: DiagnosticFormat, file: String?, command: String) {
+        lock.withLock {
+            self.format = format
+            self.file = file
+            self.command = command
+            gathered = []
+            printed = 0
+        }
+    }
+
+    /// Prints or gathers `diagnostics`; at most `printedFindingsLimit` lines are printed in a run.
+    func emit(_ diagnostics: [Diagnostic]) {
+        let (shownFormat, shown, hidden, total) = lock.withLock { () -> (DiagnosticFormat, [Diagnostic], Int, Int) in
+            gathered += diagnostics
+            guard file == nil else { return (self.format, [], 0, 0) }
+            let room = max(0, printedFindingsLimit - printed)
+            printed += min(room, diagnostics.count)
+            return (self.format, Array(diagnostics.prefix(room)), diagnostics.count - min(room, diagnostics.count), gathered.count)
+        }
+        for diagnostic in shown {
+            printError(shownFormat == .github ? DiagnosticReport.github(diagnostic) : diagnostic.description)
+        }
+        if hidden > 0 {
+            printError("... and \(hidden) more not shown (the first \(printedFindingsLimit) of \(total) are above; fix those and run again)")
+        }
+    }
+
+    /// Writes the gathered report to `--diagnostics-out`, when one was asked for.
+    func finish(files: [String] = []) {
+        let (file, format, gathered, command) = lock.withLock { (self.file, self.format, self.gathered, self.command) }
+        guard let file else { return }
+        let context = DiagnosticReport.Context(command: command, version: PolicyHubCommand.configuration.version, files: files)
+        let text = DiagnosticReport.render(gathered, as: format, context: context)
+        do {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: file), options: .atomic)
+        } catch {
+            printError("policyhub: cannot write the diagnostics report \(file): \(error.localizedDescription)")
+        }
     }
 }

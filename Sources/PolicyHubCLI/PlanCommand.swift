@@ -46,7 +46,11 @@ struct PlanCommand: AsyncParsableCommand {
         var changes: Int { create.count + update.count + delete.count }
     }
 
+    @OptionGroup var diagnostics: DiagnosticOptions
+
     func run() async throws {
+        diagnostics.start(command: "policyhub plan")
+        defer { DiagnosticSink.shared.finish() }
         let stored = view.env != nil || view.revision != nil
         var opened = try cli { () throws(EngineError) in
             try repository.engine(state: state).open(workingTree: stored ? .optional : .required)

@@ -37,7 +37,11 @@ struct RenderCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The state file (for --env and --revision).", valueName: "path"))
     var state: String?
 
+    @OptionGroup var diagnostics: DiagnosticOptions
+
     func run() throws {
+        diagnostics.start(command: "policyhub render")
+        defer { DiagnosticSink.shared.finish() }
         let (renderer, fleet, inScope, shown) = try view.resolve(repository, statePath: state)
         // standard output stays the objects alone (it goes to kubectl or a file); which policy it is goes here
         printError("policyhub render: \(shown.description)")
@@ -55,14 +59,14 @@ struct RenderCommand: ParsableCommand {
         }
         let rendered = renderer.render(clusters: clusters, parallel: .dispatch)
         var ambiguous = false
-        var lines: [String] = []
+        var found: [Diagnostic] = []
         for (cluster, policy) in rendered {
             for conflict in policy.conflicts {
                 if conflict.severity == .error { ambiguous = true }
-                lines.append("\(conflict.rule.location): \(conflict.severity.rawValue): [\(cluster.name)] \(conflict.kind.rawValue): \(conflict.message) (\(conflict.by.location))")
+                found.append(conflict.diagnostic(on: cluster.name))
             }
         }
-        printCapped(lines)
+        DiagnosticSink.shared.emit(found)
         if let outDir {
             try write(rendered, to: outDir)
         } else {
@@ -149,10 +153,18 @@ func printPrecedenceWarnings(_ items: [PushPlan.Item]) {
             clusters[conflict, default: []].append(item.cluster.name)
         }
     }
-    printCapped(clusters.keys.sorted().map { conflict in
+    DiagnosticSink.shared.emit(clusters.keys.sorted().map { conflict in
         // the clusters it holds on, at most 10 named (a fleet of 10,000 made this one line of 90 KB)
         let on = (clusters[conflict] ?? []).sorted()
         let named = on.count > 10 ? on.prefix(10).joined(separator: ", ") + ", and \(on.count - 10) more" : on.joined(separator: ", ")
-        return "\(conflict.rule.location): warning: [\(named)] \(conflict.kind.rawValue): \(conflict.message) (\(conflict.by.location))"
+        return conflict.diagnostic(on: named, severity: .warning)
     })
+}
+
+extension Conflict {
+    /// The conflict as a diagnostic at its rule, naming the clusters it holds on and the other rule.
+    func diagnostic(on clusters: String, severity: Diagnostic.Severity? = nil) -> Diagnostic {
+        Diagnostic(severity ?? (self.severity == .error ? .error : .warning), at: rule.location,
+                   "[\(clusters)] \(kind.rawValue): \(message) (\(by.location))", rule: "precedence-\(kind.rawValue)")
+    }
 }
