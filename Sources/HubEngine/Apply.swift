@@ -21,9 +21,12 @@ extension HubEngine {
     /// checks both too).
     /// A freeze window of the root environment refuses a new revision, and a cluster in a frozen environment
     /// is not pushed, unless `force` with a `reason` (recorded in the revision's cause).
+    /// `check`: called under the state lock with the session and the root revision, before anything is
+    /// recorded; what it throws stops the apply (a saved plan's inputs are checked there).
     public func recordAndPlan(author: String, clusters names: [String] = [], record: Bool = true, repair: Bool = false,
                               allowDirty: Bool = false, force: Bool = false, reason: String? = nil,
-                              lockTimeout: Double = 300) throws(EngineError) -> ApplyPlan {
+                              lockTimeout: Double = 300,
+                              check: ((HubSession, Revision, Bool) throws(EngineError) -> Void)? = nil) throws(EngineError) -> ApplyPlan {
         if force && (reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
             throw .invalid("--force needs --reason TEXT: why the freeze is overridden (recorded in the revision and the audit log)")
         }
@@ -49,6 +52,7 @@ extension HubEngine {
                 rootRevision.commit = try session.signatureGate(root, commit: try session.workingTreeCommit(allowDirty: allowDirty),
                                                                 what: "recording policies/ as a revision of \(root.name)")
             }
+            try check?(session, rootRevision, pending.isNew)
             if pending.isNew && record {
                 do throws(HubStoreError) {
                     rootRevision = try session.store.recordRevision(

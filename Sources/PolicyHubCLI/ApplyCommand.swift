@@ -24,8 +24,18 @@ struct ApplyCommand: AsyncParsableCommand {
             trusted key. Inside a freeze window of an environment (freeze: in environments.yaml) nothing is \
             recorded for it and its clusters are not pushed, rollbacks excepted, unless --force --reason TEXT.
 
+            A saved plan (policyhub plan --out FILE) is applied with policyhub apply FILE: it records and pushes \
+            exactly what that plan shows, after checking that the repository's files and commit, the state \
+            file's records and the objects held by every member to push are as they were when it was made; \
+            otherwise it names what moved and records and pushes nothing (exit 1). --cluster and --repair do \
+            not go with a saved plan: the plan already says which clusters are pushed.
+
             State: .policyhub/state.sqlite (or --state). Exit 0 when every cluster is in step, 1 when any failed.
             """)
+
+    @Argument(help: ArgumentHelp("A plan saved by policyhub plan --out FILE: push exactly that, or refuse if anything it was made from moved.",
+                                 valueName: "plan-file"))
+    var planFile: String?
 
     @OptionGroup var repository: RepositoryOptions
 
@@ -66,6 +76,12 @@ struct ApplyCommand: AsyncParsableCommand {
     var lockTimeout: Double = 300
 
     func validate() throws {
+        if planFile != nil && !cluster.isEmpty {
+            throw ValidationError("--cluster does not go with a saved plan: the plan already names the clusters it pushes (make one with plan --cluster ... --out FILE)")
+        }
+        if planFile != nil && repair {
+            throw ValidationError("--repair does not go with a saved plan: it pushes only what the plan shows")
+        }
         if concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
         if maxDeletions < 0 { throw ValidationError("--max-deletions must be 0 or more") }
         if force && (reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
@@ -84,9 +100,29 @@ struct ApplyCommand: AsyncParsableCommand {
         // is read and recorded and the plan made, never across network time
         let pushing = try cli { () throws(EngineError) in try engine.lock(.push, timeout: lockTimeout) }
         defer { withExtendedLifetime(pushing) {} }
-        var applied = try cli { () throws(EngineError) in
-            try engine.recordAndPlan(author: currentAuthor(author), clusters: cluster, record: !dryRun, repair: repair,
-                                     allowDirty: allowDirty, force: force, reason: reason, lockTimeout: lockTimeout)
+        var applied: ApplyPlan
+        if let planFile {
+            let saved = try cli { () throws(EngineError) in try SavedPlan.read(path: planFile) }
+            emit("applying the saved plan \(planFile) (made \(saved.createdAt), revision \(saved.rootRevision), \(saved.pushed.count) cluster\(saved.pushed.count == 1 ? "" : "s") to push)")
+            if dryRun {
+                // checks the plan still holds, records and pushes nothing
+                let (author, allowDirty, force, reason, lockTimeout) = (currentAuthor(author), allowDirty, force, reason, lockTimeout)
+                _ = try await cli { () async throws(EngineError) in
+                    try await engine.checkSaved(saved, author: author, allowDirty: allowDirty, force: force, reason: reason, lockTimeout: lockTimeout)
+                }
+                emit("the saved plan still holds: nothing it was made from moved (dry run: nothing recorded or pushed)")
+                return
+            }
+            let (author, allowDirty, force, reason, lockTimeout, concurrency) = (currentAuthor(author), allowDirty, force, reason, lockTimeout, concurrency)
+            applied = try await cli { () async throws(EngineError) in
+                try await engine.applySaved(saved, author: author, allowDirty: allowDirty, force: force, reason: reason,
+                                            lockTimeout: lockTimeout, concurrency: concurrency)
+            }
+        } else {
+            applied = try cli { () throws(EngineError) in
+                try engine.recordAndPlan(author: currentAuthor(author), clusters: cluster, record: !dryRun, repair: repair,
+                                         allowDirty: allowDirty, force: force, reason: reason, lockTimeout: lockTimeout)
+            }
         }
         applied.session.limits = MemberLimits(clusterTimeout: member.clusterTimeout, maxDeletions: maxDeletions, settle: member.settle,
                                               connections: member.connections)

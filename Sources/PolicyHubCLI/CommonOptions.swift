@@ -265,10 +265,40 @@ final class DiagnosticSink: @unchecked Sendable {
         guard let file else { return }
         let context = DiagnosticReport.Context(command: command, version: PolicyHubCommand.configuration.version, files: files)
         let text = DiagnosticReport.render(gathered, as: format, context: context)
-        do {
-            try Data(text.utf8).write(to: URL(fileURLWithPath: file), options: .atomic)
+        do throws(EngineError) {
+            try writeAtomically(text, to: file, what: "the diagnostics report")
         } catch {
-            printError("policyhub: cannot write the diagnostics report \(file): \(error.localizedDescription)")
+            printError("policyhub: \(error.message)")
         }
+    }
+}
+
+/// Writes `text` to `path` whole or not at all (a temporary file renamed over it).
+func writeAtomically(_ text: String, to path: String, what: String = "the plan") throws(EngineError) {
+    do {
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+    } catch {
+        throw .failure("cannot write \(what) to \(path): \(error.localizedDescription)")
+    }
+}
+
+/// ANSI colours for a terminal, or plain text.
+struct Palette {
+    var enabled: Bool
+
+    /// Colour when standard output is a terminal that is not "dumb", unless `--no-color` or NO_COLOR
+    /// (https://no-color.org: set and not empty) says otherwise.
+    static func wanted(noColor: Bool) -> Bool {
+        let environment = ProcessInfo.processInfo.environment
+        if noColor || !(environment["NO_COLOR"] ?? "").isEmpty || environment["TERM"] == "dumb" { return false }
+        return isatty(1) == 1
+    }
+
+    func green(_ text: String) -> String { paint(text, "32") }
+    func yellow(_ text: String) -> String { paint(text, "33") }
+    func red(_ text: String) -> String { paint(text, "31") }
+
+    private func paint(_ text: String, _ code: String) -> String {
+        enabled ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text
     }
 }
