@@ -92,6 +92,9 @@ public enum EngineEvent: Sendable {
     case progress(done: Int, total: Int, line: String)
     /// The run's per-cluster progress ended.
     case progressEnd
+    /// Clusters quiet for a while, each with what it waits for (`ActivityBoard.due`): for a terminal, where
+    /// a run must never go quiet for long.
+    case waiting([String])
 }
 
 /// Where an operation's events go.

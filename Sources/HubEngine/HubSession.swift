@@ -29,23 +29,26 @@ public struct HubEngine: Sendable {
     public let exec: ExecSettings
     /// The keys the operator trusts to sign policy commits (never the repository's).
     public let trustedKeys: TrustedKeys
+    /// What each member being pushed or read is waiting for (progress lines, `--timeout`'s report).
+    public let activity: ActivityBoard
 
     public init(root: String, store: StoreSource, clock: any HubClock = SystemClock(), log: EngineLog = .silent,
-                exec: ExecSettings = ExecSettings(), trustedKeys: TrustedKeys = TrustedKeys()) {
+                exec: ExecSettings = ExecSettings(), trustedKeys: TrustedKeys = TrustedKeys(), activity: ActivityBoard = ActivityBoard()) {
         self.root = root
         self.storeSource = store
         self.clock = clock
         self.log = log
         self.exec = exec
         self.trustedKeys = trustedKeys
+        self.activity = activity
     }
 
     /// An engine on the SQLite state file `statePath` (relative to the repository unless absolute; nil for
     /// the default).
     public init(root: String, statePath: String?, clock: any HubClock = SystemClock(), log: EngineLog = .silent,
-                exec: ExecSettings = ExecSettings(), trustedKeys: TrustedKeys = TrustedKeys()) {
+                exec: ExecSettings = ExecSettings(), trustedKeys: TrustedKeys = TrustedKeys(), activity: ActivityBoard = ActivityBoard()) {
         self.init(root: root, store: .sqlite(path: HubEngine.resolve(statePath ?? HubEngine.defaultStatePath, root: root)),
-                  clock: clock, log: log, exec: exec, trustedKeys: trustedKeys)
+                  clock: clock, log: log, exec: exec, trustedKeys: trustedKeys, activity: activity)
     }
 
     /// `path` made absolute against `root`.
@@ -57,7 +60,7 @@ public struct HubEngine: Sendable {
     public func logging(to log: EngineLog) -> HubEngine {
         var settings = exec
         settings.log = { line in log.note(line) }
-        return HubEngine(root: root, store: storeSource, clock: clock, log: log, exec: settings, trustedKeys: trustedKeys)
+        return HubEngine(root: root, store: storeSource, clock: clock, log: log, exec: settings, trustedKeys: trustedKeys, activity: activity)
     }
 
     /// The SQLite state file's path, when the state is in one.
@@ -174,9 +177,10 @@ public struct HubSession: Sendable {
         case .kubernetes(let kubeconfig, let context):
             return endpoint(cluster.name, kubeconfig: kubeconfig, context: context).map { endpoint in
                 // a member's deadline is transport time, on the system clock
-                KubernetesMember(cluster: cluster.name, endpoint: endpoint, transport: transports.transport(inFlight: limits.connections),
-                                 deadline: Date().timeIntervalSince1970 + limits.clusterTimeout,
-                                 maxDeletions: limits.maxDeletions, exec: engine.exec, settle: limits.settle)
+                KubernetesMember(cluster: cluster.name, endpoint: endpoint,
+                                 transport: transports.transport(inFlight: limits.connections, board: engine.activity),
+                                 deadline: limits.deadline(from: Date().timeIntervalSince1970),
+                                 maxDeletions: limits.maxDeletions, exec: engine.exec, settle: limits.settle, activity: engine.activity)
             }
         }
     }
@@ -300,13 +304,22 @@ public struct MemberLimits: Sendable {
     public var settle: Double
     /// Requests in flight at once over every Kubernetes member of the run (libcurl's connections).
     public var connections: Int
+    /// When the whole command must be over (`--timeout`, seconds since 1970): no cluster's deadline is later.
+    public var commandDeadline: Double?
 
     public init(clusterTimeout: Double = 120, maxDeletions: Int = KubernetesMember.defaultMaxDeletions,
-                settle: Double = KubernetesMember.defaultSettle, connections: Int = TransportSettings().maxInFlight) {
+                settle: Double = KubernetesMember.defaultSettle, connections: Int = TransportSettings().maxInFlight,
+                commandDeadline: Double? = nil) {
         self.clusterTimeout = clusterTimeout
         self.maxDeletions = maxDeletions
         self.settle = settle
         self.connections = connections
+        self.commandDeadline = commandDeadline
+    }
+
+    /// The deadline of a cluster whose work starts at `start`.
+    public func deadline(from start: Double) -> Double {
+        min(start + clusterTimeout, commandDeadline ?? .infinity)
     }
 }
 
@@ -347,14 +360,14 @@ public final class TransportHolder: @unchecked Sendable {
 
     public var transport: CurlTransport { transport(inFlight: TransportSettings().maxInFlight) }
 
-    /// The transport, started on first use with at most `inFlight` transfers at once.
-    public func transport(inFlight: Int) -> CurlTransport {
+    /// The transport, started on first use with at most `inFlight` transfers at once, noting its retries on `board`.
+    public func transport(inFlight: Int, board: ActivityBoard? = nil) -> CurlTransport {
         lock.lock()
         defer { lock.unlock() }
         if let started { return started }
         var settings = TransportSettings()
         settings.maxInFlight = inFlight
-        let made = CurlTransport(settings: settings)
+        let made = CurlTransport(settings: settings, board: board)
         started = made
         return made
     }

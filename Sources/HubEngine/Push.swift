@@ -141,12 +141,16 @@ public enum PushRun {
         summary.inStep = plan.inStep.count
         summary.untouched = plan.untouched.count
         var done = 0
+        await session.withHeartbeat { () async in
         await withTaskGroup(of: (PushPlan.Item, Result<PushOutcome, MemberError>, Double).self) { group in
             var pending = plan.toPush[...]
             func startNext() {
                 guard let item = pending.popFirst() else { return }
                 group.addTask {
                     let started = session.now()
+                    let activity = session.engine.activity
+                    activity.started(item.cluster.name, deadline: session.limits.deadline(from: Date().timeIntervalSince1970))
+                    defer { activity.finished(item.cluster.name) }
                     switch session.member(for: item.cluster) {
                     case .failure(let error): return (item, .failure(error), started)
                     case .success(let member):
@@ -203,6 +207,7 @@ public enum PushRun {
                 session.log.send(.progress(done: done, total: plan.toPush.count, line: line))
             }
         }
+        }
         session.log.send(.progressEnd)
         let count = plan.clusterCount
         session.log.note("\(count) cluster\(count == 1 ? "" : "s"): \(summary.pushed) pushed (\(summary.created) created, \(summary.updated) updated, \(summary.deleted) deleted), \(plan.inStep.count) in step, \(plan.untouched.count) untouched, \(summary.failures.count) failed")
@@ -218,6 +223,25 @@ public enum PushRun {
 }
 
 extension HubSession {
+    /// How long a cluster may be quiet on a terminal before a line says what it waits for (checked every
+    /// second, so a line comes at least every 5 s).
+    static let quietSeconds = 4.0
+
+    /// Runs `body` while, every second, each cluster of `engine.activity` quiet for `quietSeconds` gets a
+    /// `.waiting` line saying what it waits for.
+    public func withHeartbeat<T: Sendable>(_ body: () async -> T) async -> T {
+        let activity = engine.activity, log = self.log
+        let heartbeat = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: 1_000_000_000)
+                let lines = activity.due(every: HubSession.quietSeconds)
+                if !lines.isEmpty && !Task.isCancelled { log.send(.waiting(lines)) }
+            }
+        }
+        defer { heartbeat.cancel() }
+        return await body()
+    }
+
     /// Pushes every cluster of `environment` to its desired revision (after a promotion or rollback),
     /// under the push lock.
     public func pushEnvironment(_ environment: String, rootRevision: Revision?, concurrency: Int,

@@ -234,11 +234,15 @@ extension HubSession {
     /// The managed objects of each cluster's member, `concurrency` members at once.
     public func readMembers(_ clusters: [MemberCluster], concurrency: Int = 8) async -> [String: SavedPlan.MemberRead] {
         var reads: [String: SavedPlan.MemberRead] = [:]
+        let activity = engine.activity
+        await withHeartbeat { () async in
         await withTaskGroup(of: (String, SavedPlan.MemberRead).self) { group in
             var pending = clusters[...]
             func startNext() {
                 guard let cluster = pending.popFirst() else { return }
                 group.addTask {
+                    activity.started(cluster.name, deadline: self.limits.deadline(from: Date().timeIntervalSince1970))
+                    defer { activity.finished(cluster.name) }
                     switch self.member(for: cluster) {
                     case .failure(let error): return (cluster.name, .failure(error))
                     case .success(let member):
@@ -256,6 +260,7 @@ extension HubSession {
                 startNext()
             }
         }
+        }
         return reads
     }
 }
@@ -271,10 +276,11 @@ extension HubEngine {
     /// state file's revisions and cluster records, and what each member to be pushed holds — recording
     /// nothing. Throws `.conflict` naming everything that moved.
     public func checkSaved(_ saved: SavedPlan, author: String, allowDirty: Bool = false, force: Bool = false, reason: String? = nil,
-                           lockTimeout: Double = 300, concurrency: Int = 8) async throws(EngineError) -> SavedPlanCheck {
+                           lockTimeout: Double = 300, concurrency: Int = 8, limits: MemberLimits = MemberLimits()) async throws(EngineError) -> SavedPlanCheck {
         // quiet: the apply that follows says the same things once
-        let preview = try logging(to: .silent).recordAndPlan(author: author, clusters: saved.selection, record: false, allowDirty: allowDirty, force: force,
+        var preview = try logging(to: .silent).recordAndPlan(author: author, clusters: saved.selection, record: false, allowDirty: allowDirty, force: force,
                                         reason: reason, lockTimeout: lockTimeout)
+        preview.session.limits = limits
         defer { preview.session.transports.shutdown() }
         let check = SavedPlanCheck(
             considered: preview.plan.items.map(\.cluster) + preview.plan.untouched.compactMap { preview.session.fleet.cluster(named: $0.cluster) },
@@ -287,9 +293,9 @@ extension HubEngine {
     /// and the state file once more under the state lock, just before recording) and returns the plan to
     /// push, which is the saved one. The caller holds the push lock.
     public func applySaved(_ saved: SavedPlan, author: String, allowDirty: Bool = false, force: Bool = false, reason: String? = nil,
-                           lockTimeout: Double = 300, concurrency: Int = 8) async throws(EngineError) -> ApplyPlan {
+                           lockTimeout: Double = 300, concurrency: Int = 8, limits: MemberLimits = MemberLimits()) async throws(EngineError) -> ApplyPlan {
         let check = try await checkSaved(saved, author: author, allowDirty: allowDirty, force: force, reason: reason,
-                                         lockTimeout: lockTimeout, concurrency: concurrency)
+                                         lockTimeout: lockTimeout, concurrency: concurrency, limits: limits)
         let applied = try recordAndPlan(author: author, clusters: saved.selection, allowDirty: allowDirty, force: force, reason: reason,
                                         lockTimeout: lockTimeout) { session, pending, isNew throws(EngineError) in
             try check.verify(saved, session: session, root: pending, isNew: isNew)

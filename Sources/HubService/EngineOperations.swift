@@ -47,6 +47,7 @@ public final class EngineOperations: HubOperations, @unchecked Sendable {
             case .note(let line): logger.info("\(line)")
             case .progress(let done, let total, let line): logger.info("[\(done)/\(total)] \(line)")
             case .progressEnd: break
+            case .waiting(let lines): for line in lines { logger.info("\(line)") }
             }
         })
         self.pushConcurrency = pushConcurrency
@@ -208,7 +209,7 @@ public final class EngineOperations: HubOperations, @unchecked Sendable {
     public func revisions(environment: String, limit: Int) async throws(OperationError) -> Value {
         let session = try await session()
         guard session.fleet.environment(named: environment) != nil else {
-            throw OperationError(.notFound, "unknown environment '\(environment)'")
+            throw OperationError(.notFound, EditDistance.unknown("environment", environment, known: session.fleet.environments.map(\.name)))
         }
         let revisions = try run { () throws(EngineError) in
             try stored { () throws(HubStoreError) in try session.store.revisions(environment: environment) }

@@ -6,6 +6,8 @@ import Foundation
 /// `maxInFlight` at once, retrying connection errors, 429 and 5xx with backoff and `Retry-After`.
 public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     public let settings: TransportSettings
+    /// Where each retry it schedules is noted (by its request's tag), for progress lines.
+    public let board: ActivityBoard?
     private let multi: UnsafeMutableRawPointer
     private let lock = NSLock()
     private var queued: [Transfer] = []
@@ -18,9 +20,10 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
     }()
 
-    public init(settings: TransportSettings = TransportSettings()) {
+    public init(settings: TransportSettings = TransportSettings(), board: ActivityBoard? = nil) {
         _ = CurlTransport.globalInit
         self.settings = settings
+        self.board = board
         guard let handle = curl_multi_init() else { fatalError("curl_multi_init failed: out of memory") }
         multi = handle
         // Transfers in flight are bounded by the loop below, so libcurl gets no bound on open connections.
@@ -191,11 +194,14 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     private func complete(_ transfer: Transfer, code: CURLcode) {
         let result = transfer.result(code)
         var retryAfter: Double?
+        var reason = ""
         switch result {
         case .success(let response) where response.status == 429 || response.status >= 500:
             retryAfter = response.header("Retry-After").flatMap(Double.init) ?? -1
+            reason = "HTTP \(response.status)"
         case .failure(let error) where error.isTransient:
             retryAfter = -1
+            reason = error.reason
         case .success, .failure:
             break
         }
@@ -206,8 +212,12 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
                 transfer.finish(result)  // no attempt could finish before the member's deadline
                 return
             }
+            let due = Date().timeIntervalSince1970 + delay
+            if let tag = transfer.request.tag {
+                board?.retrying(tag, attempt: transfer.attempts + 1, of: settings.maxAttempts, after: reason, next: due)
+            }
             lock.lock()
-            delayed.append((Date().timeIntervalSince1970 + delay, transfer))
+            delayed.append((due, transfer))
             lock.unlock()
             return
         }

@@ -7,13 +7,17 @@ public struct HTTPRequest: Sendable, Hashable {
     /// When the whole exchange, retries included, must be over (seconds since 1970); nil: only the
     /// transport's own timeouts apply.
     public var deadline: Double?
+    /// Whose request this is (a cluster's name), for the transport's `ActivityBoard`; nil: nobody's.
+    public var tag: String?
 
-    public init(method: String, url: String, headers: [HTTPHeader] = [], body: [UInt8]? = nil, deadline: Double? = nil) {
+    public init(method: String, url: String, headers: [HTTPHeader] = [], body: [UInt8]? = nil, deadline: Double? = nil,
+                tag: String? = nil) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.deadline = deadline
+        self.tag = tag
     }
 }
 
@@ -111,6 +115,15 @@ public enum TransportError: Error, Sendable, Hashable, CustomStringConvertible {
         case .tls(let url, let message): return "TLS failure with \(url): \(message)"
         case .refused(let url, let message): return "refused \(url): \(message)"
         case .other(let url, let message): return "request to \(url) failed: \(message)"
+        }
+    }
+
+    /// libcurl's words alone, without the URL (a progress line names the cluster already).
+    public var reason: String {
+        switch self {
+        case .connection(_, let message), .timeout(_, let message), .tls(_, let message), .refused(_, let message),
+             .other(_, let message):
+            return message
         }
     }
 

@@ -18,6 +18,8 @@ public struct KubernetesMember: Member {
     public var exec: ExecSettings
     /// Where plugin credentials are kept until they expire (one per process).
     public var credentials: ExecCredentialCache
+    /// Where the member notes the retries it schedules itself (NeuVector's queue-full denial), for progress.
+    public var activity: ActivityBoard?
 
     public static let fieldManager = "policyhub"
     static let selector = "app.kubernetes.io%2Fmanaged-by%3Dpolicyhub"
@@ -28,7 +30,9 @@ public struct KubernetesMember: Member {
 
     public init(cluster: String, endpoint: KubernetesEndpoint, transport: any HTTPTransport, deadline: Double? = nil,
                 maxDeletions: Int = KubernetesMember.defaultMaxDeletions, exec: ExecSettings = ExecSettings(),
-                credentials: ExecCredentialCache = .shared, settle: Double = KubernetesMember.defaultSettle) {
+                credentials: ExecCredentialCache = .shared, settle: Double = KubernetesMember.defaultSettle,
+                activity: ActivityBoard? = nil) {
+        self.activity = activity
         self.settle = settle
         self.cluster = cluster
         self.endpoint = endpoint
@@ -43,7 +47,7 @@ public struct KubernetesMember: Member {
         var headers = [HTTPHeader("Accept", "application/json")] + endpoint.headers
         if let token = endpoint.token, endpoint.exec == nil { headers.append(HTTPHeader("Authorization", "Bearer \(token)")) }
         if let contentType { headers.append(HTTPHeader("Content-Type", contentType)) }
-        return HTTPRequest(method: method, url: endpoint.server + path, headers: headers, body: body, deadline: deadline)
+        return HTTPRequest(method: method, url: endpoint.server + path, headers: headers, body: body, deadline: deadline, tag: cluster)
     }
 
     /// The error for a response that is not a success: the server's Status message when it sent one.
@@ -228,6 +232,8 @@ public struct KubernetesMember: Member {
                 }
                 denial = error
                 attempt += 1
+                activity?.retrying(cluster, attempt: attempt + 1, of: KubernetesMember.queueRetries + 1,
+                                   after: "NeuVector's \"too many requests received\"", next: Date().timeIntervalSince1970 + delay)
                 try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
             } catch {
                 // a retry after NeuVector's queue-full denial that ran out of time: NeuVector's words say why

@@ -92,6 +92,7 @@ struct ApplyCommand: AsyncParsableCommand {
     @OptionGroup var diagnostics: DiagnosticOptions
 
     func run() async throws {
+        member.startWatchdog()
         diagnostics.start(command: "policyhub apply")
         defer { DiagnosticSink.shared.finish() }
         let engine = repository.engine(state: state)
@@ -106,17 +107,18 @@ struct ApplyCommand: AsyncParsableCommand {
             emit("applying the saved plan \(planFile) (made \(saved.createdAt), revision \(saved.rootRevision), \(saved.pushed.count) cluster\(saved.pushed.count == 1 ? "" : "s") to push)")
             if dryRun {
                 // checks the plan still holds, records and pushes nothing
-                let (author, allowDirty, force, reason, lockTimeout) = (currentAuthor(author), allowDirty, force, reason, lockTimeout)
+                let (author, allowDirty, force, reason, lockTimeout, limits) = (currentAuthor(author), allowDirty, force, reason, lockTimeout, member.limits)
                 _ = try await cli { () async throws(EngineError) in
-                    try await engine.checkSaved(saved, author: author, allowDirty: allowDirty, force: force, reason: reason, lockTimeout: lockTimeout)
+                    try await engine.checkSaved(saved, author: author, allowDirty: allowDirty, force: force, reason: reason, lockTimeout: lockTimeout,
+                                                limits: limits)
                 }
                 emit("the saved plan still holds: nothing it was made from moved (dry run: nothing recorded or pushed)")
                 return
             }
-            let (author, allowDirty, force, reason, lockTimeout, concurrency) = (currentAuthor(author), allowDirty, force, reason, lockTimeout, concurrency)
+            let (author, allowDirty, force, reason, lockTimeout, concurrency, limits) = (currentAuthor(author), allowDirty, force, reason, lockTimeout, concurrency, member.limits)
             applied = try await cli { () async throws(EngineError) in
                 try await engine.applySaved(saved, author: author, allowDirty: allowDirty, force: force, reason: reason,
-                                            lockTimeout: lockTimeout, concurrency: concurrency)
+                                            lockTimeout: lockTimeout, concurrency: concurrency, limits: limits)
             }
         } else {
             applied = try cli { () throws(EngineError) in
@@ -124,8 +126,8 @@ struct ApplyCommand: AsyncParsableCommand {
                                          allowDirty: allowDirty, force: force, reason: reason, lockTimeout: lockTimeout)
             }
         }
-        applied.session.limits = MemberLimits(clusterTimeout: member.clusterTimeout, maxDeletions: maxDeletions, settle: member.settle,
-                                              connections: member.connections)
+        applied.session.limits = member.limits
+        applied.session.limits.maxDeletions = maxDeletions
         let plan = applied.plan
         printPrecedenceWarnings(plan.toPush)
         if dryRun {

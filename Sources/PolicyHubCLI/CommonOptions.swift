@@ -79,6 +79,11 @@ let terminalLog: EngineLog = {
             }
         case .progressEnd:
             if progressShown.take() { FileHandle.standardError.write(Data("\n".utf8)) }
+        case .waiting(let lines):
+            // on a terminal only: a log (CI) keeps one line per cluster
+            guard terminal else { return }
+            let clear = progressShown.take() ? "\r\u{1B}[K" : ""
+            FileHandle.standardError.write(Data((clear + lines.joined(separator: "\n") + "\n").utf8))
         }
     }
 }()
@@ -98,7 +103,40 @@ extension RepositoryOptions {
     func engine(state: String?) -> HubEngine {
         let cwd = FileManager.default.currentDirectoryPath
         return HubEngine(root: root, statePath: state, log: terminalLog, exec: exec,
-                         trustedKeys: TrustedKeys(files: trustedKeys.map { HubEngine.resolve($0, root: cwd) }))
+                         trustedKeys: TrustedKeys(files: trustedKeys.map { HubEngine.resolve($0, root: cwd) }), activity: Watchdog.activity)
+    }
+}
+
+/// `--timeout`: the whole command's deadline. Each cluster's deadline is clamped to it, so that members
+/// still working fail by name and are recorded as failed; a moment later (for what no deadline reaches,
+/// such as a directory member on a hung file system) the process stops with exit 1, naming the clusters
+/// still working. Stopping is safe: a push killed at any point leaves the state file and the members
+/// consistent, and the next run converges.
+enum Watchdog {
+    /// What the command's members are doing (the engine's `activity`).
+    static let activity = ActivityBoard()
+    /// How long after the deadline the process stops if the command has not ended by itself.
+    static let grace = 3.0
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var due: Double?
+
+    static var deadline: Double? { lock.withLock { due } }
+
+    static func start(timeout: Double) {
+        let deadline = Date().timeIntervalSince1970 + timeout
+        lock.withLock { due = deadline }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout + grace) {
+            let running = activity.stillRunning
+            let shown = running.prefix(20).joined(separator: ", ") + (running.count > 20 ? ", and \(running.count - 20) more" : "")
+            printError("policyhub: --timeout \(formatted(timeout)) s is over; stopped"
+                       + (running.isEmpty ? "" : " with \(running.count) cluster\(running.count == 1 ? "" : "s") still working: \(shown) (not recorded as pushed; rerun to finish them)"))
+            DiagnosticSink.shared.finish()
+            exit(ExitStatus.failure.rawValue)
+        }
+    }
+
+    static func formatted(_ seconds: Double) -> String {
+        seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
     }
 }
 
@@ -185,9 +223,21 @@ struct MemberOptions: ParsableArguments {
                                             valueName: "count"))
     var connections: Int = TransportSettings().maxInFlight
 
-    var limits: MemberLimits { MemberLimits(clusterTimeout: clusterTimeout, settle: settle, connections: connections) }
+    @Option(name: .long, help: ArgumentHelp("Seconds the whole command may take: no cluster works past it, and when it is over the command stops (exit 1) naming the clusters still working; none by default.",
+                                            valueName: "seconds"))
+    var timeout: Double?
+
+    var limits: MemberLimits {
+        MemberLimits(clusterTimeout: clusterTimeout, settle: settle, connections: connections, commandDeadline: Watchdog.deadline)
+    }
+
+    /// Starts the clock of `--timeout` (call first thing in `run`).
+    func startWatchdog() {
+        if let timeout { Watchdog.start(timeout: timeout) }
+    }
 
     func validate() throws {
+        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
         if !(clusterTimeout > 0) { throw ValidationError("--cluster-timeout must be a positive number of seconds") }
         if !(settle >= 0) || settle > 600 { throw ValidationError("--settle must be 0 to 600 seconds") }
         if !(1...100_000).contains(connections) { throw ValidationError("--connections must be 1 to 100000") }

@@ -53,6 +53,7 @@ struct DriftCommand: AsyncParsableCommand {
     typealias EdgeDifference = DriftReport.EdgeDifference
 
     func run() async throws {
+        member.startWatchdog()
         var opened = try cli { () throws(EngineError) in try repository.engine(state: state).open(workingTree: .optional) }
         opened.limits = member.limits
         let session = opened

@@ -141,6 +141,7 @@ struct ExplainCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        member.startWatchdog()
         let (policy, member, shown, desired) = live ? try await livePolicy() : try viewPolicy()
         if admission {
             explainAdmission(policy, member: member, view: shown)
@@ -278,6 +279,11 @@ struct ExplainCommand: AsyncParsableCommand {
         var decision = compiled.decide(workload)
         if policy.admission == nil {
             decision.notes.insert("no admission document is placed on this cluster: NeuVector's own rules decide", at: 0)
+        }
+        // a workload's namespace need not have documents, but a misspelt one is worth a word
+        let namespaces = Set(policy.objects.map(\.identity.namespace).filter { !$0.isEmpty })
+        if !namespaces.contains(workload.namespace), let near = EditDistance.nearest(workload.namespace, among: Array(namespaces)) {
+            decision.notes.append("this cluster has no documents of namespace '\(workload.namespace)'; did you mean '\(near)'?")
         }
         // how precedence changed the namespace allows that could have decided
         let shaped = compiled.conflicts.filter { $0.kind == .overridden && $0.rule.file.hasPrefix("policies/namespaces/\(workload.namespace)/") }

@@ -77,6 +77,7 @@ struct PlanCommand: AsyncParsableCommand {
     @OptionGroup var diagnostics: DiagnosticOptions
 
     func run() async throws {
+        member.startWatchdog()
         diagnostics.start(command: "policyhub plan")
         defer { DiagnosticSink.shared.finish() }
         let stored = view.env != nil || view.revision != nil

@@ -58,6 +58,7 @@ final class EventRecorder: @unchecked Sendable {
             case .note(let text): line = text
             case .progress(let done, let total, let text): line = "[\(done)/\(total)] \(text)"
             case .progressEnd: return
+            case .waiting(let waiting): line = waiting.joined(separator: "\n")
             }
             self.lock.withLock { self.lines.append(line) }
         }
