@@ -71,7 +71,7 @@ public enum FleetValidator {
         for env in fleet.environments {
             guard let source = env.promotesFrom else { continue }
             if byName[source] == nil {
-                error("promotesFrom names unknown environment '\(source)'", env.origin.at("promotesFrom"))
+                error("promotesFrom names an " + EditDistance.unknown("environment", source, known: fleet.environments.map(\.name)), env.origin.at("promotesFrom"))
                 continue
             }
             var seen: Set<String> = [env.name]
@@ -98,8 +98,7 @@ public enum FleetValidator {
                 clusterNames[cluster.name] = nameAt
             }
             if byName[cluster.environment] == nil {
-                let known = fleet.environments.map(\.name).joined(separator: ", ")
-                error("unknown environment '\(cluster.environment)' (known: \(known))", cluster.origin.at("environment"))
+                error(EditDistance.unknown("environment", cluster.environment, known: fleet.environments.map(\.name)), cluster.origin.at("environment"))
             }
             for (key, value) in cluster.labels.sorted(by: { $0.key < $1.key }) {
                 if key == "environment" {

@@ -57,8 +57,10 @@ public enum EditDistance {
 
     /// `unknown WHAT 'word'; did you mean 'x'? (known: a, b, c)`: the message for a name that is not one of
     /// `known`, with the nearest one when it is one or two edits away, and at most 20 of the known ones.
+    /// A word of three or more letters that begins a known name suggests the shortest such name.
     public static func unknown(_ what: String, _ word: String, known: [String]) -> String {
-        let near = nearest(word, among: known).map { "; did you mean '\($0)'?" } ?? ""
+        let started = word.count >= 3 ? known.filter { $0.hasPrefix(word) }.min { ($0.count, $0) < ($1.count, $1) } : nil
+        let near = (nearest(word, among: known) ?? started).map { "; did you mean '\($0)'?" } ?? ""
         let listed = known.prefix(20).joined(separator: ", ") + (known.count > 20 ? ", ... (\(known.count) in all)" : "")
         return "unknown \(what) '\(word)'\(near) (known: \(listed))"
     }

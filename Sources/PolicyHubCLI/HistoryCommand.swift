@@ -37,6 +37,14 @@ struct HistoryCommand: ParsableCommand {
             }
             return (revisions, desired)
         }
+        if let environment, revisions.isEmpty {
+            // none stored: a misspelt name, or an environment not promoted into yet
+            let known = Workspace.open(root: engine.root).fleet?.environments.map(\.name) ?? []
+            if !known.isEmpty && !known.contains(environment) {
+                printError("policyhub: " + EditDistance.unknown("environment", environment, known: known))
+                throw ExitStatus.failure
+            }
+        }
         switch output {
         case .json:
             print(JSONWriter.pretty(.list(revisions.map { r in
@@ -45,7 +53,7 @@ struct HistoryCommand: ParsableCommand {
                 return map.value
             })), terminator: "")
         case .text:
-            if revisions.isEmpty { print("no revisions yet") }
+            if revisions.isEmpty { print(environment.map { "no revisions of \($0) yet" } ?? "no revisions yet") }
             for r in revisions {
                 let mark = desired.contains(r.id) ? " (desired)" : ""
                 print("r\(r.id)  \(r.environment)\(mark)  \(r.cause) by \(r.author) at \(timestamp(r.createdAt))  \(r.documentCount) documents\(r.parent.map { "  parent r\($0)" } ?? "")")

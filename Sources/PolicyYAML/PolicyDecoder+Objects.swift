@@ -36,8 +36,9 @@ extension PolicyDecoder {
                 guard let text = string(pair.value, "kind") else { continue }
                 kind = ObjectKind(rawValue: text)
                 if kind == nil {
-                    let known = ObjectKind.allCases.map(\.rawValue).joined(separator: ", ")
-                    error("unknown kind '\(text)'; the hub reads: \(known)", pair.value)
+                    let kinds = ObjectKind.allCases.map(\.rawValue)
+                    let near = EditDistance.nearest(text, among: kinds).map { "did you mean '\($0)'? " } ?? ""
+                    error("unknown kind '\(text)'; \(near)the hub reads: \(kinds.joined(separator: ", "))", pair.value)
                 }
             case "metadata": metadata = decodeMetadata(pair.value)
             case "spec": specNode = pair.value

@@ -25,7 +25,7 @@ import Testing
             let dry = try CLI.run(["promote", "--repo", folder, "--to", "production", "--namespace", "demo", "--dry-run"])
             #expect(dry.status == 0)
             #expect(dry.stdout.contains("prod-eu-1 (production):\n  + NvSecurityRule/demo/nv.nginx-pod.demo"))
-            #expect(try CLI.run(["history", "--repo", folder, "--env", "production"]).stdout == "no revisions yet\n")
+            #expect(try CLI.run(["history", "--repo", folder, "--env", "production"]).stdout == "no revisions of production yet\n")
 
             let promote = try CLI.run(["promote", "--repo", folder, "--to", "production", "--namespace", "demo", "--push"])
             #expect(promote.status == 0, "\(promote.stderr)")
