@@ -137,7 +137,8 @@ extension HubSession {
                 }
                 policy = value
             }
-            failures = try gateFailures(target: target, source: source, sourceRevision: sourceRevision)
+            failures = try gateFailures(target: target, source: source, sourceRevision: sourceRevision,
+                                        documents: result.added + result.changed + result.removed)
         }
         // a first promotion of namespace documents alone: they were tested beside the source's global documents,
         // which the target would not have
@@ -175,7 +176,10 @@ extension HubSession {
     }
 
     /// The gates of `target` that fail for promoting `sourceRevision` of `source`, each as a value.
-    public func gateFailures(target: Environment, source: Environment, sourceRevision: Revision) throws(EngineError) -> [GateFailure] {
+    /// `documents`: the identities the promotion changes in the target, whose soak `minimumSoak` counts one
+    /// by one (nil: the whole revision's, since the clusters first held it).
+    public func gateFailures(target: Environment, source: Environment, sourceRevision: Revision,
+                             documents: [ObjectIdentity]? = nil) throws(EngineError) -> [GateFailure] {
         var failures: [GateFailure] = []
         let sourceClusters = fleet.clusters.filter { $0.environment == source.name }
         let states = try clusterStates()
@@ -202,17 +206,90 @@ extension HubSession {
             failures.append(GateFailure(.requireSignedCommits, reason))
         }
         if let soak = target.gates.minimumSoakSeconds {
-            let appliedTimes = sourceClusters.compactMap { cluster -> Double? in
-                guard let state = states[cluster.name], state.appliedRevision == sourceRevision.id else { return nil }
-                return state.appliedAt
+            failures += try soakFailures(Double(soak), source: source, sourceRevision: sourceRevision, documents: documents,
+                                         clusters: sourceClusters, states: states)
+        }
+        return failures
+    }
+
+    /// The `minimumSoak` gate, per promoted document (SEMANTICS §4): a document has soaked since every cluster of
+    /// the source has held it as it is in `sourceRevision` — since each cluster's first successful push of any
+    /// revision of the source from the oldest one that already carried the document so (or lacked it, for a
+    /// removal) through `sourceRevision`. A change to another document of the source does not restart it.
+    func soakFailures(_ soak: Double, source: Environment, sourceRevision: Revision, documents: [ObjectIdentity]?,
+                      clusters: [MemberCluster], states: [String: ClusterState]) throws(EngineError) -> [GateFailure] {
+        if clusters.isEmpty { return [GateFailure(.minimumSoak, "\(source.name) has no cluster to soak r\(sourceRevision.id) on")] }
+        // the oldest revision of the source's unbroken run carrying each document as sourceRevision does
+        let history = try stored { () throws(HubStoreError) in try store.revisions(environment: source.name) }
+            .filter { $0.id <= sourceRevision.id }.sorted { $0.id > $1.id }
+        func hashes(_ revision: Int64) throws(EngineError) -> [ObjectIdentity: String] {
+            let documents = try stored { () throws(HubStoreError) in try store.documents(revision: revision) }
+            return Dictionary(documents.map { ($0.identity, $0.hash) }, uniquingKeysWith: { a, _ in a })
+        }
+        let now = try hashes(sourceRevision.id)
+        let considered = documents ?? Array(Set(now.keys))
+        var since: [ObjectIdentity: Int64] = [:]
+        var open = Set(considered)
+        for revision in history {
+            guard !open.isEmpty else { break }
+            let held = revision.id == sourceRevision.id ? now : try hashes(revision.id)
+            for identity in open where held[identity] != now[identity] { open.remove(identity) }
+            for identity in open { since[identity] = revision.id }
+            if documents == nil { break }  // the whole revision: since it was first held
+        }
+        // per run start, when every source cluster held it (the latest cluster's first push in the run)
+        var heldSince: [Int64: Double?] = [:]
+        func everywhere(from first: Int64) throws(EngineError) -> Double? {
+            if let known = heldSince[first] { return known }
+            var latest = -Double.infinity
+            for cluster in clusters {
+                guard let state = states[cluster.name], let applied = state.appliedRevision,
+                      applied >= first, applied <= sourceRevision.id else {
+                    heldSince[first] = .some(nil)
+                    return nil
+                }
+                let pushed = try stored { () throws(HubStoreError) in
+                    try store.firstSuccessfulPush(cluster: cluster.name, environment: source.name, revisions: first, through: sourceRevision.id)
+                }
+                guard let start = [pushed, state.appliedAt].compactMap({ $0 }).min() else {
+                    heldSince[first] = .some(nil)
+                    return nil
+                }
+                latest = max(latest, start)
             }
-            let now = now()
-            if appliedTimes.count < sourceClusters.count || sourceClusters.isEmpty {
+            heldSince[first] = latest
+            return latest
+        }
+        let clock = self.now()
+        var unapplied: [ObjectIdentity] = []
+        var young: [(ObjectIdentity, Double)] = []
+        for identity in considered.sorted() {
+            guard let held = try everywhere(from: since[identity] ?? sourceRevision.id) else {
+                unapplied.append(identity)
+                continue
+            }
+            if clock - held < soak { young.append((identity, clock - held)) }
+        }
+        func listed<T>(_ items: [T], _ text: (T) -> String) -> String {
+            items.prefix(5).map(text).joined(separator: ", ") + (items.count > 5 ? ", and \(items.count - 5) more" : "")
+        }
+        var failures: [GateFailure] = []
+        if documents == nil {
+            if !unapplied.isEmpty {
                 failures.append(GateFailure(.minimumSoak, "r\(sourceRevision.id) is not applied on every cluster of \(source.name) yet"))
-            } else if let since = appliedTimes.max(), now - since < Double(soak) {
-                let left = Int(Double(soak) - (now - since))
-                failures.append(GateFailure(.minimumSoak, "r\(sourceRevision.id) has soaked \(Int(now - since)) s of \(soak) s on \(source.name) (\(left) s to go)"))
+            } else if let (_, age) = young.first {
+                failures.append(GateFailure(.minimumSoak, "r\(sourceRevision.id) has soaked \(Int(age)) s of \(Int(soak)) s on \(source.name) (\(Int(soak - age)) s to go)"))
             }
+            return failures
+        }
+        if !unapplied.isEmpty {
+            failures.append(GateFailure(.minimumSoak, "\(listed(unapplied) { $0.description }) \(unapplied.count == 1 ? "is" : "are") not applied as in r\(sourceRevision.id) on every cluster of \(source.name) yet"))
+        }
+        // the documents of one age together, the youngest first
+        let ages = Dictionary(grouping: young, by: { Int($0.1) }).sorted { $0.key < $1.key }
+        for (age, documents) in ages.prefix(3) {
+            let names = documents.map(\.0)
+            failures.append(GateFailure(.minimumSoak, "\(listed(names) { $0.description }) \(names.count == 1 ? "has" : "have") soaked \(age) s of \(Int(soak)) s on \(source.name) (\(Int(soak) - age) s to go)"))
         }
         return failures
     }

@@ -195,6 +195,10 @@ public protocol HubStore: Sendable {
     /// Records a push; a successful one also sets the cluster's applied revision, hash, target and objects and
     /// clears `outOfStep`; a failed one sets `outOfStep` to its error.
     func recordPush(_ push: PushRecord) throws(HubStoreError)
+    /// When the first successful push to `cluster` of a revision of `environment` with an id from `first`
+    /// through `last` finished; nil when there was none (the soak of one document: since when the cluster has
+    /// held one of the revisions that all carry that document as it is now).
+    func firstSuccessfulPush(cluster: String, environment: String, revisions first: Int64, through last: Int64) throws(HubStoreError) -> Double?
     /// Marks a cluster as holding `revision` without a push (its effective policy did not change).
     func markApplied(cluster: String, environment: String, revision: Int64, hash: String, at: Double) throws(HubStoreError)
     /// The objects last applied to a cluster, by identity (empty before its first push).

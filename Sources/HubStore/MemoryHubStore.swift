@@ -134,6 +134,13 @@ public final class MemoryHubStore: HubStore, @unchecked Sendable {
         }
     }
 
+    public func firstSuccessfulPush(cluster: String, environment: String, revisions first: Int64, through last: Int64) throws(HubStoreError) -> Double? {
+        locked {
+            pushes.filter { $0.cluster == cluster && $0.environment == environment && $0.error == nil && (first...last).contains($0.revision) }
+                .map(\.finishedAt).min()
+        }
+    }
+
     public func markApplied(cluster: String, environment: String, revision: Int64, hash: String, at: Double) throws(HubStoreError) {
         try locked { () throws(HubStoreError) in
             guard revisionsByID[revision] != nil else { throw .unknownRevision(revision) }

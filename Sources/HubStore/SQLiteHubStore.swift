@@ -84,6 +84,10 @@ public final class SQLiteHubStore: HubStore {
                     signer TEXT, signing_key TEXT, dirty INTEGER NOT NULL, signature_required INTEGER NOT NULL);
                 """)
         }
+        // the soak of one promoted document reads the first successful push of a range of revisions per cluster
+        migrator.registerMigration("v6-push-by-cluster") { db in
+            try db.execute(sql: "CREATE INDEX push_cluster_revision ON push(cluster, revision)")
+        }
         return migrator
     }
 
@@ -344,6 +348,15 @@ public final class SQLiteHubStore: HubStore {
                 INSERT INTO cluster_state (cluster, environment, out_of_step) VALUES (?, ?, ?)
                 ON CONFLICT(cluster) DO UPDATE SET out_of_step = excluded.out_of_step
                 """, arguments: [cluster, environment, reason])
+        }
+    }
+
+    public func firstSuccessfulPush(cluster: String, environment: String, revisions first: Int64, through last: Int64) throws(HubStoreError) -> Double? {
+        try read("read the pushes of \(cluster)") { db in
+            try Double.fetchOne(db, sql: """
+                SELECT MIN(finished_at) FROM push
+                WHERE cluster = ? AND environment = ? AND error IS NULL AND revision BETWEEN ? AND ?
+                """, arguments: [cluster, environment, first, last])
         }
     }
 

@@ -127,7 +127,7 @@ import Testing
         try await Self.withAPI(gates: "{minimumSoak: 1h}") { api, fleet in
             let refused = try await api.call(.post, "/v1/promotions", as: "promoter", body: #"{"to": "production", "namespaces": ["demo"]}"#)
             #expect(refused.status == 412)
-            #expect(refused.json["error"]?["gates"] == .list([.string("minimumSoak: r1 has soaked 0 s of 3600 s on staging (3600 s to go)")]))
+            #expect(refused.json["error"]?["gates"] == .list([.string("minimumSoak: NvSecurityRule/demo/nv.nginx-pod.demo, NvSecurityRule/demo/nv.node-pod.demo, NvSecurityRule/demo/nv.redis-pod.demo have soaked 0 s of 3600 s on staging (3600 s to go)")]))
             let dry = try await api.call(.post, "/v1/promotions", as: "promoter", body: #"{"to": "production", "namespaces": ["demo"], "dryRun": true}"#)
             #expect(dry.status == 200 && dry.json["dryRun"] == .bool(true))
             #expect(dry.json["output"]?.stringValue?.contains("prod-eu-1 (production):\n  + NvSecurityRule/demo/nv.nginx-pod.demo") == true)

@@ -77,9 +77,10 @@ final class EventRecorder: @unchecked Sendable {
             let input = PromotionInput(target: "production", selectors: [.namespace("demo")], author: "bob")
 
             func gates() throws -> [GateFailure] { try fleet.engine.open(workingTree: .optional).preparePromotion(input).gateFailures }
-            #expect(try gates() == [GateFailure(.minimumSoak, "r1 has soaked 0 s of 3600 s on staging (3600 s to go)")])
+            let demo = "NvSecurityRule/demo/nv.nginx-pod.demo, NvSecurityRule/demo/nv.node-pod.demo, NvSecurityRule/demo/nv.redis-pod.demo"
+            #expect(try gates() == [GateFailure(.minimumSoak, "\(demo) have soaked 0 s of 3600 s on staging (3600 s to go)")])
             fleet.clock.advance(to: 1_800_000_000 + 1799)
-            #expect(try gates() == [GateFailure(.minimumSoak, "r1 has soaked 1799 s of 3600 s on staging (1801 s to go)")])
+            #expect(try gates() == [GateFailure(.minimumSoak, "\(demo) have soaked 1799 s of 3600 s on staging (1801 s to go)")])
             // refused as a value: which gate, and why
             let session = try fleet.engine.open(workingTree: .optional)
             do throws(EngineError) {
@@ -100,6 +101,40 @@ final class EventRecorder: @unchecked Sendable {
             #expect(recorded.environment == "production" && recorded.createdAt == 1_800_000_000 + 3600)
             #expect(recorded.cause == "promote from staging r1: --namespace demo")
             #expect(fleet.events.all.contains("recorded revision \(recorded.id) of production (promote from staging r1: --namespace demo)"))
+        }
+    }
+
+    /// SEMANTICS §4 (issue 15): the soak is counted per promoted document; a later change to another
+    /// document of staging does not restart the soak of the ones it left alone.
+    @Test func theSoakIsCountedPerPromotedDocument() async throws {
+        try await Fleet.with(gates: "{minimumSoak: 1h}") { fleet in
+            _ = try await fleet.apply()  // r1 at t0
+            fleet.clock.advance(to: 1_800_000_000 + 1800)
+            // payments changes in r2; demo stays as it was in r1
+            let api = fleet.folder + "/policies/namespaces/payments/api.yaml"
+            let text = try String(contentsOfFile: api, encoding: .utf8)
+            #expect(text.contains("tcp/443"))
+            try text.replacingOccurrences(of: "tcp/443", with: "tcp/8443").write(toFile: api, atomically: true, encoding: .utf8)
+            let second = try await fleet.apply()
+            #expect(second.pushed == 1 && second.failures.isEmpty)
+            #expect(try fleet.store.clusterState(named: "staging-eu-1")?.appliedRevision == 2)
+            fleet.clock.advance(to: 1_800_000_000 + 3600)
+            func gates(_ selector: PromotionSelector) throws -> [GateFailure] {
+                try fleet.engine.open(workingTree: .optional)
+                    .preparePromotion(PromotionInput(target: "production", selectors: [selector], author: "bob")).gateFailures
+            }
+            // demo has been held as it is since r1, an hour ago: r2 did not restart its soak
+            #expect(try gates(.namespace("demo")).isEmpty)
+            // payments changed in r2, half an hour ago
+            let payments = try gates(.namespace("payments")).map(\.description)
+            #expect(payments.contains("minimumSoak: NvSecurityRule/payments/nv.api.payments has soaked 1800 s of 3600 s on staging (1800 s to go)"), "\(payments)")
+            // demo alone promotes; payments waits
+            let session = try fleet.engine.open(workingTree: .optional)
+            let promoted = try #require(try session.commit(try session.preparePromotion(
+                PromotionInput(target: "production", selectors: [.namespace("demo")], author: "bob"))))
+            #expect(promoted.cause == "promote from staging r2: --namespace demo")
+            fleet.clock.advance(to: 1_800_000_000 + 5400)
+            #expect(try gates(.namespace("payments")).isEmpty)
         }
     }
 

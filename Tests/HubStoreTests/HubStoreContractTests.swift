@@ -150,6 +150,35 @@ import Testing
         }
     }
 
+    /// The soak of one document reads the first successful push of a run of revisions to a cluster.
+    @Test(arguments: Kind.allCases) func theFirstSuccessfulPushOfARunOfRevisions(kind: Kind) throws {
+        try Self.withStore(kind) { (store: any HubStore) throws in
+            var ids: [Int64] = []
+            for index in 0..<3 {
+                ids.append(try store.recordRevision(environment: "dev", documents: [Self.document("d\(index)")], author: "a", cause: "apply",
+                                                    at: Double(index), expectedParent: .any).id)
+            }
+            let other = try store.recordRevision(environment: "prod", documents: [Self.document("p")], author: "a", cause: "promote",
+                                                 at: 9, expectedParent: .any).id
+            func push(_ cluster: String, _ environment: String, _ revision: Int64, at: Double, error: String? = nil) throws {
+                try store.recordPush(PushRecord(cluster: cluster, environment: environment, revision: revision, desiredHash: "h",
+                                                startedAt: at - 1, finishedAt: at, created: 1, updated: 0, deleted: 0, error: error))
+            }
+            try push("dev-1", "dev", ids[0], at: 100)
+            try push("dev-1", "dev", ids[1], at: 200, error: "refused")
+            try push("dev-1", "dev", ids[1], at: 300)
+            try push("dev-1", "dev", ids[2], at: 400)
+            try push("prod-1", "prod", other, at: 50)
+            #expect(try store.firstSuccessfulPush(cluster: "dev-1", environment: "dev", revisions: ids[0], through: ids[2]) == 100)
+            #expect(try store.firstSuccessfulPush(cluster: "dev-1", environment: "dev", revisions: ids[1], through: ids[2]) == 300,
+                    "a failed push does not count")
+            #expect(try store.firstSuccessfulPush(cluster: "dev-1", environment: "dev", revisions: ids[2], through: ids[2]) == 400)
+            #expect(try store.firstSuccessfulPush(cluster: "prod-1", environment: "dev", revisions: ids[0], through: other) == nil,
+                    "another environment's pushes do not count")
+            #expect(try store.firstSuccessfulPush(cluster: "dev-2", environment: "dev", revisions: ids[0], through: ids[2]) == nil)
+        }
+    }
+
     @Test(arguments: Kind.allCases) func driftReportsAndChecksComeBackNewestFirst(kind: Kind) throws {
         try Self.withStore(kind) { (store: any HubStore) throws in
             #expect(try store.driftReports(limit: 5).isEmpty)

@@ -20,7 +20,7 @@ import Testing
 
     @Test func freshFileHasTheSchemaInWALMode() throws {
         try Self.withStore { store, path in
-            #expect(try store.schemaVersions() == ["v1-revisions-pushes-audit", "v2-applied-at-drift-checks", "v3-drift-reports", "v4-applied-objects-target-out-of-step", "v5-revision-commits"])
+            #expect(try store.schemaVersions() == ["v1-revisions-pushes-audit", "v2-applied-at-drift-checks", "v3-drift-reports", "v4-applied-objects-target-out-of-step", "v5-revision-commits", "v6-push-by-cluster"])
             #expect(try store.integrityCheck() == "ok")
             #expect(FileManager.default.fileExists(atPath: path + "-wal"))
             // opening again migrates nothing and keeps the data

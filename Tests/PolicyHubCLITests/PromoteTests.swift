@@ -81,7 +81,7 @@ import Testing
     @Test(arguments: [
         ("{requireInSync: true}", "gate requireInSync: staging-broken of staging do not hold r1"),
         ("{requireNoDrift: true}", "gate requireNoDrift: no drift check of staging is recorded yet"),
-        ("{minimumSoak: 1h}", "gate minimumSoak: r1 is not applied on every cluster of staging yet"),
+        ("{minimumSoak: 1h}", "gate minimumSoak: NvSecurityRule/demo/nv.nginx-pod.demo, NvSecurityRule/demo/nv.node-pod.demo, NvSecurityRule/demo/nv.redis-pod.demo are not applied as in r1 on every cluster of staging yet"),
     ])
     func eachGateFailsOnItsOwnAndForceIsRecorded(_ gates: String, _ message: String) throws {
         try Repo.withTemporaryFolder { folder in
