@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // The system libyaml (apt: libyaml-dev). Named CYAML, not CYaml, to stay clear of Yams' vendored copy.
@@ -32,6 +33,12 @@ let package = Package(
         .target(name: "PolicyYAML", dependencies: ["PolicyCore", "CYAML"]),
         // Revisions, environments, cluster state, pushes and the audit log in the system SQLite.
         .target(name: "HubStore", dependencies: ["PolicyCore", .product(name: "GRDB", package: "GRDB.swift")]),
+        // The same state in PostgreSQL (Debian's server, through postgres-nio): for several replicas of the daemon.
+        .target(name: "HubStorePostgres", dependencies: [
+            "PolicyCore", "HubStore", .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Logging", package: "swift-log"),
+        ]),
         // The system libcurl (apt: libcurl4-openssl-dev) and a C shim for its variadic setopt/getinfo.
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
@@ -41,14 +48,14 @@ let package = Package(
         .target(name: "Members", dependencies: ["PolicyCore", "PolicyYAML", "HubTransport"]),
         // The engine under both shells: repository and workspace, session and state lock, push plan and run,
         // promotion and gates, rollback, drift, status, document writes; typed inputs, results and errors.
-        .target(name: "HubEngine", dependencies: ["PolicyCore", "PolicyYAML", "HubStore", "Members", "HubTransport",
+        .target(name: "HubEngine", dependencies: ["PolicyCore", "PolicyYAML", "HubStore", "HubStorePostgres", "Members", "HubTransport",
                                                  .product(name: "Crypto", package: "swift-crypto")]),
         // The daemon: REST API, tokens and roles, scheduler, metrics, webhook. The hub's operations come in
         // through the HubOperations protocol; the CLI supplies the live ones.
         // gettid for per-thread priorities (the daemon's API threads run below pushes).
         .target(name: "CThreadShim"),
         .target(name: "HubService", dependencies: [
-            "PolicyCore", "PolicyYAML", "HubTransport", "HubEngine", "HubStore", "Members", "CThreadShim",
+            "PolicyCore", "PolicyYAML", "HubTransport", "HubEngine", "HubStore", "HubStorePostgres", "Members", "CThreadShim",
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Crypto", package: "swift-crypto"),
@@ -58,7 +65,7 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .target(name: "PolicyHubCLI", dependencies: [
-            "PolicyCore", "PolicyYAML", "HubStore", "Members", "HubTransport", "HubEngine", "HubService",
+            "PolicyCore", "PolicyYAML", "HubStore", "HubStorePostgres", "Members", "HubTransport", "HubEngine", "HubService",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "policyhub", dependencies: ["PolicyHubCLI"]),
@@ -82,7 +89,7 @@ let package = Package(
         .testTarget(name: "PolicyYAMLTests", dependencies: ["PolicyCore", "PolicyYAML"], exclude: ["Fixtures"]),
         .testTarget(name: "PolicyEngineTests", dependencies: ["PolicyCore", "PolicyYAML", "PolicyHubTesting"],
                     exclude: ["Cases"]),
-        .testTarget(name: "HubStoreTests", dependencies: ["PolicyCore", "HubStore"]),
+        .testTarget(name: "HubStoreTests", dependencies: ["PolicyCore", "HubStore", "HubStorePostgres", "PolicyHubTesting"]),
         .testTarget(name: "HubEngineTests", dependencies: ["PolicyCore", "PolicyYAML", "HubStore", "HubEngine", "HubService",
                                                            .product(name: "Hummingbird", package: "hummingbird"),
                                                            .product(name: "HummingbirdTesting", package: "hummingbird"),

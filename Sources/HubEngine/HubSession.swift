@@ -1,5 +1,6 @@
 import Foundation
 import HubStore
+import HubStorePostgres
 import HubTransport
 import Members
 import PolicyCore
@@ -459,4 +460,15 @@ public func timestamp(_ seconds: Double) -> String {
 /// Who is acting: an explicit name, else the login name.
 public func currentAuthor(_ explicit: String?) -> String {
     explicit ?? ProcessInfo.processInfo.environment["USER"] ?? ProcessInfo.processInfo.environment["LOGNAME"] ?? "unknown"
+}
+
+extension HubEngine {
+    /// Where `state` says the state is: a `postgres://` URL (one store for this process, `PostgresHubStore`),
+    /// or a SQLite file (relative to `root` unless absolute; nil: `.policyhub/state.sqlite`).
+    public static func storeSource(_ state: String?, root: String) throws(EngineError) -> StoreSource {
+        guard let state, PostgresLocation.isURL(state) else {
+            return .sqlite(path: HubEngine.resolve(state ?? HubEngine.defaultStatePath, root: root))
+        }
+        return .shared(try stored { () throws(HubStoreError) in try PostgresHubStore(url: state) })
+    }
 }

@@ -451,13 +451,14 @@ public final class EngineOperations: HubOperations, @unchecked Sendable {
 
 /// The daemon's live operations, for `policyhub serve` and the tests that start the daemon in-process.
 public enum HubDaemon {
-    /// The engine on `repository` and the SQLite state file `statePath`, as `HubOperations`.
+    /// The engine on `repository` and the state `statePath` (a SQLite file or a `postgres://` URL), as `HubOperations`.
     /// Exec plugins on `allowExec` run as `Never` (no terminal), their stderr in the log; commits are checked
     /// against `trustedKeys`.
     public static func operations(repository: String, statePath: String, pushConcurrency: Int = 16, allowExec: [String] = [],
                                   trustedKeys: [String] = [], followed: FollowedBranch? = nil,
-                                  logger: Logger = Logger(label: "policyhub")) -> any HubOperations {
-        EngineOperations(engine: HubEngine(root: repository, statePath: statePath, exec: ExecSettings(allowed: allowExec, interactive: false),
+                                  logger: Logger = Logger(label: "policyhub")) throws(EngineError) -> any HubOperations {
+        EngineOperations(engine: HubEngine(root: repository, store: try HubEngine.storeSource(statePath, root: repository),
+                                           exec: ExecSettings(allowed: allowExec, interactive: false),
                                            trustedKeys: TrustedKeys(files: trustedKeys)),
                          logger: logger, pushConcurrency: pushConcurrency, followed: followed)
     }

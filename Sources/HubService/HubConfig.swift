@@ -1,4 +1,5 @@
 import Foundation
+import HubStorePostgres
 import HubEngine
 import PolicyCore
 import PolicyYAML
@@ -108,8 +109,13 @@ public struct HubConfig: Sendable {
         } else {
             repositoryPath = try resolved(root["repository"], "repository", default: ".") ?? ""
         }
+        // a postgres:// URL stays as written; a SQLite file is relative to hub.yaml's folder
+        var statePath = root["state"]?.scalar ?? ""
+        if !PostgresLocation.isURL(statePath) {
+            statePath = try resolved(root["state"], "state", default: ".policyhub/state.sqlite") ?? ""
+        }
         var config = HubConfig(
-            statePath: try resolved(root["state"], "state", default: ".policyhub/state.sqlite") ?? "",
+            statePath: statePath,
             repository: repositoryPath,
             tokensPath: "")
         config.followed = followed

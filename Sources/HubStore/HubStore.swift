@@ -138,6 +138,14 @@ public struct AuditEntry: Sendable, Hashable {
     public var actor: String
     public var action: String
     public var detail: String
+
+    public init(id: Int64, at: Double, actor: String, action: String, detail: String) {
+        self.id = id
+        self.at = at
+        self.actor = actor
+        self.action = action
+        self.detail = detail
+    }
 }
 
 /// Errors of the store, each naming the state file.
@@ -150,13 +158,18 @@ public enum HubStoreError: Error, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .cannotOpen(let path, let reason): return "cannot open the state file \(path): \(reason)"
-        case .failed(let path, let operation, let reason): return "state file \(path): \(operation) failed: \(reason)"
+        case .cannotOpen(let path, let reason): return "cannot open the state \(HubStoreError.what(path)) \(path): \(reason)"
+        case .failed(let path, let operation, let reason): return "state \(HubStoreError.what(path)) \(path): \(operation) failed: \(reason)"
         case .unknownRevision(let id): return "revision \(id) does not exist"
         case .conflict(let environment, let expected, let current):
             return "\(environment) changed while this was prepared: its desired revision is now \(current.map { "r\($0)" } ?? "none"), not \(expected.map { "r\($0)" } ?? "none"); nothing was recorded, try again"
         }
     }
+}
+
+extension HubStoreError {
+    /// "database" for a PostgreSQL location, "file" for a SQLite one.
+    static func what(_ path: String) -> String { path.hasPrefix("postgres") ? "database" : "file" }
 }
 
 /// What a revision's parent must be for it to be recorded (optimistic concurrency).

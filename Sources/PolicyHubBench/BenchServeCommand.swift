@@ -116,7 +116,7 @@ struct BenchServeCommand: AsyncParsableCommand {
                 config.apiNice = apiNice
                 var logger = Logger(label: "policyhub-bench")
                 logger.logLevel = .error
-                let server = HubServer(config: config, operations: HubDaemon.operations(
+                let server = HubServer(config: config, operations: try HubDaemon.operations(
                     repository: repo, statePath: state, pushConcurrency: concurrency), logger: logger)
                 let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
                 let task = Task { try await server.run(signals: [], onRunning: { continuation.yield($0) }) }

@@ -45,7 +45,7 @@ struct ApplyCommand: AsyncParsableCommand {
                                             valueName: "count"))
     var maxDeletions: Int = KubernetesMember.defaultMaxDeletions
 
-    @Option(name: .long, help: ArgumentHelp("The state file.", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("The state: a SQLite file (default .policyhub/state.sqlite) or postgres://USER@HOST:PORT/DB (password from PGPASSWORD or passwordFile=FILE in the URL).", valueName: "path|url"))
     var state: String?
 
     @Option(name: .long, help: ArgumentHelp("Push only this cluster (repeatable).", valueName: "name"))
@@ -95,7 +95,7 @@ struct ApplyCommand: AsyncParsableCommand {
         member.startWatchdog()
         diagnostics.start(command: "policyhub apply")
         defer { DiagnosticSink.shared.finish() }
-        let engine = repository.engine(state: state)
+        let engine = try cli { () throws(EngineError) in try repository.engine(state: state) }
         // two runs push in turns (the second then finds what the first pushed in step); the state lock,
         // which every writer of a revision takes (the daemon's API writes too), is held only while the tree
         // is read and recorded and the plan made, never across network time

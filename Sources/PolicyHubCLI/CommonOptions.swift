@@ -99,10 +99,11 @@ final class ProgressLine: @unchecked Sendable {
 }
 
 extension RepositoryOptions {
-    /// The engine on this repository and the state file `state` (nil: the default), printing its events.
-    func engine(state: String?) -> HubEngine {
+    /// The engine on this repository and the state `state` (a SQLite file, nil for the default, or a
+    /// `postgres://` URL), printing its events.
+    func engine(state: String?) throws(EngineError) -> HubEngine {
         let cwd = FileManager.default.currentDirectoryPath
-        return HubEngine(root: root, statePath: state, log: terminalLog, exec: exec,
+        return HubEngine(root: root, store: try HubEngine.storeSource(state, root: root), log: terminalLog, exec: exec,
                          trustedKeys: TrustedKeys(files: trustedKeys.map { HubEngine.resolve($0, root: cwd) }), activity: Watchdog.activity)
     }
 }

@@ -19,7 +19,7 @@ struct DiffCommand: ParsableCommand {
 
     @OptionGroup var repository: RepositoryOptions
 
-    @Option(name: .long, help: ArgumentHelp("The state file.", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("The state: a SQLite file (default .policyhub/state.sqlite) or postgres://USER@HOST:PORT/DB (password from PGPASSWORD or passwordFile=FILE in the URL).", valueName: "path|url"))
     var state: String?
 
     @Option(name: .long, help: ArgumentHelp("Only this cluster (repeatable).", valueName: "name"))

@@ -28,7 +28,7 @@ struct DriftCommand: AsyncParsableCommand {
 
     @OptionGroup var member: MemberOptions
 
-    @Option(name: .long, help: ArgumentHelp("The state file.", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("The state: a SQLite file (default .policyhub/state.sqlite) or postgres://USER@HOST:PORT/DB (password from PGPASSWORD or passwordFile=FILE in the URL).", valueName: "path|url"))
     var state: String?
 
     @Option(name: .long, help: ArgumentHelp("Check only this cluster (repeatable).", valueName: "name"))

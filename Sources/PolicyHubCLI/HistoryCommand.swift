@@ -12,7 +12,7 @@ struct HistoryCommand: ParsableCommand {
 
     @OptionGroup var repository: RepositoryOptions
 
-    @Option(name: .long, help: ArgumentHelp("The state file.", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("The state: a SQLite file (default .policyhub/state.sqlite) or postgres://USER@HOST:PORT/DB (password from PGPASSWORD or passwordFile=FILE in the URL).", valueName: "path|url"))
     var state: String?
 
     @Option(name: .customLong("env"), help: ArgumentHelp("Only this environment.", valueName: "name"))
@@ -22,7 +22,7 @@ struct HistoryCommand: ParsableCommand {
     var output: OutputFormat = .text
 
     func run() throws {
-        let engine = repository.engine(state: state)
+        let engine = try cli { () throws(EngineError) in try repository.engine(state: state) }
         if let path = engine.statePath, !FileManager.default.fileExists(atPath: path) {
             printError("policyhub: no state file at \(path) yet; run policyhub apply first")
             throw ExitStatus.failure

@@ -35,7 +35,7 @@ struct PlanCommand: AsyncParsableCommand {
 
     @OptionGroup var view: PolicyViewOptions
 
-    @Option(name: .long, help: ArgumentHelp("The state file.", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("The state: a SQLite file (default .policyhub/state.sqlite) or postgres://USER@HOST:PORT/DB (password from PGPASSWORD or passwordFile=FILE in the URL).", valueName: "path|url"))
     var state: String?
 
     @Option(name: .long, help: ArgumentHelp("Plan only this cluster (repeatable).", valueName: "name"))

@@ -28,7 +28,7 @@ struct PromoteCommand: AsyncParsableCommand {
 
     @OptionGroup var repository: RepositoryOptions
 
-    @Option(name: .long, help: ArgumentHelp("The state file.", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("The state: a SQLite file (default .policyhub/state.sqlite) or postgres://USER@HOST:PORT/DB (password from PGPASSWORD or passwordFile=FILE in the URL).", valueName: "path|url"))
     var state: String?
 
     @Option(name: .long, help: ArgumentHelp("The environment to promote into.", valueName: "env"))
@@ -91,7 +91,7 @@ struct PromoteCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let engine = repository.engine(state: state)
+        let engine = try cli { () throws(EngineError) in try repository.engine(state: state) }
         // promotions take turns on the state lock; the daemon answers a stale base with 409 instead
         var lock: StateLock? = try cli { () throws(EngineError) in try engine.lock(.state, timeout: lockTimeout) }
         let session = try cli { () throws(EngineError) in try engine.open(workingTree: .optional) }

@@ -20,7 +20,7 @@ struct RollbackCommand: AsyncParsableCommand {
 
     @OptionGroup var repository: RepositoryOptions
 
-    @Option(name: .long, help: ArgumentHelp("The state file.", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("The state: a SQLite file (default .policyhub/state.sqlite) or postgres://USER@HOST:PORT/DB (password from PGPASSWORD or passwordFile=FILE in the URL).", valueName: "path|url"))
     var state: String?
 
     @Option(name: .customLong("env"), help: ArgumentHelp("The environment to roll back.", valueName: "name"))
@@ -45,7 +45,7 @@ struct RollbackCommand: AsyncParsableCommand {
         guard let id = Int64(revision.hasPrefix("r") ? String(revision.dropFirst()) : revision) else {
             throw ValidationError("--to '\(revision)' is not a revision such as r12 or 12")
         }
-        let engine = repository.engine(state: state)
+        let engine = try cli { () throws(EngineError) in try repository.engine(state: state) }
         let environment = environment
         if dryRun {
             let session = try cli { () throws(EngineError) in try engine.open(workingTree: .optional) }

@@ -40,9 +40,11 @@ struct ServeCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "policyhub")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let operations = HubDaemon.operations(repository: hub.repository, statePath: hub.statePath,
-                                              pushConcurrency: hub.pushConcurrency, allowExec: hub.allowExec,
-                                              trustedKeys: hub.trustedKeys, followed: hub.followed, logger: logger)
+        let operations = try cli { () throws(EngineError) in
+            try HubDaemon.operations(repository: hub.repository, statePath: hub.statePath,
+                                     pushConcurrency: hub.pushConcurrency, allowExec: hub.allowExec,
+                                     trustedKeys: hub.trustedKeys, followed: hub.followed, logger: logger)
+        }
         if let followed = hub.followed {
             // the checkout is made (or brought up to the branch) before the daemon reads it
             do throws(OperationError) {

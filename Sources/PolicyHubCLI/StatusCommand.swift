@@ -13,7 +13,7 @@ struct StatusCommand: ParsableCommand {
 
     @OptionGroup var repository: RepositoryOptions
 
-    @Option(name: .long, help: ArgumentHelp("The state file.", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("The state: a SQLite file (default .policyhub/state.sqlite) or postgres://USER@HOST:PORT/DB (password from PGPASSWORD or passwordFile=FILE in the URL).", valueName: "path|url"))
     var state: String?
 
     @Option(name: .long, help: "text or json.")
@@ -26,7 +26,7 @@ struct StatusCommand: ParsableCommand {
             throw ExitStatus.failure
         }
         // before the first apply there is no state yet: an empty store, not an error
-        let engine = repository.engine(state: state)
+        let engine = try cli { () throws(EngineError) in try repository.engine(state: state) }
         let servers = TargetCache()
         let root = engine.root
         let rows = try cli { () throws(EngineError) in

@@ -77,6 +77,9 @@ import Testing
         #expect(config.port == 9443 && config.host == "0.0.0.0" && config.reconcileInterval == 300)
         #expect(config.statePath == (path as NSString).deletingLastPathComponent + "/s.sqlite")
         #expect(config.allowExec.isEmpty && config.maxConnections == 1024)
+        // a PostgreSQL state stays the URL written (never resolved as a path)
+        try "tokens: t.yaml\nstate: postgres://hub@db.internal:5432/policyhub?sslmode=verify-full\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try HubConfig.load(path: path).statePath == "postgres://hub@db.internal:5432/policyhub?sslmode=verify-full")
         // the operator's allow-list of exec credential plugins, and the connection bound
         try "tokens: t.yaml\nallowExec: [/usr/local/bin/aws, gke-gcloud-auth-plugin]\nmaxConnections: 64\n"
             .write(toFile: path, atomically: true, encoding: .utf8)

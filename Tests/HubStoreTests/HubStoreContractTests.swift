@@ -1,14 +1,16 @@
 import Foundation
 import HubStore
+import HubStorePostgres
+import PolicyHubTesting
 import PolicyCore
 import Testing
 
 /// One suite for every `HubStore`: what the engine and the daemon rely on holds the same for the SQLite
-/// file and the in-memory store, so that engine and API tests on the in-memory one say something about
-/// the real one.
+/// file, the in-memory store and PostgreSQL (a throwaway server, `TestPostgres`), so that engine and API
+/// tests on the in-memory one say something about the real ones.
 @Suite struct HubStoreContractTests {
     enum Kind: String, CaseIterable, CustomTestStringConvertible {
-        case sqlite, memory
+        case sqlite, memory, postgres
         var testDescription: String { rawValue }
     }
 
@@ -22,6 +24,10 @@ import Testing
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: folder) }
             try body(try SQLiteHubStore(path: folder + "/state.sqlite"))
+        case .postgres:
+            let store = try PostgresHubStore(url: try TestPostgres.freshDatabase())
+            defer { store.shutdown() }
+            try body(store)
         }
     }
 

@@ -69,7 +69,7 @@ typealias Call = HubTransport.HTTPRequest
         configure(&config)
         var logger = Logger(label: "policyhub-test")
         logger.logLevel = .warning
-        let server = HubServer(config: config, operations: HubDaemon.operations(repository: folder, statePath: config.statePath),
+        let server = HubServer(config: config, operations: try HubDaemon.operations(repository: folder, statePath: config.statePath),
                                clock: clock, logger: logger)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let task = Task { try await server.run(signals: [], onRunning: { continuation.yield($0) }) }
