@@ -85,6 +85,29 @@ import Testing
         }
     }
 
+    /// Writers racing on one environment with the same parent (two promotions, two replicas): exactly one
+    /// lands, every other one gets the conflict, and the chain stays linear.
+    @Test(arguments: Kind.allCases) func racingWritersOfOneEnvironmentLandOnce(kind: Kind) throws {
+        try Self.withStore(kind) { (store: any HubStore) throws in
+            let base = try store.recordRevision(environment: "prod", documents: [Self.document("a")], author: "a", cause: "promote",
+                                                at: 1, expectedParent: .mustBe(nil))
+            let outcomes = NSLock()
+            nonisolated(unsafe) var landed: [Int64] = [], conflicts = 0, others: [String] = []
+            DispatchQueue.concurrentPerform(iterations: 8) { index in
+                do throws(HubStoreError) {
+                    let revision = try store.recordRevision(environment: "prod", documents: [Self.document("w\(index)")], author: "w\(index)",
+                                                            cause: "promote", at: 2, expectedParent: .mustBe(base.id))
+                    outcomes.withLock { landed.append(revision.id) }
+                } catch {
+                    if case .conflict = error { outcomes.withLock { conflicts += 1 } } else { outcomes.withLock { others.append("\(error)") } }
+                }
+            }
+            #expect(landed.count == 1 && conflicts == 7 && others.isEmpty, "landed \(landed), conflicts \(conflicts), errors \(others)")
+            #expect(try store.desiredRevision(environment: "prod")?.id == landed.first)
+            #expect(try store.revisions(environment: "prod").count == 2)
+        }
+    }
+
     @Test(arguments: Kind.allCases) func aStaleParentIsAConflictAndRecordsNothing(kind: Kind) throws {
         try Self.withStore(kind) { (store: any HubStore) throws in
             let r1 = try store.recordRevision(environment: "prod", documents: [Self.document("a")], author: "a", cause: "promote",
