@@ -92,6 +92,9 @@ public struct HubEngine: Sendable {
         case .sqlite(let path): return try StateLock(file: path, purpose: purpose, timeout: timeout, log: log)
         case .shared(let store):
             if let base = store.lockBase { return try StateLock(file: base, purpose: purpose, timeout: timeout, log: log) }
+            if let locking = store as? any DatabaseLocking {
+                return try StateLock(database: locking, purpose: purpose, timeout: timeout, log: log)
+            }
             return try StateLock(inProcess: store.inProcessLock(purpose.rawValue), purpose: purpose, timeout: timeout)
         }
     }
@@ -394,6 +397,7 @@ public final class StateLock: @unchecked Sendable {
     private enum Held {
         case file(Int32)
         case inProcess(InProcessLock)
+        case database(any DatabaseLock)
     }
 
     private let held: Held
@@ -439,12 +443,35 @@ public final class StateLock: @unchecked Sendable {
         held = .inProcess(lock)
     }
 
+    /// Takes the database's lock of `purpose` (every process on the database takes turns), polling up to
+    /// `timeout` seconds and saying once that it waits.
+    init(database store: any DatabaseLocking, purpose: Purpose, timeout: Double, log: EngineLog) throws(EngineError) {
+        path = "the database's \(purpose.rawValue) lock"
+        var waited = 0.0
+        var announced = false
+        while true {
+            if let lock = try stored({ () throws(HubStoreError) in try store.tryDatabaseLock(purpose.rawValue) }) {
+                held = .database(lock)
+                return
+            }
+            if !announced {
+                log.note("policyhub: another policyhub run holds \(path); waiting up to \(Int(timeout)) s")
+                announced = true
+            }
+            if waited >= timeout { throw .failure("gave up waiting for \(path) after \(Int(timeout)) s") }
+            usleep(200_000)
+            waited += 0.2
+        }
+    }
+
     deinit {
         switch held {
         case .file(let fd):
             flock(fd, LOCK_UN)
             close(fd)
         case .inProcess(let lock):
+            lock.release()
+        case .database(let lock):
             lock.release()
         }
     }

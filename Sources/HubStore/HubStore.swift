@@ -263,6 +263,19 @@ extension StoredDocument {
     }
 }
 
+/// A lock held in the database, across processes and machines (a PostgreSQL advisory lock on a connection
+/// of its own); released by `release()`, or by the database when the holder's connection ends (a killed
+/// process holds nothing).
+public protocol DatabaseLock: AnyObject, Sendable {
+    func release()
+}
+
+/// Stores whose locks live in the database itself.
+public protocol DatabaseLocking: HubStore {
+    /// Takes the lock named `purpose` when it is free; nil when another holder has it.
+    func tryDatabaseLock(_ purpose: String) throws(HubStoreError) -> (any DatabaseLock)?
+}
+
 /// A lock held within one process (a store without lock files): taken by polling, released by any thread,
 /// so that async code that resumes elsewhere can release it.
 public final class InProcessLock: @unchecked Sendable {

@@ -14,7 +14,7 @@ import PostgresNIO
 /// serialised by the database: a transaction-scoped advisory lock per environment, then the compare and swap
 /// on its desired revision. A connection the server closed (a restart) is replaced on the next call. The
 /// password never appears in a message: the location is always shown without it.
-public final class PostgresHubStore: HubStore, @unchecked Sendable {
+public final class PostgresHubStore: HubStore, DatabaseLocking, @unchecked Sendable {
     /// The database's location without its password, for messages.
     public let location: String
     let configuration: PostgresConnection.Configuration
@@ -244,8 +244,8 @@ public final class PostgresHubStore: HubStore, @unchecked Sendable {
 
     // MARK: - Locks
 
-    /// Locks across processes are the database's business (claims and leases); within one process, one
-    /// lock per purpose.
+    /// The state and push locks are the database's (`DatabaseLocking`): every process and machine on this
+    /// database takes turns.
     public var lockBase: String? { nil }
 
     public func inProcessLock(_ purpose: String) -> InProcessLock {
@@ -254,6 +254,62 @@ public final class PostgresHubStore: HubStore, @unchecked Sendable {
             let made = InProcessLock()
             processLocks[purpose] = made
             return made
+        }
+    }
+
+    /// The first key of the hub's advisory locks (the second is the hash of the purpose's name).
+    static let lockClass: Int32 = 0x7068
+
+    /// A session-level advisory lock on a connection of its own, kept until `release()` (or until the
+    /// connection ends, when the holder dies).
+    final class AdvisoryLock: DatabaseLock, @unchecked Sendable {
+        let connection: PostgresConnection
+        let purpose: String
+        let logger: Logger
+        private let released = NSLock()
+        private var done = false
+
+        init(connection: PostgresConnection, purpose: String, logger: Logger) {
+            self.connection = connection
+            self.purpose = purpose
+            self.logger = logger
+        }
+
+        func release() {
+            let first = released.withLock { () -> Bool in
+                defer { done = true }
+                return !done
+            }
+            guard first else { return }
+            // closing the connection ends its session, and with it the lock
+            _ = try? connection.close().wait()
+        }
+
+        deinit { release() }
+    }
+
+    public func tryDatabaseLock(_ purpose: String) throws(HubStoreError) -> (any DatabaseLock)? {
+        let connection: PostgresConnection
+        do {
+            connection = try PostgresConnection.connect(on: group.next(), configuration: configuration, id: lock.withLock {
+                defer { nextID += 1 }
+                return nextID
+            }, logger: logger).wait()
+        } catch {
+            throw .failed(path: location, operation: "take the \(purpose) lock", reason: "cannot connect: " + PostgresHubStore.reason(error))
+        }
+        do {
+            let name = "policyhub:" + purpose
+            let rows = try connection.query("SELECT pg_try_advisory_lock(\(PostgresHubStore.lockClass), hashtext(\(name))) AS taken",
+                                            logger: logger).wait().rows
+            if try rows.first?.makeRandomAccess()["taken"].decode(Bool.self) == true {
+                return AdvisoryLock(connection: connection, purpose: purpose, logger: logger)
+            }
+            _ = try? connection.close().wait()
+            return nil
+        } catch {
+            _ = try? connection.close().wait()
+            throw .failed(path: location, operation: "take the \(purpose) lock", reason: PostgresHubStore.reason(error))
         }
     }
 
