@@ -1,3 +1,4 @@
+import Foundation
 import HubStore
 import Members
 import PolicyCore
@@ -86,9 +87,14 @@ extension HubSession {
         var classes = Set<String>()  // clusters with the same desired hash hold the same objects: one of each
         let specs = DesiredSpecs(items.filter { classes.insert($0.desiredHash).inserted }.flatMap(\.policy.objects))
         let session = self
-        let results = await withTaskGroup(of: [DriftFinding].self) { group in
+        let activity = engine.activity
+        // every member read at once, each noted on the activity board (a terminal hears of a slow one)
+        let results = await withHeartbeat { () async -> [DriftFinding] in
+        await withTaskGroup(of: [DriftFinding].self) { group in
             for item in items {
                 group.addTask {
+                    activity.started(item.cluster.name, deadline: session.limits.deadline(from: Date().timeIntervalSince1970))
+                    defer { activity.finished(item.cluster.name) }
                     var found: [DriftFinding] = []
                     if states[item.cluster.name]?.appliedRevision != item.revision.id {
                         let applied = states[item.cluster.name]?.appliedRevision.map { "r\($0)" } ?? "nothing"
@@ -113,6 +119,7 @@ extension HubSession {
             var all: [DriftFinding] = []
             for await found in group { all += found }
             return all
+        }
         }
         let findings = results.sorted()
         let edges = try edgeDifferences()

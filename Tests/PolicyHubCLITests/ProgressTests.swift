@@ -50,6 +50,17 @@ import Testing
         }
     }
 
+    @Test func driftSaysWhatAHangingMemberIsWaitingFor() throws {
+        try HostileMemberTests.withFleet(fault: .hang) { folder, _ in
+            // a revision to compare with (the hanging member fails its push)
+            #expect(try CLI.run(["apply", "--repo", folder, "--timeout", "3"]).status == 1)
+            let run = try Self.onATerminal(["drift", "--repo", folder, "--cluster", "hostile", "--cluster", "healthy", "--timeout", "7"])
+            #expect(Self.waitingLines(run.text, "hostile").count >= 1, "\(run.text)")
+            #expect(Self.waitingLines(run.text, "healthy").isEmpty)
+            #expect(run.status == 2 && run.text.contains("unreachable"), "the hanging member is unreachable: \(run.text)")
+        }
+    }
+
     @Test func aLogGetsOneLinePerClusterAndTheTimeoutStillHolds() throws {
         try HostileMemberTests.withFleet(fault: .hang) { folder, _ in
             let started = Date()
