@@ -93,7 +93,7 @@ extension HubSession {
         await withTaskGroup(of: [DriftFinding].self) { group in
             for item in items {
                 group.addTask {
-                    activity.started(item.cluster.name, deadline: session.limits.deadline(from: Date().timeIntervalSince1970))
+                    session.noteStarted(item.cluster.name)
                     defer { activity.finished(item.cluster.name) }
                     var found: [DriftFinding] = []
                     if states[item.cluster.name]?.appliedRevision != item.revision.id {

@@ -148,9 +148,8 @@ public enum PushRun {
                 guard let item = pending.popFirst() else { return }
                 group.addTask {
                     let started = session.now()
-                    let activity = session.engine.activity
-                    activity.started(item.cluster.name, deadline: session.limits.deadline(from: Date().timeIntervalSince1970))
-                    defer { activity.finished(item.cluster.name) }
+                    session.noteStarted(item.cluster.name)
+                    defer { session.engine.activity.finished(item.cluster.name) }
                     switch session.member(for: item.cluster) {
                     case .failure(let error): return (item, .failure(error), started)
                     case .success(let member):
@@ -226,6 +225,12 @@ extension HubSession {
     /// How long a cluster may be quiet on a terminal before a line says what it waits for (checked every
     /// second, so a line comes at least every 5 s).
     static let quietSeconds = 4.0
+
+    /// Notes on the activity board that `cluster`'s work starts now, with the deadline its member gets (the
+    /// caller notes it finished).
+    func noteStarted(_ cluster: String) {
+        engine.activity.started(cluster, deadline: limits.deadline(from: Date().timeIntervalSince1970))
+    }
 
     /// Runs `body` while, every second, each cluster of `engine.activity` quiet for `quietSeconds` gets a
     /// `.waiting` line saying what it waits for.

@@ -241,7 +241,7 @@ extension HubSession {
             func startNext() {
                 guard let cluster = pending.popFirst() else { return }
                 group.addTask {
-                    activity.started(cluster.name, deadline: self.limits.deadline(from: Date().timeIntervalSince1970))
+                    self.noteStarted(cluster.name)
                     defer { activity.finished(cluster.name) }
                     switch self.member(for: cluster) {
                     case .failure(let error): return (cluster.name, .failure(error))
