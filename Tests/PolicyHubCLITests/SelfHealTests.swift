@@ -78,7 +78,10 @@ import Testing
             #expect(restored, "\(serve.log.suffix(2000))")
             #expect(!FileManager.default.fileExists(atPath: production))
             let store = try SQLiteHubStore(path: folder + "/.policyhub/state.sqlite")
-            let repairs = try store.auditLog(limit: 100).filter { $0.actor == "self-heal" && $0.action == "repair" }
+            // the repair's audit line follows the push that put the files back: wait for it on a loaded machine
+            func repairAudit() throws -> [AuditEntry] { try store.auditLog(limit: 100).filter { $0.actor == "self-heal" && $0.action == "repair" } }
+            _ = try Self.waitFor(10) { try repairAudit().count >= 2 && serve.log.contains("self-heal: restored staging-eu-1") }
+            let repairs = try repairAudit()
             #expect(repairs.contains { $0.detail.hasPrefix("restored staging-eu-1: ") && $0.detail.contains("missing NvSecurityRule/demo/nv.redis-pod.demo") },
                     "\(repairs)")
             #expect(repairs.contains { $0.detail.hasPrefix("restored nv: missing NvSecurityRule/demo/nv.redis-pod.demo") })
