@@ -155,6 +155,9 @@ public enum HubStoreError: Error, Sendable, CustomStringConvertible {
     case unknownRevision(Int64)
     /// Another writer changed the environment's desired revision first.
     case conflict(environment: String, expected: Int64?, current: Int64?)
+    /// A fence of the task (`StoreFence`) no longer holds: this replica lost the lease or claim it wrote under,
+    /// so nothing was written.
+    case fenced(StoreFence)
 
     public var description: String {
         switch self {
@@ -163,6 +166,8 @@ public enum HubStoreError: Error, Sendable, CustomStringConvertible {
         case .unknownRevision(let id): return "revision \(id) does not exist"
         case .conflict(let environment, let expected, let current):
             return "\(environment) changed while this was prepared: its desired revision is now \(current.map { "r\($0)" } ?? "none"), not \(expected.map { "r\($0)" } ?? "none"); nothing was recorded, try again"
+        case .fenced(let fence):
+            return "this replica no longer holds \(fence) (it expired or another replica took it over); nothing was written"
         }
     }
 }

@@ -14,7 +14,7 @@ import PostgresNIO
 /// serialised by the database: a transaction-scoped advisory lock per environment, then the compare and swap
 /// on its desired revision. A connection the server closed (a restart) is replaced on the next call. The
 /// password never appears in a message: the location is always shown without it.
-public final class PostgresHubStore: HubStore, DatabaseLocking, @unchecked Sendable {
+public final class PostgresHubStore: HubStore, DatabaseLocking, WorkSharing, @unchecked Sendable {
     /// The database's location without its password, for messages.
     public let location: String
     let configuration: PostgresConnection.Configuration
@@ -132,6 +132,7 @@ public final class PostgresHubStore: HubStore, DatabaseLocking, @unchecked Senda
             do {
                 try transaction.query("BEGIN")
                 begun = true
+                try checkFences(transaction)
                 let result = try body(transaction)
                 try transaction.query("COMMIT")
                 release(connection)
@@ -213,6 +214,18 @@ public final class PostgresHubStore: HubStore, DatabaseLocking, @unchecked Senda
             CREATE TABLE audit (
                 id BIGSERIAL PRIMARY KEY, at DOUBLE PRECISION NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
                 detail TEXT NOT NULL)
+            """,
+        ]),
+        ("v2-sharing", [
+            // claims divide push work per cluster between replicas; a lease elects the scheduler's leader
+            "CREATE SEQUENCE claim_token",
+            """
+            CREATE TABLE cluster_claim (
+                cluster TEXT PRIMARY KEY, owner TEXT NOT NULL, token BIGINT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)
+            """,
+            """
+            CREATE TABLE hub_lease (
+                name TEXT PRIMARY KEY, owner TEXT NOT NULL, term BIGINT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)
             """,
         ]),
     ]
