@@ -95,7 +95,8 @@ extension HubEngine {
             summary.untouched = plan.untouched.count
             return summary
         }
-        return try await PushRun.push(session: session, plan: plan, concurrency: concurrency)
+        // a cluster another replica is pushing is its to finish: the next turn looks at it again
+        return try await PushRun.push(session: session, plan: plan, concurrency: concurrency, others: .skip)
     }
 }
 
@@ -148,7 +149,7 @@ extension HubEngine {
         }
         // putting back what was applied is not a change: a freeze does not hold it up
         let plan = try PushPlan.make(session: session, clusters: clusters, rootRevision: rootRevision, ignoringFreeze: true)
-        let summary = try await PushRun.push(session: session, plan: plan, concurrency: concurrency)
+        let summary = try await PushRun.push(session: session, plan: plan, concurrency: concurrency, others: .skip)
         run.summary = summary
         for (cluster, ok) in summary.outcomes where ok {
             let findings = (run.report?.findings ?? look.findings).filter { $0.cluster == cluster && [.missing, .modified, .extra].contains($0.kind) }

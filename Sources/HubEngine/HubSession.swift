@@ -32,9 +32,13 @@ public struct HubEngine: Sendable {
     public let trustedKeys: TrustedKeys
     /// What each member being pushed or read is waiting for (progress lines, `--timeout`'s report).
     public let activity: ActivityBoard
+    /// This engine's name among the replicas sharing its store (the owner of its claims).
+    public let replica: String
 
     public init(root: String, store: StoreSource, clock: any HubClock = SystemClock(), log: EngineLog = .silent,
-                exec: ExecSettings = ExecSettings(), trustedKeys: TrustedKeys = TrustedKeys(), activity: ActivityBoard = ActivityBoard()) {
+                exec: ExecSettings = ExecSettings(), trustedKeys: TrustedKeys = TrustedKeys(), activity: ActivityBoard = ActivityBoard(),
+                replica: String = Replica.id) {
+        self.replica = replica
         self.root = root
         self.storeSource = store
         self.clock = clock
@@ -61,7 +65,8 @@ public struct HubEngine: Sendable {
     public func logging(to log: EngineLog) -> HubEngine {
         var settings = exec
         settings.log = { line in log.note(line) }
-        return HubEngine(root: root, store: storeSource, clock: clock, log: log, exec: settings, trustedKeys: trustedKeys, activity: activity)
+        return HubEngine(root: root, store: storeSource, clock: clock, log: log, exec: settings, trustedKeys: trustedKeys, activity: activity,
+                         replica: replica)
     }
 
     /// The SQLite state file's path, when the state is in one.
@@ -92,6 +97,11 @@ public struct HubEngine: Sendable {
         case .sqlite(let path): return try StateLock(file: path, purpose: purpose, timeout: timeout, log: log)
         case .shared(let store):
             if let base = store.lockBase { return try StateLock(file: base, purpose: purpose, timeout: timeout, log: log) }
+            // replicas that share a store push side by side, each cluster claimed by one of them at a time
+            // (`ClaimBook`): their push lock is this process's only
+            if purpose == .push, store is any WorkSharing {
+                return try StateLock(inProcess: store.inProcessLock(purpose.rawValue), purpose: purpose, timeout: timeout)
+            }
             if let locking = store as? any DatabaseLocking {
                 return try StateLock(database: locking, purpose: purpose, timeout: timeout, log: log)
             }
@@ -371,6 +381,8 @@ public final class TransportHolder: @unchecked Sendable {
         if let started { return started }
         var settings = TransportSettings()
         settings.maxInFlight = inFlight
+        // which replica sent a request, for a member's audit log (and the replica tests)
+        settings.userAgent += " (replica \(Replica.id))"
         let made = CurlTransport(settings: settings, board: board)
         started = made
         return made

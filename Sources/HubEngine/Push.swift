@@ -18,6 +18,9 @@ public struct PushPlan: Sendable {
         public var target: String
         /// Why the store's record of the cluster is not trusted (so the push compares with the member), or nil.
         public var untrusted: String?
+        /// When the store last saw a push of the cluster as the plan was made (a later one, found when the
+        /// cluster is claimed, was another replica's).
+        public var plannedPushAt: Double?
     }
 
     public var toPush: [Item] = []
@@ -66,21 +69,10 @@ public struct PushPlan: Sendable {
                 hashes[key] = (hash, objectHashes)
                 let state = states[cluster.name]
                 let target = session.targetKey(for: cluster)
-                var untrusted: String?
-                if let state, state.appliedHash != nil {
-                    if let reason = state.outOfStep {
-                        untrusted = reason
-                    } else if state.lastResult == "failed" {
-                        untrusted = "its last push failed"  // a failure recorded before out-of-step marks existed
-                    } else if state.appliedTarget != target {
-                        untrusted = state.appliedTarget == nil ? "no target recorded with what was applied"
-                            : "its target changed (was \(state.appliedTarget ?? ""), now \(target))"
-                    }
-                } else {
-                    untrusted = state?.outOfStep ?? "never pushed"
-                }
+                let untrusted = PushPlan.untrusted(state, target: target)
                 let item = Item(cluster: cluster, revision: revision, policy: policy, desiredHash: hash, objectHashes: objectHashes,
-                                appliedRevision: state?.appliedRevision, target: target, untrusted: untrusted)
+                                appliedRevision: state?.appliedRevision, target: target, untrusted: untrusted,
+                                plannedPushAt: state?.lastPushAt)
                 if untrusted == nil && state?.appliedHash == item.desiredHash {
                     plan.inStep.append(item)
                 } else if !ignoringFreeze, !revision.cause.hasPrefix("rollback"),
@@ -93,6 +85,19 @@ public struct PushPlan: Sendable {
         }
         plan.toPush.sort { $0.cluster.name < $1.cluster.name }
         return plan
+    }
+
+    /// Why the store's record `state` of a cluster whose policy goes to `target` is not to be trusted (so a
+    /// push compares with the member), or nil when it is.
+    static func untrusted(_ state: ClusterState?, target: String) -> String? {
+        guard let state, state.appliedHash != nil else { return state?.outOfStep ?? "never pushed" }
+        if let reason = state.outOfStep { return reason }
+        if state.lastResult == "failed" { return "its last push failed" }  // a failure recorded before out-of-step marks existed
+        if state.appliedTarget != target {
+            return state.appliedTarget == nil ? "no target recorded with what was applied"
+                : "its target changed (was \(state.appliedTarget ?? ""), now \(target))"
+        }
+        return nil
     }
 
     /// Every cluster pushed and compared with what its member holds, the in-step ones too (`apply --repair`).
@@ -119,6 +124,10 @@ public struct PushSummary: Sendable {
     public var failures: [String] = []
     /// Each pushed cluster and whether it succeeded.
     public var outcomes: [(cluster: String, ok: Bool)] = []
+    /// Clusters left to the replica that held their claim (a shared store's reconcile).
+    public var elsewhere = 0
+    /// Clusters found pushed by another replica when they were claimed (counted in step too).
+    public var pushedElsewhere = 0
 
     public init() {}
 }
@@ -126,9 +135,20 @@ public struct PushSummary: Sendable {
 /// Pushes the clusters of a plan, several at once, and records each outcome; a failing cluster never
 /// stops the others.
 public enum PushRun {
+    /// What a push does with a cluster another replica has claimed (a shared store only).
+    public enum OthersClaims: Sendable {
+        /// Waits until it is free, then pushes it unless that replica already did (a command's push).
+        case wait
+        /// Leaves it to that replica (the daemon's reconcile, which runs again soon).
+        case skip
+    }
+
     /// Pushes `plan.toPush`, at most `concurrency` clusters at once, records every outcome, and sends a
     /// progress event per cluster and the summary line. Failures are in the summary, not thrown.
-    public static func push(session: HubSession, plan: PushPlan, concurrency: Int) async throws(EngineError) -> PushSummary {
+    /// On a store that replicas share, each cluster is claimed before it is pushed and its record is fenced
+    /// by the claim, so that one replica at a time pushes it; one pushed by another replica since the plan was
+    /// made is not pushed again (`others` says what to do with one claimed now).
+    public static func push(session: HubSession, plan: PushPlan, concurrency: Int, others: OthersClaims = .wait) async throws(EngineError) -> PushSummary {
         defer { session.transports.shutdown() }
         // in step but recorded under an older revision: same objects, so only the record moves
         for item in plan.inStep where item.appliedRevision != item.revision.id {
@@ -140,76 +160,124 @@ public enum PushRun {
         var summary = PushSummary()
         summary.inStep = plan.inStep.count
         summary.untouched = plan.untouched.count
+        var queue = ClaimQueue(items: plan.toPush, book: (session.store as? any WorkSharing).map { ClaimBook(store: $0, owner: session.engine.replica) },
+                               batch: max(1, concurrency))
+        defer { queue.book?.close() }
+        // a cluster whose claim lapses mid-push gets no further request from this replica
+        let gate = queue.book.map { book in session.engine.activity.addGate { book.refusal($0) } }
+        defer { if let gate { session.engine.activity.removeGate(gate) } }
         var done = 0
-        await session.withHeartbeat { () async in
-        await withTaskGroup(of: (PushPlan.Item, Result<PushOutcome, MemberError>, Double).self) { group in
-            var pending = plan.toPush[...]
-            func startNext() {
-                guard let item = pending.popFirst() else { return }
-                group.addTask {
-                    let started = session.now()
-                    session.noteStarted(item.cluster.name)
-                    defer { session.engine.activity.finished(item.cluster.name) }
-                    switch session.member(for: item.cluster) {
-                    case .failure(let error): return (item, .failure(error), started)
-                    case .success(let member):
-                        do throws(MemberError) {
-                            // the store's record, unless it is not to be trusted (then the member is compared)
-                            var previous: [ObjectIdentity: AppliedObject]?
-                            if item.untrusted == nil {
-                                let recorded = try? session.store.appliedObjects(cluster: item.cluster.name)
-                                previous = recorded.flatMap { $0.isEmpty && !item.policy.objects.isEmpty ? nil : $0 }
+        let giveUp = Replica.monotonic() + 600
+        while true {
+            await session.withHeartbeat { () async in
+            await withTaskGroup(of: (PushPlan.Item, Result<PushOutcome, MemberError>, Double).self) { group in
+                func startNext() {
+                    guard let item = queue.next(&summary) else { return }
+                    group.addTask {
+                        let started = session.now()
+                        session.noteStarted(item.cluster.name)
+                        defer { session.engine.activity.finished(item.cluster.name) }
+                        switch session.member(for: item.cluster) {
+                        case .failure(let error): return (item, .failure(error), started)
+                        case .success(let member):
+                            do throws(MemberError) {
+                                // the store's record, unless it is not to be trusted (then the member is compared)
+                                var previous: [ObjectIdentity: AppliedObject]?
+                                if item.untrusted == nil {
+                                    let recorded = try? session.store.appliedObjects(cluster: item.cluster.name)
+                                    previous = recorded.flatMap { $0.isEmpty && !item.policy.objects.isEmpty ? nil : $0 }
+                                }
+                                let request = PushRequest(objects: item.policy.objects, hashes: item.objectHashes,
+                                                          revision: item.revision.id, previous: previous)
+                                return (item, .success(try await member.push(request)), started)
+                            } catch {
+                                return (item, .failure(error), started)
                             }
-                            let request = PushRequest(objects: item.policy.objects, hashes: item.objectHashes,
-                                                      revision: item.revision.id, previous: previous)
-                            return (item, .success(try await member.push(request)), started)
-                        } catch {
-                            return (item, .failure(error), started)
                         }
                     }
                 }
-            }
-            for _ in 0..<max(1, concurrency) { startNext() }
-            while let (item, result, started) = await group.next() {
-                startNext()
-                var record = PushRecord(cluster: item.cluster.name, environment: item.cluster.environment,
-                                        revision: item.revision.id, desiredHash: item.desiredHash, startedAt: started,
-                                        finishedAt: session.now(), created: 0, updated: 0, deleted: 0, error: nil,
-                                        target: item.target)
-                let line: String
-                switch result {
-                case .success(let outcome):
-                    record.created = outcome.created.count
-                    record.updated = outcome.updated.count
-                    record.deleted = outcome.deleted.count
-                    record.objects = outcome.applied
-                    summary.pushed += 1
-                    summary.outcomes.append((item.cluster.name, true))
-                    summary.created += record.created
-                    summary.updated += record.updated
-                    summary.deleted += record.deleted
-                    line = "\(item.cluster.name): \(record.created) created, \(record.updated) updated, \(record.deleted) deleted"
-                    for refused in outcome.refused { session.log.note("\(item.cluster.name): warning: \(refused)") }
-                case .failure(let error):
-                    record.error = error.description
-                    summary.failures.append(error.description)
-                    summary.outcomes.append((item.cluster.name, false))
-                    line = "\(item.cluster.name): FAILED: \(error.message)"
+                for _ in 0..<max(1, concurrency) { startNext() }
+                while let (item, result, started) = await group.next() {
+                    startNext()
+                    var record = PushRecord(cluster: item.cluster.name, environment: item.cluster.environment,
+                                            revision: item.revision.id, desiredHash: item.desiredHash, startedAt: started,
+                                            finishedAt: session.now(), created: 0, updated: 0, deleted: 0, error: nil,
+                                            target: item.target)
+                    var line: String
+                    switch result {
+                    case .success(let outcome):
+                        record.created = outcome.created.count
+                        record.updated = outcome.updated.count
+                        record.deleted = outcome.deleted.count
+                        record.objects = outcome.applied
+                        line = "\(item.cluster.name): \(record.created) created, \(record.updated) updated, \(record.deleted) deleted"
+                        for refused in outcome.refused { session.log.note("\(item.cluster.name): warning: \(refused)") }
+                    case .failure(let error):
+                        record.error = error.description
+                        line = "\(item.cluster.name): FAILED: \(error.message)"
+                    }
+                    // recorded first: a cluster's progress line means its outcome is in the state file; on a
+                    // shared store only while this replica still holds the cluster's claim
+                    var recorded = true
+                    do throws(HubStoreError) {
+                        if let fence = queue.book?.fence(item.cluster.name) {
+                            try StoreFence.with(fence) { () throws(HubStoreError) in try session.store.recordPush(record) }
+                        } else if queue.book != nil {
+                            throw HubStoreError.fenced(.claim(cluster: item.cluster.name, owner: session.engine.replica, token: 0))
+                        } else {
+                            try session.store.recordPush(record)
+                        }
+                    } catch {
+                        recorded = false
+                        let problem: String
+                        if case .fenced = error {
+                            problem = "cluster \(item.cluster.name): pushed, but this replica's claim on it lapsed before the push was recorded (another replica pushes it again)"
+                        } else {
+                            problem = "cluster \(item.cluster.name): pushed, but the state file could not record it: \(error)"
+                        }
+                        summary.failures.append(problem)
+                        line = "\(item.cluster.name): NOT RECORDED: \(problem)"
+                    }
+                    queue.book?.done(item.cluster.name)
+                    switch result {
+                    case .success where recorded:
+                        summary.pushed += 1
+                        summary.outcomes.append((item.cluster.name, true))
+                        summary.created += record.created
+                        summary.updated += record.updated
+                        summary.deleted += record.deleted
+                    case .success:
+                        summary.outcomes.append((item.cluster.name, false))
+                    case .failure(let error):
+                        summary.failures.append(error.description)
+                        summary.outcomes.append((item.cluster.name, false))
+                    }
+                    done += 1
+                    session.log.send(.progress(done: done, total: plan.toPush.count, line: line))
                 }
-                // recorded first: a cluster's progress line means its outcome is in the state file
-                do throws(HubStoreError) {
-                    try session.store.recordPush(record)
-                } catch {
-                    summary.failures.append("cluster \(item.cluster.name): pushed, but the state file could not record it: \(error)")
-                }
-                done += 1
-                session.log.send(.progress(done: done, total: plan.toPush.count, line: line))
             }
-        }
+            }
+            // clusters another replica held: waited for (a command), or left to it (the reconcile)
+            guard !queue.elsewhere.isEmpty else { break }
+            if others == .skip || Replica.monotonic() > giveUp {
+                for item in queue.elsewhere {
+                    if others == .skip {
+                        summary.elsewhere += 1
+                    } else {
+                        summary.failures.append("cluster \(item.cluster.name): another replica has held its claim for 10 minutes; not pushed")
+                        summary.outcomes.append((item.cluster.name, false))
+                    }
+                }
+                break
+            }
+            try? await Task.sleep(nanoseconds: 500_000_000)
+            queue.retryElsewhere()
         }
         session.log.send(.progressEnd)
         let count = plan.clusterCount
-        session.log.note("\(count) cluster\(count == 1 ? "" : "s"): \(summary.pushed) pushed (\(summary.created) created, \(summary.updated) updated, \(summary.deleted) deleted), \(plan.inStep.count) in step, \(plan.untouched.count) untouched, \(summary.failures.count) failed")
+        let elsewhere = summary.elsewhere > 0 ? ", \(summary.elsewhere) left to another replica" : ""
+        let inStep = plan.inStep.count + summary.pushedElsewhere
+        session.log.note("\(count) cluster\(count == 1 ? "" : "s"): \(summary.pushed) pushed (\(summary.created) created, \(summary.updated) updated, \(summary.deleted) deleted), \(inStep) in step, \(plan.untouched.count) untouched\(elsewhere), \(summary.failures.count) failed")
         for failure in summary.failures { session.log.note("policyhub: \(failure)") }
         return summary
     }

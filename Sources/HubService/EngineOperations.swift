@@ -399,6 +399,11 @@ public final class EngineOperations: HubOperations, @unchecked Sendable {
         return run
     }
 
+    public var sharedStore: (any WorkSharing)? {
+        if case .shared(let store) = engine.storeSource { return store as? any WorkSharing }
+        return nil
+    }
+
     public func reconcile(author: String) async throws(OperationError) -> ReconcileRun {
         let concurrency = pushConcurrency
         let summary = try await run { () async throws(EngineError) in try await engine.reconcile(concurrency: concurrency) }

@@ -1,4 +1,5 @@
 import HubEngine
+import HubStore
 import HubTransport
 import PolicyCore
 
@@ -56,6 +57,12 @@ public protocol HubOperations: Sendable {
     /// Writes a refused request (401 or 403) to the audit log: who (a token's name, or "anonymous"), the
     /// route and the path asked for. A failure to write is logged, never answered.
     func auditDenied(principal: String, method: String, route: String, path: String, status: Int) async
+    /// The store when replicas share it (PostgreSQL): the daemon then elects a leader for its scheduled jobs.
+    var sharedStore: (any WorkSharing)? { get }
+}
+
+extension HubOperations {
+    public var sharedStore: (any WorkSharing)? { nil }
 }
 
 /// What `/readyz` answers.

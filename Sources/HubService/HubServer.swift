@@ -159,10 +159,12 @@ public struct HubServer: Sendable {
         }
         let api = HubAPI(operations: operations, tokens: tokens, metrics: metrics, maxBodyBytes: config.maxBodyBytes,
                          logger: logger, requestExecutor: requestExecutor, gitHook: hook, afterDriftReport: after)
+        // replicas on one database: one of them at a time runs the scheduled jobs and the watches' repairs
+        let leadership = operations.sharedStore.map { Leadership(store: $0, logger: self.logger) }
         let scheduler = SchedulerService(
             schedule: Schedule(drift: config.driftSchedule, reconcileInterval: config.reconcileInterval,
                                selfHealInterval: config.selfHealInterval),
-            operations: operations, clock: clock, metrics: metrics, logger: logger, afterDriftReport: after)
+            operations: operations, clock: clock, metrics: metrics, logger: logger, leadership: leadership, afterDriftReport: after)
         // a connection that sends half a request head, or sits idle, is closed after idleTimeout; beyond
         // maxConnections open at once, a new connection is closed as soon as it is accepted
         let connections = ConnectionLimit(maximum: config.maxConnections, metrics: metrics, logger: logger)
@@ -193,7 +195,8 @@ public struct HubServer: Sendable {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app), .init(service: scheduler)]
         if let follower { services.append(.init(service: follower)) }
         if config.watch {
-            services.append(.init(service: WatchService(operations: operations, metrics: metrics, logger: logger, afterDriftReport: after)))
+            services.append(.init(service: WatchService(operations: operations, metrics: metrics, logger: logger, leadership: leadership,
+                                                        afterDriftReport: after)))
         }
         let group = ServiceGroup(configuration: .init(
             services: services,

@@ -1,5 +1,7 @@
 import HubEngine
+import HubStore
 import Foundation
+import PolicyCore
 import Logging
 import ServiceLifecycle
 
@@ -19,9 +21,14 @@ public actor SchedulerService: Service {
     var replaced = false
     /// Jobs started so far, in order (tests read it).
     public private(set) var started: [Schedule.Job] = []
+    /// With replicas on one store: the lease that says whether this one runs the leader's jobs.
+    let leadership: Leadership?
+    /// The leadership terms already caught up on.
+    var termsSeen = 0
 
     public init(schedule: Schedule, operations: any HubOperations, clock: any HubClock, metrics: HubMetrics, logger: Logger,
-                afterDriftReport: @escaping @Sendable (DriftRun, String) async -> Void) {
+                leadership: Leadership? = nil, afterDriftReport: @escaping @Sendable (DriftRun, String) async -> Void) {
+        self.leadership = leadership
         self.schedule = schedule
         self.operations = operations
         self.clock = clock
@@ -31,16 +38,21 @@ public actor SchedulerService: Service {
     }
 
     public func run() async throws {
+        leadership?.renew()
+        termsSeen = leadership?.termsBegun ?? 0
+        let renewing = leadership.map { leadership in Task.detached { await leadership.run() } }
         let last = try? await operations.lastDriftReportTime()
         for job in schedule.start(now: clock.now(), lastDriftReport: last ?? nil) {
-            if job == .driftReport { logger.info("a scheduled drift report was missed while the hub was down: running it now") }
+            if job == .driftReport && leads { logger.info("a scheduled drift report was missed while the hub was down: running it now") }
             launch(job)
         }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let clock = self.clock
-            // nothing scheduled: wait (for shutdown, or a schedule read again on SIGHUP)
+            // nothing scheduled: wait (for shutdown, or a schedule read again on SIGHUP); a replica also wakes
+            // to see whether it became the leader
             let sleep: Task<Void, any Error>
-            if let wake = schedule.wakeTime {
+            let check = leadership.map { clock.now() + $0.ttl / 3 }
+            if let wake = [schedule.wakeTime, check].compactMap({ $0 }).min() {
                 sleep = Task { try await clock.sleep(until: wake) }
             } else {
                 sleep = Task { while true { try await Task.sleep(nanoseconds: 3_600_000_000_000) } }
@@ -58,10 +70,29 @@ public actor SchedulerService: Service {
                 }
                 break
             }
+            await catchUpOnNewTerm()
             for job in schedule.due(now: clock.now()) { launch(job) }
         }
         sleeper = nil
         for task in running.values { await task.value }
+        renewing?.cancel()
+        await renewing?.value
+    }
+
+    /// Whether this replica runs the leader's jobs (always, without replicas).
+    var leads: Bool { leadership == nil || leadership?.fence != nil }
+
+    /// A replica that has just become the leader runs the drift report its predecessor missed (the
+    /// schedule fired after the last stored report: the old leader died or was cut off before storing it).
+    func catchUpOnNewTerm() async {
+        guard let leadership, leadership.termsBegun != termsSeen else { return }
+        termsSeen = leadership.termsBegun
+        guard leads, let drift = schedule.drift, let fired = drift.previous(atOrBefore: clock.now()) else { return }
+        let last = (try? await operations.lastDriftReportTime()) ?? nil
+        if (last ?? -Double.infinity) < fired {
+            logger.info("the drift report of \(timestamp(fired)) was not stored by the previous leader: running it now")
+            launch(.driftReport)
+        }
     }
 
     func launch(_ job: Schedule.Job) {
@@ -69,37 +100,49 @@ public actor SchedulerService: Service {
             logger.info("\(job.rawValue) is still running; this turn is skipped")
             return
         }
+        // drift reports and self-heal turns are the leader's, fenced by its term; every replica reconciles
+        // (its pushes divided by claims)
+        var fence: StoreFence?
+        if job != .reconcile, let leadership {
+            guard let held = leadership.fence else { return }
+            fence = held
+        }
         started.append(job)
         let operations = self.operations
         let metrics = self.metrics
         let logger = self.logger
         let after = self.afterDriftReport
         running[job] = Task {
-            var result = "ok"
-            do throws(OperationError) {
-                switch job {
-                case .driftReport:
-                    let run = try await operations.runDriftReport(author: "scheduler")
-                    await after(run, "schedule")
-                    logger.info("scheduled drift report: \(run.driftFindings) finding(s), \(run.newFindings) new")
-                case .reconcile:
-                    let run = try await operations.reconcile(author: "scheduler")
-                    metrics.recordPushes(run.outcomes)
-                    if run.pushed + run.failed > 0 {
-                        logger.info("reconcile: \(run.pushed) pushed, \(run.failed) failed, \(run.inStep) in step")
-                    }
-                    for failure in run.failures { logger.warning("reconcile: \(failure)") }
-                case .selfHeal:
-                    let run = try await operations.heal(author: "self-heal")
-                    await run.announce(metrics: metrics, logger: logger, after: after)
-                }
-            } catch {
-                result = "failed"
-                logger.error("\(job.rawValue) failed: \(error.message)")
-            }
-            metrics.increment("policyhub_scheduled_jobs_total", labels: [("job", job.rawValue), ("result", result)])
+            await StoreFence.with(fence) { await SchedulerService.execute(job, operations: operations, metrics: metrics, logger: logger, after: after) }
             await self.finished(job)
         }
+    }
+
+    static func execute(_ job: Schedule.Job, operations: any HubOperations, metrics: HubMetrics, logger: Logger,
+                        after: @Sendable (DriftRun, String) async -> Void) async {
+        var result = "ok"
+        do throws(OperationError) {
+            switch job {
+            case .driftReport:
+                let run = try await operations.runDriftReport(author: "scheduler")
+                await after(run, "schedule")
+                logger.info("scheduled drift report: \(run.driftFindings) finding(s), \(run.newFindings) new")
+            case .reconcile:
+                let run = try await operations.reconcile(author: "scheduler")
+                metrics.recordPushes(run.outcomes)
+                if run.pushed + run.failed > 0 {
+                    logger.info("reconcile: \(run.pushed) pushed, \(run.failed) failed, \(run.inStep) in step")
+                }
+                for failure in run.failures { logger.warning("reconcile: \(failure)") }
+            case .selfHeal:
+                let run = try await operations.heal(author: "self-heal")
+                await run.announce(metrics: metrics, logger: logger, after: after)
+            }
+        } catch {
+            result = "failed"
+            logger.error("\(job.rawValue) failed: \(error.message)")
+        }
+        metrics.increment("policyhub_scheduled_jobs_total", labels: [("job", job.rawValue), ("result", result)])
     }
 
     /// Replaces the schedule (hub.yaml read again on SIGHUP): its next times count from now, and the

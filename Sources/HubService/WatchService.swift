@@ -1,5 +1,6 @@
 import Foundation
 import HubEngine
+import HubStore
 import HubTransport
 import Logging
 import Members
@@ -41,8 +42,12 @@ public actor WatchService: Service {
     /// Self-heal turns run by watches (tests read it).
     public private(set) var turns = 0
 
+    /// With replicas on one store: watches run on the leader, and only its repairs are made.
+    let leadership: Leadership?
+
     public init(operations: any HubOperations, metrics: HubMetrics, logger: Logger, settings: Settings = Settings(),
-                afterDriftReport: @escaping @Sendable (DriftRun, String) async -> Void) {
+                leadership: Leadership? = nil, afterDriftReport: @escaping @Sendable (DriftRun, String) async -> Void) {
+        self.leadership = leadership
         self.operations = operations
         self.metrics = metrics
         self.logger = logger
@@ -54,6 +59,11 @@ public actor WatchService: Service {
     }
 
     public func run() async throws {
+        // a replica that does not lead waits for the leadership before it opens any watch
+        while let leadership, leadership.fence == nil {
+            if Task.isCancelled || Task.isShuttingDownGracefully { return }
+            try? await Task.sleep(nanoseconds: UInt64(leadership.ttl / 3 * 1e9))
+        }
         await load(nil)
         let counted = targets.values.reduce(0) { $0 + (isKubernetes($1) ? $1.kinds.count : 0) }
         logger.info("watching \(targets.count) cluster\(targets.count == 1 ? "" : "s") (\(counted) Kubernetes watch\(counted == 1 ? "" : "es"), \(targets.count - targets.values.filter(isKubernetes).count) folder\(targets.count - targets.values.filter(isKubernetes).count == 1 ? "" : "s") polled)")
@@ -226,10 +236,27 @@ public actor WatchService: Service {
             try? await Task.sleep(nanoseconds: UInt64(settings.debounce * 1e9))
             let batch = marked
             marked = []
+            var fence: StoreFence?
+            if let leadership {
+                guard let held = leadership.fence else {
+                    // the leadership passed to another replica, whose own watches see these changes
+                    logger.info("self-heal of \(batch.sorted().joined(separator: ", ")) left to the leading replica")
+                    continue
+                }
+                fence = held
+            }
+            let operations = self.operations
+            let outcome = await StoreFence.with(fence) { () async -> Result<SelfHealRun, OperationError> in
+                do throws(OperationError) {
+                    return .success(try await operations.heal(author: "self-heal", clusters: batch))
+                } catch {
+                    return .failure(error)
+                }
+            }
             let run: SelfHealRun
-            do throws(OperationError) {
-                run = try await operations.heal(author: "self-heal", clusters: batch)
-            } catch {
+            switch outcome {
+            case .success(let done): run = done
+            case .failure(let error):
                 logger.error("self-heal of \(batch.sorted().joined(separator: ", ")) failed: \(error.message)")
                 continue
             }

@@ -14,8 +14,27 @@ public final class ActivityBoard: @unchecked Sendable {
 
     private let lock = NSLock()
     private var running: [String: Entry] = [:]
+    private var gates: [UUID: @Sendable (String) -> String?] = [:]
 
     public init() {}
+
+    /// Adds a gate that every request of a tag passes before it is sent: a reason refuses it (a replica
+    /// whose claim on a cluster lapsed sends nothing more to it). Returns the key that removes it.
+    public func addGate(_ gate: @escaping @Sendable (String) -> String?) -> UUID {
+        let key = UUID()
+        lock.withLock { gates[key] = gate }
+        return key
+    }
+
+    public func removeGate(_ key: UUID) {
+        _ = lock.withLock { gates.removeValue(forKey: key) }
+    }
+
+    /// Why a request of `tag` may not be sent now, or nil.
+    public func refusal(_ tag: String) -> String? {
+        let all = lock.withLock { Array(gates.values) }
+        return all.lazy.compactMap { $0(tag) }.first
+    }
 
     /// `tag` started; it gives up at `deadline` (seconds since 1970), if it has one.
     public func started(_ tag: String, deadline: Double? = nil, at now: Double = Date().timeIntervalSince1970) {

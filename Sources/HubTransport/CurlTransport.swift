@@ -105,6 +105,9 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         if let deadline = request.deadline, deadline <= Date().timeIntervalSince1970 {
             return .failure(.timeout(url: RequestURL.redacted(request.url), message: "the deadline for this member passed before the request was sent"))
         }
+        if let tag = request.tag, let reason = board?.refusal(tag) {
+            return .failure(.refused(url: RequestURL.redacted(request.url), message: reason))
+        }
         guard let easy = curl_easy_init() else {
             return .failure(.other(url: RequestURL.redacted(request.url), message: "libcurl could not make a transfer (out of memory)"))
         }

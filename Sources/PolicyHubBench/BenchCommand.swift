@@ -23,7 +23,7 @@ struct BenchCommand: AsyncParsableCommand {
 
             Each measurement is the median of --runs runs. Build with: swift build -c release
             """,
-        subcommands: [Parse.self, Fleet.self, BenchConflictsCommand.self, BenchPushCommand.self, BenchPromoteCommand.self, BenchServeCommand.self, BenchWatchCommand.self, BenchFollowCommand.self])
+        subcommands: [Parse.self, Fleet.self, BenchConflictsCommand.self, BenchPushCommand.self, BenchPromoteCommand.self, BenchServeCommand.self, BenchWatchCommand.self, BenchFollowCommand.self, BenchReplicasCommand.self])
 
     struct Parse: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Parse and validation overhead over libyaml.")

@@ -327,6 +327,14 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         return log
     }
 
+    /// Every request received so far, as `METHOD URI`, with the User-Agent it came with (which replica of
+    /// the hub sent it).
+    public var requestsWithAgents: [(request: String, agent: String)] {
+        lock.lock()
+        defer { lock.unlock() }
+        return zip(log, headerLog).map { ($0, $1["user-agent"] ?? "") }
+    }
+
     /// Forgets every object and request count (the faults stay).
     public func reset() {
         lock.lock()

@@ -16,6 +16,53 @@ public enum TestPostgres {
         if let url = environment["POLICYHUB_TEST_POSTGRES"], environment["PGPASSWORD"] != nil { return .success(url) }
         // posix_spawn and waitpid on this child alone: Foundation's Process, started from a static initializer
         // while other test threads wait on it, missed this child's exit once and waited forever
+        let url: String, password: String, folder: String
+        do {
+            (url, password, folder) = try startServer()
+        } catch {
+            return .failure(error as? TestPostgresError ?? TestPostgresError("\(error)"))
+        }
+        setenv("PGPASSWORD", password, 1)
+        startedHere = folder
+        atexit {
+            guard let folder = TestPostgres.startedHere else { return }
+            _ = TestPostgres.run(["/bin/bash", TestPostgres.repository + "/scripts/postgres.sh", "stop", folder])
+        }
+        return .success(url)
+    }()
+
+    /// A server of the caller's own (one a test may restart without disturbing the others), stopped by `stop()`.
+    public final class PrivateServer: Sendable {
+        /// Its database's URL, the password in `passwordFile` (so that the shared server's PGPASSWORD stays).
+        public let url: String
+        let folder: String
+
+        init(url: String, folder: String) {
+            self.url = url
+            self.folder = folder
+        }
+
+        /// A fast restart on the same port: every connection is dropped.
+        public func restart() throws {
+            let status = TestPostgres.run(["/bin/bash", TestPostgres.repository + "/scripts/postgres.sh", "restart", folder])
+            guard status == 0 else { throw TestPostgresError("scripts/postgres.sh restart exited \(status)") }
+        }
+
+        public func stop() {
+            _ = TestPostgres.run(["/bin/bash", TestPostgres.repository + "/scripts/postgres.sh", "stop", folder])
+        }
+    }
+
+    /// Starts a server of the caller's own with scripts/postgres.sh.
+    public static func privateServer() throws -> PrivateServer {
+        let (url, password, folder) = try startServer()
+        let file = folder + "/hub-password"
+        FileManager.default.createFile(atPath: file, contents: Data(password.utf8), attributes: [.posixPermissions: 0o600])
+        return PrivateServer(url: url + "?passwordFile=" + file, folder: folder)
+    }
+
+    /// Runs scripts/postgres.sh start: the server's URL, the `hub` role's password and the server's folder.
+    static func startServer() throws -> (url: String, password: String, folder: String) {
         let output = NSTemporaryDirectory() + "policyhub-pg-start-" + UUID().uuidString
         defer { unlink(output) }
         let status = run(["/bin/bash", "-c", "exec bash \"$0\" start > \"$1\"", repository + "/scripts/postgres.sh", output])
@@ -27,16 +74,10 @@ public enum TestPostgres {
         }
         guard status == 0, let url = values["POLICYHUB_TEST_POSTGRES"], let password = values["PGPASSWORD"],
               let folder = values["POLICYHUB_TEST_POSTGRES_DIR"] else {
-            return .failure(TestPostgresError("scripts/postgres.sh start failed (exit \(status)): \(text)"))
+            throw TestPostgresError("scripts/postgres.sh start failed (exit \(status)): \(text)")
         }
-        setenv("PGPASSWORD", password, 1)
-        startedHere = folder
-        atexit {
-            guard let folder = TestPostgres.startedHere else { return }
-            _ = TestPostgres.run(["/bin/bash", TestPostgres.repository + "/scripts/postgres.sh", "stop", folder])
-        }
-        return .success(url)
-    }()
+        return (url, password, folder)
+    }
 
     /// Runs a program to its end; its exit status (-1 when it could not start).
     static func run(_ arguments: [String]) -> Int32 {
