@@ -147,6 +147,7 @@ struct ClaimQueue {
     let book: ClaimBook?
     let batch: Int
     private var claimedBefore = false
+    private var lastElsewhereTry = Replica.monotonic()
 
     init(items: [PushPlan.Item], book: ClaimBook?, batch: Int) {
         self.pending = items[...]
@@ -167,7 +168,13 @@ struct ClaimQueue {
                 book.done(item.cluster.name)
                 continue
             }
-            guard !pending.isEmpty else { return nil }
+            if pending.isEmpty {
+                // clusters another replica held: asked again now and then while this run goes on (one whose
+                // replica died is taken over as soon as its claim expires, not at the next run)
+                guard !elsewhere.isEmpty, Replica.monotonic() - lastElsewhereTry >= book.ttl / 3 else { return nil }
+                lastElsewhereTry = Replica.monotonic()
+                retryElsewhere()
+            }
             // a first batch fills every slot; later ones, taken as slots free, are a quarter of that, so that a
             // replica holds little more than it pushes and the others find work
             let items = Array(pending.prefix(claimedBefore ? max(1, batch / 4) : batch))

@@ -25,6 +25,8 @@ public actor SchedulerService: Service {
     let leadership: Leadership?
     /// The leadership terms already caught up on.
     var termsSeen = 0
+    /// Jobs whose skipped turn was logged during their current run.
+    var skipNoted: Set<Schedule.Job> = []
 
     public init(schedule: Schedule, operations: any HubOperations, clock: any HubClock, metrics: HubMetrics, logger: Logger,
                 leadership: Leadership? = nil, afterDriftReport: @escaping @Sendable (DriftRun, String) async -> Void) {
@@ -97,7 +99,8 @@ public actor SchedulerService: Service {
 
     func launch(_ job: Schedule.Job) {
         if running[job] != nil {
-            logger.info("\(job.rawValue) is still running; this turn is skipped")
+            // said once per run: a short interval (replicas reconcile every second or so) would repeat it
+            if skipNoted.insert(job).inserted { logger.info("\(job.rawValue) is still running; its turns are skipped until it ends") }
             return
         }
         // drift reports and self-heal turns are the leader's, fenced by its term; every replica reconciles
@@ -157,6 +160,7 @@ public actor SchedulerService: Service {
 
     func finished(_ job: Schedule.Job) {
         running[job] = nil
+        skipNoted.remove(job)
     }
 
     /// Whether a job is running now (tests).
