@@ -34,6 +34,8 @@ public struct HubEngine: Sendable {
     public let activity: ActivityBoard
     /// This engine's name among the replicas sharing its store (the owner of its claims).
     public let replica: String
+    /// The member limits every session starts with (the daemon's hub.yaml; a command sets its own).
+    public var limits = MemberLimits()
 
     public init(root: String, store: StoreSource, clock: any HubClock = SystemClock(), log: EngineLog = .silent,
                 exec: ExecSettings = ExecSettings(), trustedKeys: TrustedKeys = TrustedKeys(), activity: ActivityBoard = ActivityBoard(),
@@ -65,8 +67,10 @@ public struct HubEngine: Sendable {
     public func logging(to log: EngineLog) -> HubEngine {
         var settings = exec
         settings.log = { line in log.note(line) }
-        return HubEngine(root: root, store: storeSource, clock: clock, log: log, exec: settings, trustedKeys: trustedKeys, activity: activity,
-                         replica: replica)
+        var engine = HubEngine(root: root, store: storeSource, clock: clock, log: log, exec: settings, trustedKeys: trustedKeys, activity: activity,
+                               replica: replica)
+        engine.limits = limits
+        return engine
     }
 
     /// The SQLite state file's path, when the state is in one.
@@ -126,8 +130,10 @@ public struct HubEngine: Sendable {
         }
         let store = try openStore()
         let working = policy?.documents.map(StoredDocument.init) ?? []
-        return HubSession(engine: self, workspace: workspace, policy: policy, fleet: fleet, store: store, workingDocuments: working,
-                          workingTreeHash: policy == nil ? "invalid working tree" : StoredDocument.treeHash(working))
+        var session = HubSession(engine: self, workspace: workspace, policy: policy, fleet: fleet, store: store, workingDocuments: working,
+                                 workingTreeHash: policy == nil ? "invalid working tree" : StoredDocument.treeHash(working))
+        session.limits = limits
+        return session
     }
 }
 

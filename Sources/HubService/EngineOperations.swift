@@ -47,7 +47,7 @@ public final class EngineOperations: HubOperations, @unchecked Sendable {
             case .note(let line): logger.info("\(line)")
             case .progress(let done, let total, let line): logger.info("[\(done)/\(total)] \(line)")
             case .progressEnd: break
-            case .waiting(let lines): for line in lines { logger.info("\(line)") }
+            case .waiting(let lines): for line in lines { logger.debug("\(line)") }  // every slow cluster of a large fleet would have one
             }
         })
         self.pushConcurrency = pushConcurrency
@@ -459,12 +459,14 @@ public enum HubDaemon {
     /// The engine on `repository` and the state `statePath` (a SQLite file or a `postgres://` URL), as `HubOperations`.
     /// Exec plugins on `allowExec` run as `Never` (no terminal), their stderr in the log; commits are checked
     /// against `trustedKeys`.
-    public static func operations(repository: String, statePath: String, pushConcurrency: Int = 16, allowExec: [String] = [],
-                                  trustedKeys: [String] = [], followed: FollowedBranch? = nil,
+    /// `memberConnections`: requests in flight at once over every member of a push.
+    public static func operations(repository: String, statePath: String, pushConcurrency: Int = 16, memberConnections: Int? = nil,
+                                  allowExec: [String] = [], trustedKeys: [String] = [], followed: FollowedBranch? = nil,
                                   logger: Logger = Logger(label: "policyhub")) throws(EngineError) -> any HubOperations {
-        EngineOperations(engine: HubEngine(root: repository, store: try HubEngine.storeSource(statePath, root: repository),
-                                           exec: ExecSettings(allowed: allowExec, interactive: false),
-                                           trustedKeys: TrustedKeys(files: trustedKeys)),
-                         logger: logger, pushConcurrency: pushConcurrency, followed: followed)
+        var engine = HubEngine(root: repository, store: try HubEngine.storeSource(statePath, root: repository),
+                               exec: ExecSettings(allowed: allowExec, interactive: false),
+                               trustedKeys: TrustedKeys(files: trustedKeys))
+        if let memberConnections { engine.limits.connections = memberConnections }
+        return EngineOperations(engine: engine, logger: logger, pushConcurrency: pushConcurrency, followed: followed)
     }
 }

@@ -22,6 +22,9 @@ public struct HubConfig: Sendable {
 
     /// Clusters pushed at once by the reconcile.
     public var pushConcurrency = 16
+    /// Requests in flight at once over every member of a push (libcurl transfers; 64 when absent). A push
+    /// to NeuVector, which holds every write for a second, sends at most this many writes a second.
+    public var memberConnections: Int?
     /// How much lower API requests run than pushes and jobs (a nice value, 0-19; 0 turns it off).
     public var apiNice: Int32 = 10
     public var driftSchedule: CronExpression?
@@ -53,7 +56,7 @@ public struct HubConfig: Sendable {
         self.tokensPath = tokensPath
     }
 
-    static let knownKeys: Set<String> = ["listen", "tls", "state", "repository", "tokens", "maxBodyBytes", "idleTimeout", "maxConnections", "pushConcurrency", "apiNice", "schedules", "webhook", "allowExec", "watch", "trustedKeys"]
+    static let knownKeys: Set<String> = ["listen", "tls", "state", "repository", "tokens", "maxBodyBytes", "idleTimeout", "maxConnections", "pushConcurrency", "memberConnections", "apiNice", "schedules", "webhook", "allowExec", "watch", "trustedKeys"]
 
     /// Reads `hub.yaml`; throws `ConfigError` at the line and column of the first problem.
     public static func load(path: String) throws(ConfigError) -> HubConfig {
@@ -165,6 +168,12 @@ public struct HubConfig: Sendable {
         if let limit = root["maxBodyBytes"] {
             guard let text = limit.scalar, let bytes = Int(text), bytes > 0 else { throw fail(limit, "maxBodyBytes must be a positive number") }
             config.maxBodyBytes = bytes
+        }
+        if let connections = root["memberConnections"] {
+            guard let text = connections.scalar, let count = Int(text), (1...100_000).contains(count) else {
+                throw fail(connections, "memberConnections must be 1 to 100000")
+            }
+            config.memberConnections = count
         }
         if let concurrency = root["pushConcurrency"] {
             guard let text = concurrency.scalar, let count = Int(text), count >= 1 else { throw fail(concurrency, "pushConcurrency must be at least 1") }

@@ -118,6 +118,7 @@ public struct HubServer: Sendable {
         if old.allowExec != new.allowExec { changed.append("allowExec") }
         if old.trustedKeys != new.trustedKeys { changed.append("trustedKeys") }
         if old.pushConcurrency != new.pushConcurrency { changed.append("pushConcurrency") }
+        if old.memberConnections != new.memberConnections { changed.append("memberConnections") }
         if old.apiNice != new.apiNice { changed.append("apiNice") }
         if old.watch != new.watch { changed.append("watch") }
         if old.webhookURL != new.webhookURL || old.webhookCAFile != new.webhookCAFile || old.webhookTokenVariable != new.webhookTokenVariable {

@@ -22,6 +22,9 @@ struct BenchReplicasCommand: AsyncParsableCommand {
     @Option(help: "pushConcurrency of each replica (clusters it pushes at once).")
     var pushConcurrency: Int = 100
 
+    @Option(help: "memberConnections of each replica (requests in flight at once over all its members).")
+    var memberConnections: Int = 1000
+
     @Option(help: "Seconds a claim lasts unless renewed (POLICYHUB_CLAIM_TTL of the replicas).")
     var claimTTL: Double = 6
 
@@ -30,11 +33,11 @@ struct BenchReplicasCommand: AsyncParsableCommand {
         guard FileManager.default.isExecutableFile(atPath: binary) else { throw ValidationError("\(binary) is missing: build the package first") }
         try await BenchPushCommand.withFleet(clusters: clusters, environment: "staging") { root, repo, double, _ in
             for index in 0..<clusters { double.setNeuVector(.init(admissionLatency: latency, queueCapacity: 128), cluster: "c\(index)") }
-            print("fleet: \(clusters) clusters on the API double in NeuVector mode, \(latency) s admission latency; pushConcurrency \(pushConcurrency) per replica")
+            print("fleet: \(clusters) clusters on the API double in NeuVector mode, \(latency) s admission latency; per replica pushConcurrency \(pushConcurrency), memberConnections \(memberConnections)")
             var times: [Int: Double] = [:]
             for count in 1...3 {
                 let round = try Round(binary: binary, root: root, repo: repo, double: double, replicas: count, clusters: clusters,
-                                      pushConcurrency: pushConcurrency, ttl: claimTTL)
+                                      pushConcurrency: pushConcurrency, connections: memberConnections, ttl: claimTTL)
                 defer { round.stop() }
                 let took = try await round.pushAll()
                 times[count] = took
@@ -42,11 +45,11 @@ struct BenchReplicasCommand: AsyncParsableCommand {
                 print(String(format: "  %d replica%@  %8.1f s  (%.0f clusters/s)%@", count, count == 1 ? " " : "s", took, Double(clusters) / took, ratio))
             }
             let round = try Round(binary: binary, root: root, repo: repo, double: double, replicas: 2, clusters: clusters,
-                                  pushConcurrency: pushConcurrency, ttl: claimTTL)
+                                  pushConcurrency: pushConcurrency, connections: memberConnections, ttl: claimTTL)
             defer { round.stop() }
-            let (held, takeover) = try await round.killOneMidPush()
-            print(String(format: "  takeover: %d clusters claimed by the replica killed with SIGKILL, all applied %.1f s after the kill (claim lifetime %.0f s)",
-                         held, takeover, claimTTL))
+            let (held, first, all) = try await round.killOneMidPush()
+            print(String(format: "  takeover: the replica killed with SIGKILL held %d clusters; the survivor claimed the first %.1f s after the kill (claim lifetime %.0f s), all were applied after %.1f s",
+                         held, first, claimTTL, all))
         }
     }
 
@@ -61,7 +64,7 @@ struct BenchReplicasCommand: AsyncParsableCommand {
         let store: PostgresHubStore
 
         init(binary: String, root: String, repo: String, double: KubernetesAPIDouble, replicas: Int, clusters: Int,
-             pushConcurrency: Int, ttl: Double) throws {
+             pushConcurrency: Int, connections: Int, ttl: Double) throws {
             self.repo = repo
             self.double = double
             self.clusters = clusters
@@ -76,6 +79,7 @@ struct BenchReplicasCommand: AsyncParsableCommand {
                 tokens: tokens.yaml
                 watch: false
                 pushConcurrency: \(pushConcurrency)
+                memberConnections: \(connections)
                 apiNice: 0
                 schedules: {reconcileInterval: 1s}
                 """.write(toFile: root + "/hub.yaml", atomically: true, encoding: .utf8)
@@ -133,8 +137,9 @@ struct BenchReplicasCommand: AsyncParsableCommand {
         }
 
         /// Two replicas: once a tenth of the fleet is applied, the first is killed with SIGKILL; the clusters it
-        /// held then, and the seconds from the kill until every one of them is applied.
-        func killOneMidPush() async throws -> (Int, Double) {
+        /// held then, the seconds from the kill until the survivor claimed the first of them, and until every
+        /// one of them is applied.
+        func killOneMidPush() async throws -> (Int, Double, Double) {
             try record()
             while try store.clusterStates().filter({ $0.appliedRevision != nil }).count < clusters / 10 {
                 try await Task.sleep(nanoseconds: 100_000_000)
@@ -145,8 +150,18 @@ struct BenchReplicasCommand: AsyncParsableCommand {
             victim.waitUntilExit()
             let killed = Date()
             let held = Set(try store.claims().filter { $0.value.contains(marker) }.keys)
+            // taken over: the first of its clusters claimed by the survivor (or applied by it)
+            var first: Double?
+            while first == nil {
+                let claims = try store.claims()
+                let applied = try store.clusterStates().filter { held.contains($0.cluster) && $0.appliedRevision != nil }
+                if !applied.isEmpty || held.contains(where: { claims[$0].map { !$0.contains(marker) } ?? false }) {
+                    first = Date().timeIntervalSince(killed)
+                }
+                try await Task.sleep(nanoseconds: 50_000_000)
+            }
             try await waitApplied { held.contains($0) }
-            return (held.count, Date().timeIntervalSince(killed))
+            return (held.count, first ?? 0, Date().timeIntervalSince(killed))
         }
 
         func stop() {

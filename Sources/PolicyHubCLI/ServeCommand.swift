@@ -42,7 +42,7 @@ struct ServeCommand: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let operations = try cli { () throws(EngineError) in
             try HubDaemon.operations(repository: hub.repository, statePath: hub.statePath,
-                                     pushConcurrency: hub.pushConcurrency, allowExec: hub.allowExec,
+                                     pushConcurrency: hub.pushConcurrency, memberConnections: hub.memberConnections, allowExec: hub.allowExec,
                                      trustedKeys: hub.trustedKeys, followed: hub.followed, logger: logger)
         }
         if let followed = hub.followed {

@@ -72,6 +72,14 @@ import Testing
         do { _ = try HubConfig.load(path: path) } catch { #expect(error.description.hasPrefix("\(path):3:16: error: driftReport: hour")) }
         try "tokens: t.yaml\nlisten: nowhere\n".write(toFile: path, atomically: true, encoding: .utf8)
         do { _ = try HubConfig.load(path: path) } catch { #expect(error.line == 2) }
+        // requests in flight over the members: a located error out of range, the number kept in range
+        try "tokens: t.yaml\nmemberConnections: 0\n".write(toFile: path, atomically: true, encoding: .utf8)
+        do {
+            _ = try HubConfig.load(path: path)
+            Issue.record("memberConnections: 0 accepted")
+        } catch { #expect(error.description.hasPrefix("\(path):2:20: error: memberConnections must be 1 to 100000"), "\(error)") }
+        try "tokens: t.yaml\nmemberConnections: 500\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try HubConfig.load(path: path).memberConnections == 500)
         try "tokens: t.yaml\nlisten: 0.0.0.0:9443\nschedules: {reconcileInterval: 5m}\nstate: s.sqlite\n".write(toFile: path, atomically: true, encoding: .utf8)
         let config = try HubConfig.load(path: path)
         #expect(config.port == 9443 && config.host == "0.0.0.0" && config.reconcileInterval == 300)
