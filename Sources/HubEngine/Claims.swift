@@ -168,18 +168,23 @@ struct ClaimQueue {
                 book.done(item.cluster.name)
                 continue
             }
-            if pending.isEmpty {
-                // clusters another replica held: asked again now and then while this run goes on (one whose
-                // replica died is taken over as soon as its claim expires, not at the next run)
-                guard !elsewhere.isEmpty, Replica.monotonic() - lastElsewhereTry >= book.ttl / 3 else { return nil }
+            let items: [PushPlan.Item]
+            if !elsewhere.isEmpty, Replica.monotonic() - lastElsewhereTry >= book.ttl / 3 {
+                // clusters another replica held, asked for again (all in one claim) every third of a claim's
+                // lifetime while this run goes on: those of a replica that died are taken over as soon as their
+                // claims expire, not when this run ends
                 lastElsewhereTry = Replica.monotonic()
-                retryElsewhere()
+                items = elsewhere
+                elsewhere = []
+            } else if pending.isEmpty {
+                return nil
+            } else {
+                // a first batch fills every slot; later ones, taken as slots free, are a quarter of that, so that
+                // a replica holds little more than it pushes and the others find work
+                items = Array(pending.prefix(claimedBefore ? max(1, batch / 4) : batch))
+                claimedBefore = true
+                pending.removeFirst(items.count)
             }
-            // a first batch fills every slot; later ones, taken as slots free, are a quarter of that, so that a
-            // replica holds little more than it pushes and the others find work
-            let items = Array(pending.prefix(claimedBefore ? max(1, batch / 4) : batch))
-            claimedBefore = true
-            pending.removeFirst(items.count)
             let claims: [String: ClusterClaim]
             do throws(HubStoreError) {
                 claims = try book.claim(items.map(\.cluster.name))
