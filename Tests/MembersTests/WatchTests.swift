@@ -17,7 +17,8 @@ import Testing
     }
 
     /// Waits (up to `seconds`) until `condition` holds.
-    static func eventually(_ seconds: Double = 5, _ condition: () async -> Bool) async -> Bool {
+    /// Waits for `condition` (long enough for a machine busy with the other suites; the tests time nothing).
+    static func eventually(_ seconds: Double = 20, _ condition: () async -> Bool) async -> Bool {
         let end = Date().addingTimeInterval(seconds)
         while Date() < end {
             if await condition() { return true }
