@@ -76,12 +76,15 @@ extension HubEngine {
 
     /// Pushes every cluster whose applied policy is not its environment's desired one, from the stored
     /// revisions (the daemon's reconcile: the working tree is not recorded). The push lock is held across
-    /// the pushes; the state lock only while the plan is made.
+    /// the pushes; the state lock only while the plan is made. Replicas on a shared store plan without it:
+    /// it is one lock for the whole database, so every replica's plan would wait for the others' (and for any
+    /// command's), while what the plan reads is read in transactions and each cluster's push is claimed and
+    /// checked against the cluster's stored state first; a revision recorded meanwhile is the next turn's.
     public func reconcile(concurrency: Int) async throws(EngineError) -> PushSummary {
         let pushing = try lock(.push, timeout: 600)
         defer { withExtendedLifetime(pushing) {} }
         let (session, plan) = try { () throws(EngineError) -> (HubSession, PushPlan) in
-            let lock = try self.lock(.state, timeout: 600)
+            let lock = sharesWork ? nil : try self.lock(.state, timeout: 600)
             defer { withExtendedLifetime(lock) {} }
             let session = try open(workingTree: .optional)
             let rootRevision = try session.fleet.root.flatMap { environment throws(EngineError) in

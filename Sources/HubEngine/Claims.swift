@@ -1,5 +1,6 @@
 import Foundation
 import HubStore
+import HubTransport
 
 /// This process among the replicas that share a store (docs/replicas.md).
 public enum Replica {
@@ -9,6 +10,10 @@ public enum Replica {
         let host = gethostname(&name, name.count) == 0 ? String(cString: name) : "host"
         return "\(host)/\(getpid())/\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
     }()
+
+    /// The User-Agent of every request this process sends to a member: which replica sent it, for a member's
+    /// audit log (and the replica tests).
+    public static let userAgent = TransportSettings().userAgent + " (replica \(id))"
 
     /// Seconds a claim or lease lasts unless renewed (renewed every third of it). A replica that stops
     /// (killed, paused, cut off from the database) loses its clusters and leadership after this long.
@@ -205,6 +210,14 @@ struct ClaimQueue {
                     let untrusted = PushPlan.untrusted(claim.state, target: item.target)
                     if untrusted == nil && claim.state?.appliedHash == item.desiredHash {
                         summary.inStep += 1
+                        summary.pushedElsewhere += 1
+                        book.done(item.cluster.name)
+                        continue
+                    }
+                    if let state = claim.state, state.environment == item.cluster.environment,
+                       let applied = state.appliedRevision, applied > item.revision.id {
+                        // it holds a revision recorded after this plan's: pushing this one would take it back
+                        // (the next reconcile plans from the newer one)
                         summary.pushedElsewhere += 1
                         book.done(item.cluster.name)
                         continue

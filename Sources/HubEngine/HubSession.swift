@@ -36,6 +36,8 @@ public struct HubEngine: Sendable {
     public let replica: String
     /// The member limits every session starts with (the daemon's hub.yaml; a command sets its own).
     public var limits = MemberLimits()
+    /// Seconds a claim on a cluster lasts unless renewed (`Replica.ttl`, `POLICYHUB_CLAIM_TTL`, unless set).
+    public var claimTTL = Replica.ttl
 
     public init(root: String, store: StoreSource, clock: any HubClock = SystemClock(), log: EngineLog = .silent,
                 exec: ExecSettings = ExecSettings(), trustedKeys: TrustedKeys = TrustedKeys(), activity: ActivityBoard = ActivityBoard(),
@@ -70,6 +72,7 @@ public struct HubEngine: Sendable {
         var engine = HubEngine(root: root, store: storeSource, clock: clock, log: log, exec: settings, trustedKeys: trustedKeys, activity: activity,
                                replica: replica)
         engine.limits = limits
+        engine.claimTTL = claimTTL
         return engine
     }
 
@@ -92,6 +95,12 @@ public struct HubEngine: Sendable {
             }
             return try stored { () throws(HubStoreError) -> any HubStore in try SQLiteHubStore(path: path) }
         }
+    }
+
+    /// Whether the store is shared by replicas that divide the pushes between them by claims.
+    public var sharesWork: Bool {
+        if case .shared(let store) = storeSource { return store is any WorkSharing }
+        return false
     }
 
     /// Takes the state lock (`.state`, around reading and recording) or the push lock (`.push`, around a
@@ -387,8 +396,7 @@ public final class TransportHolder: @unchecked Sendable {
         if let started { return started }
         var settings = TransportSettings()
         settings.maxInFlight = inFlight
-        // which replica sent a request, for a member's audit log (and the replica tests)
-        settings.userAgent += " (replica \(Replica.id))"
+        settings.userAgent = Replica.userAgent
         let made = CurlTransport(settings: settings, board: board)
         started = made
         return made

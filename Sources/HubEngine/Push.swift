@@ -160,7 +160,7 @@ public enum PushRun {
         var summary = PushSummary()
         summary.inStep = plan.inStep.count
         summary.untouched = plan.untouched.count
-        var queue = ClaimQueue(items: plan.toPush, book: (session.store as? any WorkSharing).map { ClaimBook(store: $0, owner: session.engine.replica) },
+        var queue = ClaimQueue(items: plan.toPush, book: (session.store as? any WorkSharing).map { ClaimBook(store: $0, owner: session.engine.replica, ttl: session.engine.claimTTL) },
                                batch: max(1, concurrency))
         defer { queue.book?.close() }
         // a cluster whose claim lapses mid-push gets no further request from this replica
