@@ -53,14 +53,14 @@ public struct WatchTarget: Sendable {
 }
 
 extension HubEngine {
-    /// The clusters the daemon watches (every cluster with a desired revision, or those of `clusters`), Kubernetes
-    /// members talking through `transport` without a deadline. A cluster whose kubeconfig does not read is left
-    /// out and named in `problems`.
-    public func watchTargets(clusters only: Set<String>? = nil, transport: any HTTPTransport) throws(EngineError)
+    /// The clusters the daemon watches (every cluster with a desired revision, or those of `clusters`; of
+    /// those, the ones `owned` accepts: a replica's share), Kubernetes members talking through `transport`
+    /// without a deadline. A cluster whose kubeconfig does not read is left out and named in `problems`.
+    public func watchTargets(clusters only: Set<String>? = nil, owned: ((String) -> Bool)? = nil, transport: any HTTPTransport) throws(EngineError)
         -> (targets: [WatchTarget], problems: [MemberError])
     {
         let session = try open(workingTree: .optional)
-        let clusters = session.fleet.clusters.filter { only?.contains($0.name) ?? true }
+        let clusters = session.fleet.clusters.filter { (only?.contains($0.name) ?? true) && (owned?($0.name) ?? true) }
         let rootRevision = try session.fleet.root.flatMap { environment throws(EngineError) in
             try stored { () throws(HubStoreError) in try session.store.desiredRevision(environment: environment.name) }
         }

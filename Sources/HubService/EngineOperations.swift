@@ -332,11 +332,26 @@ public final class EngineOperations: HubOperations, @unchecked Sendable {
         try await healTurn(clusters: clusters)
     }
 
-    public func watchTargets(clusters: Set<String>?, transport: any HTTPTransport) async throws(OperationError)
+    public func watchTargets(clusters: Set<String>?, owned: (@Sendable (String) -> Bool)?, transport: any HTTPTransport) async throws(OperationError)
         -> (targets: [WatchTarget], problems: [String])
     {
-        let found = try run { () throws(EngineError) in try engine.watchTargets(clusters: clusters, transport: transport) }
+        let found = try run { () throws(EngineError) in try engine.watchTargets(clusters: clusters, owned: owned, transport: transport) }
         return (found.targets, found.problems.map(\.description))
+    }
+
+    public func desiredRevisions() async throws(OperationError) -> [String: Int64] {
+        // asked every second by the watches: the environments of the session at hand, however old, rather than
+        // reading the repository again each time (the watches' full reload every minute reads it afresh)
+        let known = lock.withLock { cachedSession?.session ?? lastValid }
+        let session: HubSession
+        if let known { session = known } else { session = try await self.session() }
+        var found: [String: Int64] = [:]
+        for environment in session.fleet.environments {
+            found[environment.name] = try run { () throws(EngineError) in
+                try stored { () throws(HubStoreError) in try session.store.desiredRevision(environment: environment.name) }
+            }?.id
+        }
+        return found
     }
 
     func healTurn(clusters: Set<String>?) async throws(OperationError) -> SelfHealRun {

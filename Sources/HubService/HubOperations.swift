@@ -48,8 +48,12 @@ public protocol HubOperations: Sendable {
     func heal(author: String) async throws(OperationError) -> SelfHealRun
     /// The same turn limited to `clusters` (those a watch saw changed).
     func heal(author: String, clusters: Set<String>) async throws(OperationError) -> SelfHealRun
-    /// The clusters the daemon watches (or those of `clusters`), Kubernetes members talking through `transport`.
-    func watchTargets(clusters: Set<String>?, transport: any HTTPTransport) async throws(OperationError) -> (targets: [WatchTarget], problems: [String])
+    /// The clusters the daemon watches (or those of `clusters`; of those, the ones `owned` accepts),
+    /// Kubernetes members talking through `transport`.
+    func watchTargets(clusters: Set<String>?, owned: (@Sendable (String) -> Bool)?, transport: any HTTPTransport) async throws(OperationError)
+        -> (targets: [WatchTarget], problems: [String])
+    /// Each environment's desired revision (the watches follow a change of any of them).
+    func desiredRevisions() async throws(OperationError) -> [String: Int64]
     /// The audit log, newest first.
     func audit(limit: Int) async throws(OperationError) -> Value
     /// Whether the store and the repository can be read (for /readyz), or why not.

@@ -160,7 +160,7 @@ public struct HubServer: Sendable {
         }
         let api = HubAPI(operations: operations, tokens: tokens, metrics: metrics, maxBodyBytes: config.maxBodyBytes,
                          logger: logger, requestExecutor: requestExecutor, gitHook: hook, afterDriftReport: after)
-        // replicas on one database: one of them at a time runs the scheduled jobs and the watches' repairs
+        // replicas on one database: one of them at a time runs the scheduled jobs (the watches are divided)
         let leadership = operations.sharedStore.map { Leadership(store: $0, logger: self.logger) }
         let scheduler = SchedulerService(
             schedule: Schedule(drift: config.driftSchedule, reconcileInterval: config.reconcileInterval,
@@ -196,7 +196,8 @@ public struct HubServer: Sendable {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app), .init(service: scheduler)]
         if let follower { services.append(.init(service: follower)) }
         if config.watch {
-            services.append(.init(service: WatchService(operations: operations, metrics: metrics, logger: logger, leadership: leadership,
+            let roster = operations.sharedStore.map { ReplicaRoster(store: $0, logger: self.logger) }
+            services.append(.init(service: WatchService(operations: operations, metrics: metrics, logger: logger, roster: roster,
                                                         afterDriftReport: after)))
         }
         let group = ServiceGroup(configuration: .init(

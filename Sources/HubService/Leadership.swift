@@ -4,9 +4,9 @@ import HubStore
 import Logging
 import ServiceLifecycle
 
-/// Which replica runs the scheduled jobs (drift reports, self-heal turns, the watches' repairs) when several
-/// share a store (docs/replicas.md): the holder of the `scheduler` lease, taken when it is free or expired and
-/// renewed every third of its lifetime. Each term has a number that only grows; a job runs with that term
+/// Which replica runs the scheduled jobs (drift reports, scheduled self-heal turns; the watches are divided
+/// by `ReplicaRoster`) when several share a store (docs/replicas.md): the holder of the `scheduler` lease,
+/// taken when it is free or expired and renewed every third of its lifetime. Each term has a number that only grows; a job runs with that term
 /// as its fence (`StoreFence.lease`), so a leader that was paused or cut off past its lease writes nothing
 /// once another replica has taken over. The lease is trusted locally only until its last renewal plus its
 /// lifetime less a margin, so a leader that cannot reach the database stops starting jobs before the lease

@@ -11,7 +11,8 @@ import ServiceLifecycle
 /// resumed from its resourceVersion, listed again on 410 Gone, reconnected with a backoff) and a poll of each
 /// directory member's folder. A change that departs from the desired state marks its cluster, and the marked
 /// clusters get a self-heal turn at once: reported, and put back on `selfHeal` environments. The hub's own pushes
-/// come back as events equal to the desired objects and are let through.
+/// come back as events equal to the desired objects and are let through. Replicas on one store divide the
+/// clusters between them (`ReplicaRoster`).
 public actor WatchService: Service {
     public struct Settings: Sendable {
         /// `timeoutSeconds` of each watch request: the server closes it then and the watch resumes.
@@ -22,6 +23,12 @@ public actor WatchService: Service {
         public var debounce = 0.05
         /// Seconds before a turn skipped because a push held the push lock is tried again.
         public var retry = 0.5
+        /// Seconds between two looks at the environments' desired revisions (and, with replicas, at who is
+        /// present): a new revision can bring clusters or kinds to watch.
+        public var followInterval = 1.0
+        /// Seconds between two full reloads of the targets whatever changed (an environment added to the fleet,
+        /// a cluster file edited).
+        public var fullReload = 60.0
 
         public init() {}
     }
@@ -42,12 +49,13 @@ public actor WatchService: Service {
     /// Self-heal turns run by watches (tests read it).
     public private(set) var turns = 0
 
-    /// With replicas on one store: watches run on the leader, and only its repairs are made.
-    let leadership: Leadership?
+    /// With replicas on one store: the clusters are divided over the replicas present, each watches (and
+    /// repairs) its share.
+    let roster: ReplicaRoster?
 
     public init(operations: any HubOperations, metrics: HubMetrics, logger: Logger, settings: Settings = Settings(),
-                leadership: Leadership? = nil, afterDriftReport: @escaping @Sendable (DriftRun, String) async -> Void) {
-        self.leadership = leadership
+                roster: ReplicaRoster? = nil, afterDriftReport: @escaping @Sendable (DriftRun, String) async -> Void) {
+        self.roster = roster
         self.operations = operations
         self.metrics = metrics
         self.logger = logger
@@ -55,18 +63,30 @@ public actor WatchService: Service {
         self.afterDriftReport = afterDriftReport
         var transportSettings = TransportSettings()
         transportSettings.maxInFlight = 100_000  // a watch per cluster and kind stays open; nothing waits for a slot
+        transportSettings.userAgent = Replica.userAgent
         transport = CurlTransport(settings: transportSettings)
     }
 
     public func run() async throws {
-        // a replica that does not lead waits for the leadership before it opens any watch
-        while let leadership, leadership.fence == nil {
-            if Task.isCancelled || Task.isShuttingDownGracefully { return }
-            try? await Task.sleep(nanoseconds: UInt64(leadership.ttl / 3 * 1e9))
+        roster?.refresh()
+        await reloadIfChanged(force: true)
+        // a new desired revision (a first one, or one with other kinds) and, with replicas, who is present are
+        // looked at again every `followInterval`; the watches follow
+        let following = Task {
+            var lastRoster = Date()
+            var lastFull = Date()
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: UInt64(settings.followInterval * 1e9))
+                if Task.isCancelled { break }
+                var force = Date().timeIntervalSince(lastFull) >= settings.fullReload
+                if let roster, Date().timeIntervalSince(lastRoster) >= roster.ttl / 3 {
+                    lastRoster = Date()
+                    if roster.refresh() { force = true }
+                }
+                if force { lastFull = Date() }
+                await self.reloadIfChanged(force: force)
+            }
         }
-        await load(nil)
-        let counted = targets.values.reduce(0) { $0 + (isKubernetes($1) ? $1.kinds.count : 0) }
-        logger.info("watching \(targets.count) cluster\(targets.count == 1 ? "" : "s") (\(counted) Kubernetes watch\(counted == 1 ? "" : "es"), \(targets.count - targets.values.filter(isKubernetes).count) folder\(targets.count - targets.values.filter(isKubernetes).count == 1 ? "" : "s") polled)")
         // ends on graceful shutdown and on cancellation alike (a daemon run without signal handling is cancelled)
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
@@ -77,9 +97,48 @@ public actor WatchService: Service {
         } onCancel: {
             Task { await self.stop() }
         }
+        following.cancel()
+        await following.value
+        roster?.leave()
         for tasks in watching.values { for task in tasks { task.cancel() } }
         for tasks in watching.values { for task in tasks { await task.value } }
         transport.shutdown()
+    }
+
+    /// Says what this daemon watches (and, with replicas, its share of the fleet).
+    func announce() {
+        let counted = targets.values.reduce(0) { $0 + (isKubernetes($1) ? $1.kinds.count : 0) }
+        let folders = targets.count - targets.values.filter(isKubernetes).count
+        var share = ""
+        if let roster {
+            let others = roster.replicas.count - 1
+            share = ", its share of \(roster.replicas.count) replicas present (\(others) other\(others == 1 ? "" : "s") watch the rest)"
+        }
+        let line = "watching \(targets.count) cluster\(targets.count == 1 ? "" : "s")\(share) (\(counted) Kubernetes watch\(counted == 1 ? "" : "es"), \(folders) folder\(folders == 1 ? "" : "s") polled)"
+        // said when it changes, not at every reload
+        if line != announced { logger.info("\(line)") }
+        announced = line
+    }
+
+    var announced = ""
+
+    /// The environments' desired revisions the watches were last loaded for.
+    var followed: [String: Int64]?
+
+    /// Loads every target again when an environment's desired revision changed since the last load (or when
+    /// `force`: the replicas present changed, or a minute passed), and says what it watches now.
+    func reloadIfChanged(force: Bool) async {
+        let now: [String: Int64]
+        do throws(OperationError) {
+            now = try await operations.desiredRevisions()
+        } catch {
+            if force || followed == nil { await load(nil) }
+            return
+        }
+        guard force || now != followed else { return }
+        followed = now
+        await load(nil)
+        announce()
     }
 
     var stopping = false
@@ -98,8 +157,10 @@ public actor WatchService: Service {
     /// Reads the targets (all, or those of `clusters`) and (re)starts the watches of those whose kinds changed.
     func load(_ clusters: Set<String>?) async {
         let found: (targets: [WatchTarget], problems: [String])
+        var owned: (@Sendable (String) -> Bool)?
+        if let roster = self.roster { owned = { roster.watches($0) } }
         do throws(OperationError) {
-            found = try await operations.watchTargets(clusters: clusters, transport: transport)
+            found = try await operations.watchTargets(clusters: clusters, owned: owned, transport: transport)
         } catch {
             logger.error("watches: the clusters could not be read: \(error.message)")
             return
@@ -112,7 +173,7 @@ public actor WatchService: Service {
             targets[target.cluster] = target
             if old == nil || old?.kinds != target.kinds || watching[target.cluster] == nil { restart(target) }
         }
-        // clusters gone from the fleet (or, for a full load, no longer watched)
+        // clusters gone from the fleet (or, for a full load, no longer watched; or now another replica's)
         for name in Array(targets.keys) where !seen.contains(name) && (clusters?.contains(name) ?? true) {
             targets[name] = nil
             for task in watching.removeValue(forKey: name) ?? [] { task.cancel() }
@@ -236,27 +297,12 @@ public actor WatchService: Service {
             try? await Task.sleep(nanoseconds: UInt64(settings.debounce * 1e9))
             let batch = marked
             marked = []
-            var fence: StoreFence?
-            if let leadership {
-                guard let held = leadership.fence else {
-                    // the leadership passed to another replica, whose own watches see these changes
-                    logger.info("self-heal of \(batch.sorted().joined(separator: ", ")) left to the leading replica")
-                    continue
-                }
-                fence = held
-            }
-            let operations = self.operations
-            let outcome = await StoreFence.with(fence) { () async -> Result<SelfHealRun, OperationError> in
-                do throws(OperationError) {
-                    return .success(try await operations.heal(author: "self-heal", clusters: batch))
-                } catch {
-                    return .failure(error)
-                }
-            }
+            // with replicas, the repair's push claims each cluster like any other push: a cluster another
+            // replica is pushing is left to it
             let run: SelfHealRun
-            switch outcome {
-            case .success(let done): run = done
-            case .failure(let error):
+            do throws(OperationError) {
+                run = try await operations.heal(author: "self-heal", clusters: batch)
+            } catch {
                 logger.error("self-heal of \(batch.sorted().joined(separator: ", ")) failed: \(error.message)")
                 continue
             }

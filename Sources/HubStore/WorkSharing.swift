@@ -65,4 +65,9 @@ public protocol WorkSharing: HubStore {
     func acquireLease(_ name: String, owner: String, ttl: Double) throws(HubStoreError) -> Int64?
     /// Gives up the lease when `owner` holds it (another replica takes it at once instead of after its expiry).
     func releaseLease(_ name: String, owner: String) throws(HubStoreError)
+    /// Marks `owner` present among the replicas for `ttl` seconds (calling again renews it) and returns every
+    /// replica present now, `owner` included, sorted: what the watches are divided over.
+    func presentReplicas(owner: String, ttl: Double) throws(HubStoreError) -> [String]
+    /// Ends `owner`'s presence at once (a replica shutting down: the others take its watches now).
+    func leaveReplicas(owner: String) throws(HubStoreError)
 }

@@ -103,4 +103,29 @@ extension PostgresHubStore {
             try tx.query("UPDATE hub_lease SET expires_at = clock_timestamp() WHERE name = \(name) AND owner = \(owner)")
         }
     }
+
+    /// A replica's presence is a row of `hub_lease` named `replica/OWNER`; rows of replicas gone for more than
+    /// an hour are removed as the others renew theirs.
+    static let presencePrefix = "replica/"
+
+    public func presentReplicas(owner: String, ttl: Double) throws(HubStoreError) -> [String] {
+        try transaction("mark this replica present") { tx in
+            let prefix = PostgresHubStore.presencePrefix
+            try tx.query("""
+                INSERT INTO hub_lease (name, owner, term, expires_at)
+                VALUES (\(prefix + owner), \(owner), 1, clock_timestamp() + make_interval(secs => \(ttl)))
+                ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at
+                """)
+            try tx.query("""
+                DELETE FROM hub_lease WHERE starts_with(name, \(prefix)) AND expires_at < clock_timestamp() - interval '1 hour'
+                """)
+            return try tx.query("""
+                SELECT owner FROM hub_lease WHERE starts_with(name, \(prefix)) AND expires_at > clock_timestamp() ORDER BY owner
+                """).map { try $0["owner"].decode(String.self) }
+        }
+    }
+
+    public func leaveReplicas(owner: String) throws(HubStoreError) {
+        try releaseLease(PostgresHubStore.presencePrefix + owner, owner: owner)
+    }
 }

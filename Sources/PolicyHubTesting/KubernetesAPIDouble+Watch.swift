@@ -24,6 +24,8 @@ final class Watcher: @unchecked Sendable {
     let selector: LabelSelector
     let bookmarks: Bool
     let timeout: TimeAmount
+    /// The User-Agent it was asked with (which replica of the hub watches).
+    let agent: String
     private let lock = NSLock()
     private var pending: [[UInt8]] = []
     private var sender: (@Sendable ([UInt8]) -> Void)?
@@ -31,8 +33,9 @@ final class Watcher: @unchecked Sendable {
     private var closed = false
     private var dropped = false
 
-    init(id: Int, kind: ObjectKind, namespace: String?, selector: LabelSelector, bookmarks: Bool, timeout: TimeAmount) {
+    init(id: Int, kind: ObjectKind, namespace: String?, selector: LabelSelector, bookmarks: Bool, timeout: TimeAmount, agent: String = "") {
         self.id = id
+        self.agent = agent
         self.kind = kind
         self.namespace = namespace
         self.selector = selector
@@ -170,12 +173,12 @@ extension KubernetesAPIDouble {
     /// A watch (`?watch=1`): from `resourceVersion` (unset or "0": every matching object as ADDED first), the changes
     /// after it from the history, then live ones; 410 Gone as an ERROR event when the history no longer reaches
     /// back that far; bookmarks when `allowWatchBookmarks=true`; closed after `timeoutSeconds`. Lock held.
-    func watch(kind: ObjectKind, namespace: String?, parameters: [String: String], cluster: VirtualCluster) -> Answer {
+    func watch(kind: ObjectKind, namespace: String?, parameters: [String: String], cluster: VirtualCluster, agent: String) -> Answer {
         let selector = parameters["labelSelector"].flatMap { try? LabelSelector.parse($0) } ?? .everything
         let timeout = parameters["timeoutSeconds"].flatMap(Int.init).map { TimeAmount.seconds(Int64($0)) } ?? .minutes(30)
         watcherCounter += 1
         let watcher = Watcher(id: watcherCounter, kind: kind, namespace: namespace, selector: selector,
-                              bookmarks: parameters["allowWatchBookmarks"] == "true", timeout: timeout)
+                              bookmarks: parameters["allowWatchBookmarks"] == "true", timeout: timeout, agent: agent)
         let from = parameters["resourceVersion"].flatMap(Int.init) ?? 0
         if from == 0 {
             for (identity, stored) in cluster.objects.sorted(by: { $0.key < $1.key }) where watcher.wants(identity, stored.value) {
@@ -234,6 +237,13 @@ extension KubernetesAPIDouble {
         defer { lock.unlock() }
         guard let name else { return watchersByID.count }
         return clusters[name]?.watchers.count ?? 0
+    }
+
+    /// The User-Agents of the watches open on a cluster (which replicas watch it), one entry per watch.
+    public func watchAgents(cluster name: String) -> [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return clusters[name]?.watchers.values.map(\.agent) ?? []
     }
 }
 

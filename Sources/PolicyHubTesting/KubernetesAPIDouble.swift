@@ -735,7 +735,8 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         let parameters = KubernetesAPIDouble.query(query)
         switch (request.method, name) {
         case (.GET, nil) where parameters["watch"] == "1" || parameters["watch"] == "true":
-            return watch(kind: kind, namespace: namespace, parameters: parameters, cluster: cluster)
+            return watch(kind: kind, namespace: namespace, parameters: parameters, cluster: cluster,
+                         agent: request.headers.first(name: "user-agent") ?? "")
         case (.GET, nil):
             return list(kind: kind, namespace: namespace, selector: parameters["labelSelector"], cluster: cluster,
                         table: request.headers.first(name: "Accept")?.contains("as=Table") ?? false,

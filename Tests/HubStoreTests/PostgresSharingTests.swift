@@ -95,4 +95,21 @@ import Testing
         try second.releaseLease("scheduler", owner: "replica-b")
         #expect(try first.acquireLease("scheduler", owner: "replica-a", ttl: 2) ?? 0 > next)
     }
+
+    @Test func theReplicasPresentAreThoseWhosePresenceHasNotExpired() throws {
+        let url = try TestPostgres.freshDatabase()
+        let first = try PostgresHubStore(url: url)
+        let second = try PostgresHubStore(url: url)
+        defer { first.shutdown(); second.shutdown() }
+        #expect(try first.presentReplicas(owner: "replica-a", ttl: 2) == ["replica-a"])
+        #expect(try second.presentReplicas(owner: "replica-b", ttl: 30) == ["replica-a", "replica-b"])
+        // presence is not a lease of the scheduler: the leader can still be elected
+        #expect(try first.acquireLease("scheduler", owner: "replica-a", ttl: 30) != nil)
+        usleep(2_200_000)
+        #expect(try second.presentReplicas(owner: "replica-b", ttl: 30) == ["replica-b"], "replica-a's presence expired")
+        #expect(try first.presentReplicas(owner: "replica-a", ttl: 30) == ["replica-a", "replica-b"], "and comes back when renewed")
+        try second.leaveReplicas(owner: "replica-b")
+        #expect(try first.presentReplicas(owner: "replica-a", ttl: 30) == ["replica-a"], "a replica that left is gone at once")
+    }
 }
+
