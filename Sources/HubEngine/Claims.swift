@@ -25,6 +25,13 @@ public enum Replica {
         return 6
     }()
 
+    /// What is wrong with `POLICYHUB_CLAIM_TTL` when it is set and not used (the daemon says so at start).
+    public static var ttlProblem: String? {
+        guard let text = ProcessInfo.processInfo.environment["POLICYHUB_CLAIM_TTL"] else { return nil }
+        if let seconds = Double(text), seconds >= 2, seconds <= 300 { return nil }
+        return "POLICYHUB_CLAIM_TTL=\(text) is not a number of seconds from 2 to 300; claims and leases last \(Int(ttl)) s"
+    }
+
     /// Seconds on a monotonic clock (never moved by NTP).
     static func monotonic() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 }

@@ -162,6 +162,7 @@ public struct HubServer: Sendable {
                          logger: logger, requestExecutor: requestExecutor, gitHook: hook, afterDriftReport: after)
         // replicas on one database: one of them at a time runs the scheduled jobs (the watches are divided)
         let leadership = operations.sharedStore.map { Leadership(store: $0, logger: self.logger) }
+        if leadership != nil, let problem = Replica.ttlProblem { logger.warning("policyhub: warning: \(problem)") }
         let scheduler = SchedulerService(
             schedule: Schedule(drift: config.driftSchedule, reconcileInterval: config.reconcileInterval,
                                selfHealInterval: config.selfHealInterval),

@@ -131,17 +131,24 @@ import Testing
             defer { _ = survivor.terminate() }
             try fleet.record()
             let doomedAgent = "/\(doomed.process.processIdentifier)/"
-            // killed as soon as it has written to a cluster, mid-push
-            let wrote = try await Self.waitFor(seconds: 30) {
-                fleet.writes().values.contains { $0.contains { $0.contains("/\(doomed.process.processIdentifier)/") } }
-            }
-            #expect(wrote >= 0, "the doomed replica pushed: \(doomed.log)")
-            kill(doomed.process.processIdentifier, SIGKILL)
-            doomed.process.waitUntilExit()
             let store = try PostgresHubStore(url: fleet.url)
             defer { store.shutdown() }
+            // killed mid-push: once it has written to a cluster and while it holds claims on clusters not yet
+            // recorded (so that there is something to take over)
+            let unfinished = { () throws -> [String] in
+                let recorded = Set(try store.clusterStates().filter { $0.lastPushAt != nil }.map(\.cluster))
+                return try store.claims().filter { $0.value.contains(doomedAgent) && !recorded.contains($0.key) }.keys.sorted()
+            }
+            let midPush = try await Self.waitFor(seconds: 30) {
+                let wrote = fleet.writes().values.contains { $0.contains { $0.contains(doomedAgent) } }
+                return try wrote && !unfinished().isEmpty
+            }
+            #expect(midPush >= 0, "the doomed replica pushed: \(doomed.log)")
+            kill(doomed.process.processIdentifier, SIGKILL)
+            doomed.process.waitUntilExit()
             let killed = Date().timeIntervalSince1970
-            let held = try store.claims().filter { $0.value.contains("/\(doomed.process.processIdentifier)/") }.keys.sorted()
+            let held = try unfinished()
+            #expect(!held.isEmpty, "it was killed holding clusters it had not finished")
             let noticed = try await Self.waitFor(seconds: 60) { try fleet.converged() }
             #expect(noticed >= 0, "converged: \(survivor.log)")
             // converged when the last cluster's push was recorded (the polling `status` runs can lag on a busy machine)
@@ -212,8 +219,10 @@ import Testing
             let fleet = try Fleet(6, latency: 0.2, pushConcurrency: 2, folder: folder, url: server.url)
             defer { fleet.stop() }
             let first = try await fleet.replica()
-            let second = try await fleet.replica()
+            // (and a lifetime it cannot use: named at start, the default taken)
+            let second = try await fleet.replica(environment: ["POLICYHUB_CLAIM_TTL": "1"])
             defer { _ = first.terminate(); _ = second.terminate() }
+            #expect(second.log.contains("POLICYHUB_CLAIM_TTL=1 is not a number of seconds from 2 to 300; claims and leases last 6 s"), "\(second.log)")
             try fleet.record()
             #expect(try await Self.waitFor(seconds: 30) { try fleet.converged() } >= 0)
             try server.restart()
