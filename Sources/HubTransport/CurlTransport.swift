@@ -465,6 +465,11 @@ final class Transfer {
 
     /// The outcome of the attempt that just finished.
     func result(_ code: CURLcode) -> Result<HTTPResponse, TransportError> {
+        if exceeded == nil && code == CURLE_OK {
+            var status = 0
+            ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+            return .success(HTTPResponse(status: status, headers: headers, body: body, attempts: attempts))
+        }
         let url = printableURL
         if let exceeded {
             return .failure(.refused(url: url, message: exceeded))

@@ -28,45 +28,65 @@ public enum RequestURL {
     /// path segment that is `.` or `..` once percent-decoded (a client or proxy would resolve it, sending
     /// the request, with the hub's credentials, to another path than the one built).
     public static func pathProblem(_ url: String) -> String? {
-        if url.utf8.contains(UInt8(ascii: "#")) { return "the URL holds a '#' (a fragment): a name or namespace was not encoded" }
-        guard let path = path(of: url) else { return nil }
-        for segment in path.split(separator: "/", omittingEmptySubsequences: false) {
-            let decoded = percentDecoded(segment)
-            if decoded == "." || decoded == ".." {
-                return "the path has a '\(decoded)' segment, which would send the request to another path than the one built"
+        // every request passes here: bytes, not String searches
+        var url = url
+        let dots = url.withUTF8 { bytes -> Int in
+            if bytes.contains(UInt8(ascii: "#")) { return -1 }
+            guard let scheme = find(schemeMark, in: bytes, from: 0),
+                  var index = bytes[(scheme + 3)...].firstIndex(of: UInt8(ascii: "/")) else { return 0 }
+            // each segment of the path (to the query): how many characters it has decoded, and whether all are dots
+            var characters = 0, allDots = true
+            while true {
+                let byte = index < bytes.count ? bytes[index] : UInt8(ascii: "?")
+                if byte == UInt8(ascii: "/") || byte == UInt8(ascii: "?") {
+                    if allDots && (characters == 1 || characters == 2) { return characters }
+                    if byte == UInt8(ascii: "?") { return 0 }
+                    characters = 0
+                    allDots = true
+                    index += 1
+                    continue
+                }
+                var decoded = byte
+                if byte == UInt8(ascii: "%"), index + 2 < bytes.count, let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) {
+                    decoded = high << 4 | low
+                    index += 3
+                } else {
+                    index += 1
+                }
+                characters += 1
+                if decoded != UInt8(ascii: ".") { allDots = false }
             }
+        }
+        if dots < 0 { return "the URL holds a '#' (a fragment): a name or namespace was not encoded" }
+        if dots == 0 { return nil }
+        return "the path has a '\(String(repeating: ".", count: dots))' segment, which would send the request to another path than the one built"
+    }
+
+    static let schemeMark = Array("://".utf8)
+
+    /// Where `needle` first occurs in `bytes` at or after `from`.
+    static func find(_ needle: [UInt8], in bytes: UnsafeBufferPointer<UInt8>, from: Int) -> Int? {
+        guard bytes.count >= needle.count, from <= bytes.count - needle.count else { return nil }
+        for start in from...(bytes.count - needle.count) where bytes[start] == needle[0] {
+            if (1..<needle.count).allSatisfy({ bytes[start + $0] == needle[$0] }) { return start }
         }
         return nil
     }
 
-    /// The path of an absolute URL (after the authority, before the query), or nil when there is none.
-    static func path(of url: String) -> Substring? {
-        guard let scheme = url.range(of: "://") else { return nil }
-        let rest = url[scheme.upperBound...]
-        guard let slash = rest.firstIndex(of: "/") else { return nil }
-        let path = rest[slash...]
-        return path.firstIndex(of: "?").map { path[..<$0] } ?? path
-    }
-
-    static func percentDecoded(_ text: Substring) -> String {
-        var bytes: [UInt8] = []
-        var iterator = Array(text.utf8)[...]
-        while let byte = iterator.popFirst() {
-            if byte == UInt8(ascii: "%"), iterator.count >= 2,
-               let value = UInt8(String(decoding: iterator.prefix(2), as: UTF8.self), radix: 16) {
-                bytes.append(value)
-                iterator = iterator.dropFirst(2)
-            } else {
-                bytes.append(byte)
-            }
+    static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
         }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// `url` with the password of its user information replaced by `***` (`https://user:***@host/`), so that
     /// it may be printed, logged or stored; other URLs unchanged.
     public static func redacted(_ url: String) -> String {
-        guard let scheme = url.range(of: "://") else { return url }
+        // most URLs carry no user information: nothing to do (and no String search) without an '@'
+        guard url.utf8.contains(UInt8(ascii: "@")), let scheme = url.range(of: "://") else { return url }
         let rest = url[scheme.upperBound...]
         let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
         let authority = rest[..<authorityEnd]

@@ -18,13 +18,15 @@ import Testing
     @Test(arguments: [
         "https://h/clusters/x/apis/neuvector.com/v1/namespaces/../../../api/v1/secrets/y",
         "https://h/a/./b", "https://h/a/%2e%2E/b", "https://h/a/%2E", "https://h/a/b#frag", "https://h/..?q=1",
+        "https://h/%2e%2e", "https://u:p@h/a/../b", "https://h/a/.%2E?x=/../",
     ])
     func dotSegmentsAndFragmentsAreRefused(_ url: String) {
         #expect(RequestURL.pathProblem(url) != nil)
     }
 
     @Test(arguments: ["https://h/apis/neuvector.com/v1/nvsecurityrules?labelSelector=a%3Db", "https://h/a..b/.c/d.",
-                      "https://h", "https://h/a/%2E%2E%2Fb"])
+                      "https://h", "https://h/a/%2E%2E%2Fb",
+                      "https://h/a/%2", "https://h/a/%zz/b", "https://h/.../b", "https://h/a?q=/../", "https://h/a/%2E%"])
     func ordinaryPathsPass(_ url: String) {
         #expect(RequestURL.pathProblem(url) == nil)
     }
