@@ -113,6 +113,21 @@ import Testing
             let left = Self.listing(member)
             #expect(!left.contains { $0.contains(".policyhub-tmp.") || $0.contains(".dat.nosync") }, "\(left)")
             #expect(left.contains("namespaces/demo/nvsecurityrules/theirs.yaml"))
+            // a later push of a change (which sweeps instead of reading every file): leftovers go too, and a link with
+            // a temporary name is neither removed nor followed
+            let outside = folder + "/outside.dat"
+            try "keep".write(toFile: outside, atomically: true, encoding: .utf8)
+            for name in [".policyhub-tmp.4243.18.nv.nginx-pod.demo.yaml", ".dat.nosync99.x"] {
+                try "half a file".write(toFile: rules + "/" + name, atomically: false, encoding: .utf8)
+            }
+            try FileManager.default.createSymbolicLink(atPath: member + "/.dat.nosync-link", withDestinationPath: outside)
+            try ServeTests.globalRule("no-wget").write(toFile: folder + "/policies/global/no-wget.yaml", atomically: true, encoding: .utf8)
+            let again = try CLI.run(["apply", "--repo", folder])
+            #expect(again.status == 0, "\(again.stderr)")
+            let after = Self.listing(member)
+            #expect(!after.contains { $0.contains(".policyhub-tmp.") || $0.contains(".dat.nosync9") }, "\(after)")
+            #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: member + "/.dat.nosync-link")) == outside)
+            #expect(try String(contentsOfFile: outside, encoding: .utf8) == "keep")
         }
     }
 
