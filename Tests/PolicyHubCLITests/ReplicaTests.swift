@@ -139,7 +139,7 @@ import Testing
                 let recorded = Set(try store.clusterStates().filter { $0.lastPushAt != nil }.map(\.cluster))
                 return try store.claims().filter { $0.value.contains(doomedAgent) && !recorded.contains($0.key) }.keys.sorted()
             }
-            let midPush = try await Self.waitFor(seconds: 30) {
+            let midPush = try await Self.waitFor(seconds: 90) {
                 let wrote = fleet.writes().values.contains { $0.contains { $0.contains(doomedAgent) } }
                 return try wrote && !unfinished().isEmpty
             }
@@ -283,8 +283,10 @@ import Testing
             try fleet.record()
             #expect(try await Self.waitFor(seconds: 60) { try fleet.converged() } >= 0, "\(replicas.map(\.log))")
             let pids = replicas.map(\.process.processIdentifier)
-            let settled = try await Self.waitFor(seconds: 30) { Self.watchers(fleet, pids).map { Set($0.values).count == 3 } ?? false }
-            #expect(settled >= 0, "each cluster watched by one replica, all three watching: \(fleet.clusters.map { fleet.double.watchAgents(cluster: $0) }) \(replicas.map { $0.log.suffix(3000) })")
+            // (rendezvous hashing of 9 clusters leaves one of 3 replicas none about once in 13 runs; two or more
+            // watch some in all but about one in 7,000)
+            let settled = try await Self.waitFor(seconds: 90) { Self.watchers(fleet, pids).map { Set($0.values).count >= 2 } ?? false }
+            #expect(settled >= 0, "each cluster watched by one replica, two or more watching: \(fleet.clusters.map { fleet.double.watchAgents(cluster: $0) }) \(replicas.map { $0.log.suffix(3000) })")
             let divided = try #require(Self.watchers(fleet, pids))
             print("watches: \(Dictionary(grouping: divided.keys, by: { divided[$0]! }).mapValues { $0.sorted() })")
 
@@ -307,7 +309,7 @@ import Testing
             kill(follower.value, SIGKILL)
             let orphans = divided.filter { $0.value == follower.value }.map(\.key)
             let survivors = pids.filter { $0 != follower.value }
-            let taken = try await Self.waitFor(seconds: 30) {
+            let taken = try await Self.waitFor(seconds: 60) {
                 Self.watchers(fleet, survivors).map { found in orphans.allSatisfy { found[$0] != nil } } ?? false
             }
             #expect(taken >= 0, "the killed replica's clusters \(orphans) watched again: \(orphans.map { fleet.double.watchAgents(cluster: $0) })")
