@@ -124,7 +124,8 @@ import Testing
 
     @Test func aReplicaKilledMidPushHasItsClustersTakenOver() async throws {
         try await Repo.withTemporaryFolderAsync { folder in
-            let fleet = try Fleet(10, latency: 0.5, pushConcurrency: 2, folder: folder)
+            // each cluster's writes held 1 s by the webhook (as NeuVector does): a push lasts long enough to be caught mid-way
+            let fleet = try Fleet(10, latency: 1, pushConcurrency: 2, folder: folder)
             defer { fleet.stop() }
             let doomed = try await fleet.replica()
             let survivor = try await fleet.replica()
