@@ -10,7 +10,10 @@ public enum DirectoryCheck {
     public static func problems(_ clusters: [MemberCluster], root: String) -> [Diagnostic] {
         let repository = canonical(root)
         var out: [Diagnostic] = []
-        var seen: [(cluster: MemberCluster, path: String)] = []
+        // the folders of the clusters seen so far, by path and by each folder above them: every overlap is found by
+        // looking up a path's own ancestors (a comparison of every pair took most of a large fleet's validation)
+        var byPath: [String: [MemberCluster]] = [:]
+        var below: [String: [(cluster: MemberCluster, path: String)]] = [:]
         for cluster in clusters.sorted(by: { $0.name < $1.name }) {
             guard case .directory(let written) = cluster.target else { continue }
             let at = cluster.origin.at("target.directory.path")
@@ -23,12 +26,28 @@ public enum DirectoryCheck {
             } else if let inside = ["policies", "clusters", ".git"].first(where: { contains(repository + "/" + $0, path) || repository + "/" + $0 == path }) {
                 problem("lies inside \(inside)/ of the repository; a push there would write into the policy repository's own inputs")
             }
-            for other in seen where other.path == path || contains(other.path, path) || contains(path, other.path) {
-                let how = other.path == path ? "is the same folder as" : (contains(other.path, path) ? "lies inside" : "contains")
-                problem("\(how) the folder of directory member '\(other.cluster.name)' (\(other.path)); each member needs a folder of its own")
+            let ancestors = DirectoryCheck.ancestors(of: path)
+            var overlaps = (byPath[path] ?? []).map { (cluster: $0, path: path, how: "is the same folder as") }
+            for ancestor in ancestors { overlaps += (byPath[ancestor] ?? []).map { ($0, ancestor, "lies inside") } }
+            overlaps += (below[path] ?? []).map { ($0.cluster, $0.path, "contains") }
+            for other in overlaps.sorted(by: { $0.cluster.name < $1.cluster.name }) {
+                problem("\(other.how) the folder of directory member '\(other.cluster.name)' (\(other.path)); each member needs a folder of its own")
             }
-            seen.append((cluster, path))
+            byPath[path, default: []].append(cluster)
+            for ancestor in ancestors { below[ancestor, default: []].append((cluster, path)) }
         }
+        return out
+    }
+
+    /// The folders strictly above absolute `path` ("/a/b/c": "/a/b", "/a", "/").
+    static func ancestors(of path: String) -> [String] {
+        var out: [String] = []
+        var rest = Substring(path)
+        while let slash = rest.lastIndex(of: "/"), slash > rest.startIndex {
+            rest = rest[..<slash]
+            out.append(String(rest))
+        }
+        if path.count > 1 && path.hasPrefix("/") { out.append("/") }
         return out
     }
 

@@ -317,7 +317,20 @@ public final class SQLiteHubStore: HubStore {
                         out_of_step = excluded.out_of_step
                     """, arguments: [push.cluster, push.environment, push.finishedAt, push.error, push.error])
             }
-            if let objects = push.objects {
+            if let (write, remove) = push.objectChanges {
+                let upsert = try db.cachedStatement(sql: """
+                    INSERT INTO applied_object (cluster, kind, namespace, name, hash, revision) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (cluster, kind, namespace, name) DO UPDATE SET hash = excluded.hash, revision = excluded.revision
+                    """)
+                for object in write {
+                    try upsert.execute(arguments: [push.cluster, object.identity.kind.rawValue, object.identity.namespace,
+                                                   object.identity.name, object.hash, object.revision])
+                }
+                let delete = try db.cachedStatement(sql: "DELETE FROM applied_object WHERE cluster = ? AND kind = ? AND namespace = ? AND name = ?")
+                for identity in remove {
+                    try delete.execute(arguments: [push.cluster, identity.kind.rawValue, identity.namespace, identity.name])
+                }
+            } else if let objects = push.objects {
                 try db.execute(sql: "DELETE FROM applied_object WHERE cluster = ?", arguments: [push.cluster])
                 let insert = try db.cachedStatement(sql: """
                     INSERT INTO applied_object (cluster, kind, namespace, name, hash, revision) VALUES (?, ?, ?, ?, ?, ?)
@@ -332,11 +345,14 @@ public final class SQLiteHubStore: HubStore {
 
     public func appliedObjects(cluster: String) throws(HubStoreError) -> [ObjectIdentity: AppliedObject] {
         try read("read the objects applied to \(cluster)") { db in
+            // columns by position: a lookup by name per value was most of reading a large cluster's set
             var out: [ObjectIdentity: AppliedObject] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT * FROM applied_object WHERE cluster = ?", arguments: [cluster]) {
-                guard let kind = ObjectKind(rawValue: row["kind"]) else { continue }
-                let identity = ObjectIdentity(kind: kind, namespace: row["namespace"], name: row["name"])
-                out[identity] = AppliedObject(identity: identity, hash: row["hash"], revision: row["revision"])
+            let rows = try db.cachedStatement(sql: "SELECT kind, namespace, name, hash, revision FROM applied_object WHERE cluster = ?")
+            let cursor = try Row.fetchCursor(rows, arguments: [cluster])
+            while let row = try cursor.next() {
+                guard let kind = ObjectKind(rawValue: row[0]) else { continue }
+                let identity = ObjectIdentity(kind: kind, namespace: row[1], name: row[2])
+                out[identity] = AppliedObject(identity: identity, hash: row[3], revision: row[4])
             }
             return out
         }

@@ -510,8 +510,19 @@ public final class PostgresHubStore: HubStore, DatabaseLocking, WorkSharing, @un
                         out_of_step = excluded.out_of_step
                     """)
             }
-            if let objects = push.objects {
+            var rows = push.objects
+            if let (write, remove) = push.objectChanges {
+                for identity in remove {
+                    try tx.query("""
+                        DELETE FROM applied_object WHERE cluster = \(push.cluster) AND kind = \(identity.kind.rawValue)
+                            AND namespace = \(identity.namespace) AND name = \(identity.name)
+                        """)
+                }
+                rows = write
+            } else if push.objects != nil {
                 try tx.query("DELETE FROM applied_object WHERE cluster = \(push.cluster)")
+            }
+            if let objects = rows, !objects.isEmpty {
                 // one statement per 500 objects, not one per object
                 for chunk in stride(from: 0, to: objects.count, by: 500).map({ objects[$0..<min($0 + 500, objects.count)] }) {
                     var sql = "INSERT INTO applied_object (cluster, kind, namespace, name, hash, revision) VALUES "
@@ -526,6 +537,7 @@ public final class PostgresHubStore: HubStore, DatabaseLocking, WorkSharing, @un
                         binds.append(object.hash)
                         binds.append(object.revision)
                     }
+                    sql += " ON CONFLICT (cluster, kind, namespace, name) DO UPDATE SET hash = excluded.hash, revision = excluded.revision"
                     try tx.query(PostgresQuery(unsafeSQL: sql, binds: binds))
                 }
             }

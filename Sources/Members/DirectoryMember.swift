@@ -22,7 +22,8 @@ public struct DirectoryMember: Member {
 
     /// Writes what differs and removes managed files no longer desired. Every path is opened from the folder
     /// with no-follow semantics, a link where a folder or file is expected is refused, only files carrying the
-    /// hub's label are removed, and temporary files a killed push left are swept first. The folder's files are
+    /// hub's label are removed, and temporary files a killed push left are swept first (the push marks the folder
+    /// while it has some, `SafeFolder.pushMarker`). The folder's files are
     /// read only when the store does not know what the cluster holds (`push.previous` nil: never pushed, or out
     /// of step); otherwise only what changed is written and only what was dropped is read (for its label).
     public func push(_ push: PushRequest) async throws(MemberError) -> PushOutcome {
@@ -36,7 +37,7 @@ public struct DirectoryMember: Member {
                 live[identity] = value
             }
         } else {
-            try folder.sweep()
+            try folder.sweepIfInterrupted()
         }
         let changes = push.changes(live: push.previous == nil ? live : nil)
         outcome.unchanged = changes.kept.count
@@ -56,7 +57,8 @@ public struct DirectoryMember: Member {
             }
         }
         do throws(MemberError) {
-            for (object, _) in changes.send {
+            if !changes.send.isEmpty { try folder.markPushing(rootFD) }  // before the first temporary file
+            for (object, hash) in changes.send {
                 let relative = GitOpsLayout.relativePath(of: object.identity)
                 var components = relative.split(separator: "/").map(String.init)
                 let name = components.removeLast()
@@ -64,7 +66,7 @@ public struct DirectoryMember: Member {
                 defer { close(fd) }
                 var info = stat()
                 let existed = fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0
-                let file = try folder.stage(Array(YAMLWriter.document(object.value).utf8), name: name, in: fd, shownAs: root + "/" + relative)
+                let file = try folder.stage(EncodedObjects.shared.bytes(of: object, hash: hash, format: .yaml), name: name, in: fd, shownAs: root + "/" + relative)
                 staged.append((components, file, object.identity, existed))
             }
             if !staged.isEmpty { try folder.flush(rootFD) }
@@ -96,6 +98,7 @@ public struct DirectoryMember: Member {
             outcome.deleted.append(identity)
         }
         if !staged.isEmpty || !outcome.deleted.isEmpty { try folder.flush(rootFD) }  // the renames and removals too
+        if !changes.send.isEmpty { folder.clearPushing(rootFD) }  // every temporary file is in place
         outcome.applied = changes.applied(sent: changes.send, revision: push.revision)
         return outcome
     }

@@ -176,7 +176,7 @@ public struct KubernetesMember: Member {
         }
         let changes = push.changes(live: live)
         outcome.unchanged = changes.kept.count
-        let results = await apply(changes.send.map(\.object))
+        let results = await apply(changes.send)
         if case .failure(let error) = await discovery { throw error }
         for (identity, result) in results {
             switch result {
@@ -196,12 +196,12 @@ public struct KubernetesMember: Member {
 
     /// Server-side applies of `objects`, `appliesInFlight` at once, each retried while NeuVector's webhook
     /// denies it for a full queue; the status of each (201 created, 200 updated) or its error, by identity.
-    func apply(_ objects: [RenderedObject]) async -> [(ObjectIdentity, Result<Int, MemberError>)] {
+    func apply(_ objects: [(object: RenderedObject, hash: String)]) async -> [(ObjectIdentity, Result<Int, MemberError>)] {
         await withTaskGroup(of: (ObjectIdentity, Result<Int, MemberError>).self) { group in
             var pending = objects[...]
             func startNext() {
-                guard let object = pending.popFirst() else { return }
-                group.addTask { (object.identity, await self.apply(object)) }
+                guard let (object, hash) = pending.popFirst() else { return }
+                group.addTask { (object.identity, await self.apply(object, body: EncodedObjects.shared.bytes(of: object, hash: hash, format: .json))) }
             }
             for _ in 0..<KubernetesMember.appliesInFlight { startNext() }
             var out: [(ObjectIdentity, Result<Int, MemberError>)] = []
@@ -213,9 +213,9 @@ public struct KubernetesMember: Member {
         }
     }
 
-    func apply(_ object: RenderedObject) async -> Result<Int, MemberError> {
+    func apply(_ object: RenderedObject, body: [UInt8]) async -> Result<Int, MemberError> {
         let query = "?fieldManager=\(KubernetesMember.fieldManager)&force=true&fieldValidation=Strict"
-        let request = self.request("PATCH", KubernetesMember.path(object.identity) + query, body: JSONWriter.compactBytes(object.value),
+        let request = self.request("PATCH", KubernetesMember.path(object.identity) + query, body: body,
                                    contentType: "application/apply-patch+yaml")
         var attempt = 0
         var denial: MemberError?

@@ -56,6 +56,8 @@ struct BenchFollowCommand: AsyncParsableCommand {
                     throw ValidationError("the first sync did not push every cluster: \(run.summary.map { "\($0.pushed) pushed" } ?? "nothing"); \(run.rejected.flatMap(\.errors).prefix(5))")
                 }
             }
+            print("  first sync (clone, record, push every cluster)  \(BenchSupport.ms(first)) ms")
+            fflush(nil)
             var hubTimes: [Double] = [], pushTimes: [Double] = [], gitTimes: [Double] = [], floorTimes: [Double] = []
             let rules = work + "/policies/namespaces/ns0/rules.yaml"
             for round in 0..<max(runs, 1) {
@@ -92,7 +94,6 @@ struct BenchFollowCommand: AsyncParsableCommand {
             let idleSync = try await BenchSupport.timeAsync { _ = try await engine.follow(followed, concurrency: 16) }
             let total = median(pushTimes) + median(hubTimes)
             print("follow: \(clusters) clusters (GitOps folders), a one-document change per commit, \(hubTimes.count) runs (median)")
-            print("  first sync (clone, record, push every cluster)  \(BenchSupport.ms(first)) ms")
             print("  git push to the bare repository                 \(BenchSupport.ms(median(pushTimes))) ms")
             print("  hub sync: fetch, checkout, validate, record, push \(BenchSupport.ms(median(hubTimes))) ms")
             print("  push -> every cluster applied                   \(BenchSupport.ms(total)) ms (target < 2000; NeuVector federation: up to ~70 s)")

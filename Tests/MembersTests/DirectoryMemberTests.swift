@@ -37,6 +37,29 @@ import Testing
         #expect(held.values.first?["spec"]?["x"] == .string("changed"))
     }
 
+    /// A push that trusts the store's record does not walk the folder: it sweeps only when a killed push left
+    /// its marker, and leaves no marker after it.
+    @Test func aPushSweepsWhereAnInterruptedPushLeftItsMarker() async throws {
+        let root = NSTemporaryDirectory() + "policyhub-marker-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let member = DirectoryMember(cluster: "c1", root: root)
+        let first = try await member.push([Self.object("a"), Self.object("b")])
+        let marker = root + "/.policyhub-tmp.push-in-progress"
+        #expect(!FileManager.default.fileExists(atPath: marker))
+        // what a push killed between its writes and its renames leaves: the marker and a temporary file
+        let folder = root + "/cluster/nvclustersecurityrules"
+        let leftover = folder + "/.policyhub-tmp.4242.7.b.yaml"
+        try "half a file".write(toFile: leftover, atomically: false, encoding: .utf8)
+        try "".write(toFile: marker, atomically: false, encoding: .utf8)
+        let previous = Dictionary(uniqueKeysWithValues: first.applied.map { ($0.identity, $0) })
+        let second = try await member.push(PushRequest(objects: [Self.object("a"), Self.object("b", spec: "changed")], revision: 2,
+                                                       previous: previous))
+        #expect(second.updated.map(\.name) == ["b"] && second.unchanged == 1)
+        #expect(!FileManager.default.fileExists(atPath: leftover) && !FileManager.default.fileExists(atPath: marker))
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
+        #expect(names == ["a.yaml", "b.yaml"])
+    }
+
     @Test func aFileWhereTheFolderShouldBeIsNamedInTheError() async throws {
         let root = NSTemporaryDirectory() + "policyhub-file-" + UUID().uuidString
         try "x".write(toFile: root, atomically: true, encoding: .utf8)
