@@ -37,6 +37,7 @@ let package = Package(
         .target(name: "HubStorePostgres", dependencies: [
             "PolicyCore", "HubStore", .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Logging", package: "swift-log"),
         ]),
         // The system libcurl (apt: libcurl4-openssl-dev) and a C shim for its variadic setopt/getinfo.
@@ -45,7 +46,7 @@ let package = Package(
         // HTTP over libcurl: TLS from files or memory, timeouts, retries, many transfers at once.
         .target(name: "HubTransport", dependencies: ["CCurl", "CCurlShim"]),
         // Where effective policy is pushed: GitOps folders (Kubernetes members come with the transport).
-        .target(name: "Members", dependencies: ["PolicyCore", "PolicyYAML", "HubTransport"]),
+        .target(name: "Members", dependencies: ["PolicyCore", "PolicyYAML", "HubTransport", "CThreadShim"]),
         // The engine under both shells: repository and workspace, session and state lock, push plan and run,
         // promotion and gates, rollback, drift, status, document writes; typed inputs, results and errors.
         .target(name: "HubEngine", dependencies: ["PolicyCore", "PolicyYAML", "HubStore", "HubStorePostgres", "Members", "HubTransport",

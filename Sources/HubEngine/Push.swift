@@ -170,7 +170,7 @@ public enum PushRun {
         let giveUp = Replica.monotonic() + 600
         while true {
             await session.withHeartbeat { () async in
-            await withTaskGroup(of: (PushPlan.Item, Result<PushOutcome, MemberError>, Double, [ObjectIdentity: AppliedObject]?).self) { group in
+            await withTaskGroup(of: (PushPlan.Item, Result<PushOutcome, MemberError>, Double).self) { group in
                 func startNext() {
                     guard let item = queue.next(&summary) else { return }
                     group.addTask {
@@ -178,26 +178,26 @@ public enum PushRun {
                         session.noteStarted(item.cluster.name)
                         defer { session.engine.activity.finished(item.cluster.name) }
                         switch session.member(for: item.cluster) {
-                        case .failure(let error): return (item, .failure(error), started, nil)
+                        case .failure(let error): return (item, .failure(error), started)
                         case .success(let member):
-                            // the store's record, unless it is not to be trusted (then the member is compared)
-                            var previous: [ObjectIdentity: AppliedObject]?
                             do throws(MemberError) {
+                                // the store's record, unless it is not to be trusted (then the member is compared)
+                                var previous: [ObjectIdentity: AppliedObject]?
                                 if item.untrusted == nil {
                                     let recorded = try? session.store.appliedObjects(cluster: item.cluster.name)
                                     previous = recorded.flatMap { $0.isEmpty && !item.policy.objects.isEmpty ? nil : $0 }
                                 }
                                 let request = PushRequest(objects: item.policy.objects, hashes: item.objectHashes,
                                                           revision: item.revision.id, previous: previous)
-                                return (item, .success(try await member.push(request)), started, previous)
+                                return (item, .success(try await member.push(request)), started)
                             } catch {
-                                return (item, .failure(error), started, nil)
+                                return (item, .failure(error), started)
                             }
                         }
                     }
                 }
                 for _ in 0..<max(1, concurrency) { startNext() }
-                while let (item, result, started, previous) = await group.next() {
+                while let (item, result, started) = await group.next() {
                     startNext()
                     var record = PushRecord(cluster: item.cluster.name, environment: item.cluster.environment,
                                             revision: item.revision.id, desiredHash: item.desiredHash, startedAt: started,
@@ -210,7 +210,7 @@ public enum PushRun {
                         record.updated = outcome.updated.count
                         record.deleted = outcome.deleted.count
                         record.objects = outcome.applied
-                        record.replacing = previous  // only what changed is written
+                        record.objectChanges = outcome.recordChanges  // only what changed is written
                         line = "\(item.cluster.name): \(record.created) created, \(record.updated) updated, \(record.deleted) deleted"
                         for refused in outcome.refused { session.log.note("\(item.cluster.name): warning: \(refused)") }
                     case .failure(let error):

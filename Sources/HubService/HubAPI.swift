@@ -2,6 +2,7 @@ import Foundation
 import HubEngine
 import Hummingbird
 import Logging
+import Members
 import NIOCore
 import PolicyCore
 
@@ -75,12 +76,12 @@ public struct HubAPI: Sendable {
     public let afterDriftReport: @Sendable (DriftRun, String) async -> Void
     /// Where requests run (nil: the default executor); jobs a request starts (a push, a drift report) run on
     /// the default executor at normal priority.
-    public let requestExecutor: NicedExecutor?
+    public let requestExecutor: ThreadPoolExecutor?
     /// Push events of the followed branch (nil: the daemon follows none, and the route answers 404).
     public let gitHook: GitHook?
 
     public init(operations: any HubOperations, tokens: TokenSource, metrics: HubMetrics, maxBodyBytes: Int, logger: Logger,
-                requestExecutor: NicedExecutor? = nil, gitHook: GitHook? = nil,
+                requestExecutor: ThreadPoolExecutor? = nil, gitHook: GitHook? = nil,
                 afterDriftReport: @escaping @Sendable (DriftRun, String) async -> Void) {
         self.gitHook = gitHook
         self.requestExecutor = requestExecutor

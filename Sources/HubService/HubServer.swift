@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
 import Logging
+import Members
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -137,11 +138,11 @@ public struct HubServer: Sendable {
         defer { transport?.shutdown() }
         let after = afterDriftReport(transport: transport)
         // API requests (and the HTTP event loop) run below pushes and jobs in CPU priority
-        let requestExecutor = config.apiNice > 0 ? NicedExecutor(threads: ProcessInfo.processInfo.activeProcessorCount, nice: config.apiNice) : nil
+        let requestExecutor = config.apiNice > 0 ? ThreadPoolExecutor(threads: ProcessInfo.processInfo.activeProcessorCount, nice: config.apiNice) : nil
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         if config.apiNice > 0 {
             let nice = config.apiNice
-            try await eventLoops.next().submit { NicedExecutor.lowerPriority(nice) }.get()
+            try await eventLoops.next().submit { ThreadPoolExecutor.lowerPriority(nice) }.get()
         }
         var follower: GitFollowService?
         if config.followed != nil {

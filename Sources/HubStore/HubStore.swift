@@ -112,24 +112,9 @@ public struct PushRecord: Sendable, Hashable {
     /// What the cluster holds after the push, every object the hub manages there; nil keeps the stored set.
     /// A successful push replaces the set; a failed one keeps it and leaves the cluster out of step.
     public var objects: [AppliedObject]?
-    /// The stored set the push started from (its `PushRequest.previous`), when it trusted it. A store then
-    /// writes only the objects that differ from it and removes those no longer held (`objectChanges`), rather
-    /// than the whole set: a one-document change to a cluster of 800 objects rewrote 800 rows.
-    public var replacing: [ObjectIdentity: AppliedObject]?
-
-    /// What `objects` changes in `replacing`: the objects to write and the identities to remove; nil when the
-    /// whole set is to be written (no `replacing`) or kept (no `objects`).
-    public var objectChanges: (write: [AppliedObject], remove: [ObjectIdentity])? {
-        guard let objects, let replacing else { return nil }
-        var write: [AppliedObject] = []
-        var kept = 0
-        for object in objects {
-            if replacing[object.identity] == object { kept += 1 } else { write.append(object) }
-        }
-        guard kept < replacing.count else { return (write, []) }  // every stored object is still held as it was
-        let now = Set(objects.map(\.identity))
-        return (write, replacing.keys.filter { !now.contains($0) }.sorted())
-    }
+    /// What the push changed in the stored set, when it started from that set (`PushOutcome.changes`): a store
+    /// then writes only these rows, not the whole of `objects`.
+    public var objectChanges: AppliedChanges?
 
     public init(cluster: String, environment: String, revision: Int64, desiredHash: String, startedAt: Double,
                 finishedAt: Double, created: Int, updated: Int, deleted: Int, error: String?, target: String? = nil,

@@ -116,9 +116,9 @@ public final class MemoryHubStore: HubStore, @unchecked Sendable {
                 state.outOfStep = push.error
             }
             clusters[push.cluster] = state
-            if let (write, remove) = push.objectChanges {
-                for object in write { applied[push.cluster, default: [:]][object.identity] = object }
-                for identity in remove { applied[push.cluster]?[identity] = nil }
+            if push.error == nil, let changes = push.objectChanges {
+                for object in changes.write { applied[push.cluster, default: [:]][object.identity] = object }
+                for identity in changes.remove { applied[push.cluster]?[identity] = nil }
             } else if let objects = push.objects {
                 applied[push.cluster] = Dictionary(objects.map { ($0.identity, $0) }, uniquingKeysWith: { _, b in b })
             }

@@ -290,13 +290,13 @@ public final class SQLiteHubStore: HubStore {
 
     public func recordPush(_ push: PushRecord) throws(HubStoreError) {
         try write("record the push of \(push.cluster)") { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO push (cluster, environment, revision, desired_hash, started_at, finished_at, created, updated,
                                   deleted, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [push.cluster, push.environment, push.revision, push.desiredHash, push.startedAt,
+                """).execute(arguments: [push.cluster, push.environment, push.revision, push.desiredHash, push.startedAt,
                                  push.finishedAt, push.created, push.updated, push.deleted, push.error])
             if push.error == nil {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO cluster_state (cluster, environment, applied_revision, applied_hash, applied_at, last_push_at,
                                                last_result, last_error, applied_target, out_of_step)
                     VALUES (?, ?, ?, ?, ?, ?, 'ok', NULL, ?, NULL)
@@ -306,28 +306,28 @@ public final class SQLiteHubStore: HubStore {
                         applied_revision = excluded.applied_revision, applied_hash = excluded.applied_hash,
                         last_push_at = excluded.last_push_at, last_result = 'ok', last_error = NULL,
                         applied_target = excluded.applied_target, out_of_step = NULL
-                    """, arguments: [push.cluster, push.environment, push.revision, push.desiredHash, push.finishedAt,
+                    """).execute(arguments: [push.cluster, push.environment, push.revision, push.desiredHash, push.finishedAt,
                                      push.finishedAt, push.target])
             } else {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO cluster_state (cluster, environment, last_push_at, last_result, last_error, out_of_step)
                     VALUES (?, ?, ?, 'failed', ?, ?)
                     ON CONFLICT(cluster) DO UPDATE SET environment = excluded.environment,
                         last_push_at = excluded.last_push_at, last_result = 'failed', last_error = excluded.last_error,
                         out_of_step = excluded.out_of_step
-                    """, arguments: [push.cluster, push.environment, push.finishedAt, push.error, push.error])
+                    """).execute(arguments: [push.cluster, push.environment, push.finishedAt, push.error, push.error])
             }
-            if let (write, remove) = push.objectChanges {
+            if push.error == nil, let changes = push.objectChanges {
                 let upsert = try db.cachedStatement(sql: """
                     INSERT INTO applied_object (cluster, kind, namespace, name, hash, revision) VALUES (?, ?, ?, ?, ?, ?)
                     ON CONFLICT (cluster, kind, namespace, name) DO UPDATE SET hash = excluded.hash, revision = excluded.revision
                     """)
-                for object in write {
+                for object in changes.write {
                     try upsert.execute(arguments: [push.cluster, object.identity.kind.rawValue, object.identity.namespace,
                                                    object.identity.name, object.hash, object.revision])
                 }
                 let delete = try db.cachedStatement(sql: "DELETE FROM applied_object WHERE cluster = ? AND kind = ? AND namespace = ? AND name = ?")
-                for identity in remove {
+                for identity in changes.remove {
                     try delete.execute(arguments: [push.cluster, identity.kind.rawValue, identity.namespace, identity.name])
                 }
             } else if let objects = push.objects {
@@ -347,6 +347,7 @@ public final class SQLiteHubStore: HubStore {
         try read("read the objects applied to \(cluster)") { db in
             // columns by position: a lookup by name per value was most of reading a large cluster's set
             var out: [ObjectIdentity: AppliedObject] = [:]
+            out.reserveCapacity(256)
             let rows = try db.cachedStatement(sql: "SELECT kind, namespace, name, hash, revision FROM applied_object WHERE cluster = ?")
             let cursor = try Row.fetchCursor(rows, arguments: [cluster])
             while let row = try cursor.next() {

@@ -1,6 +1,7 @@
 import Foundation
 import HubStore
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -102,6 +103,15 @@ public final class PostgresHubStore: HubStore, DatabaseLocking, WorkSharing, @un
         if let extra { _ = try? extra.close().wait() }
     }
 
+    /// How long one statement may go unanswered before its connection is closed and the statement fails.
+    static let statementTimeout = 15
+
+    /// A statement the database did not answer in time.
+    struct Unanswered: Error, CustomStringConvertible {
+        let seconds: Int
+        var description: String { "no answer from the database in \(seconds) s; the connection was closed" }
+    }
+
     /// The statements of one transaction.
     struct Transaction {
         let connection: PostgresConnection
@@ -109,7 +119,23 @@ public final class PostgresHubStore: HubStore, DatabaseLocking, WorkSharing, @un
 
         @discardableResult
         func query(_ query: PostgresQuery) throws -> [PostgresRandomAccessRow] {
-            try connection.query(query, logger: logger).wait().rows.map { $0.makeRandomAccess() }
+            // never a wait without end: a statement the database has not answered in time closes the connection,
+            // which fails it (a replica once waited for ever after a database restart, and then ignored SIGTERM)
+            let answer = connection.query(query, logger: logger)
+            let connection = self.connection
+            let fired = NIOLockedValueBox(false)
+            let timeout = connection.eventLoop.scheduleTask(in: .seconds(Int64(PostgresHubStore.statementTimeout))) {
+                fired.withLockedValue { $0 = true }
+                let closing: EventLoopFuture<Void> = connection.close()
+                _ = closing
+            }
+            defer { timeout.cancel() }
+            do {
+                return try answer.wait().rows.map { $0.makeRandomAccess() }
+            } catch {
+                if fired.withLockedValue({ $0 }) { throw Unanswered(seconds: PostgresHubStore.statementTimeout) }
+                throw error
+            }
         }
 
         func one(_ query: PostgresQuery) throws -> PostgresRandomAccessRow? { try self.query(query).first }
@@ -511,14 +537,14 @@ public final class PostgresHubStore: HubStore, DatabaseLocking, WorkSharing, @un
                     """)
             }
             var rows = push.objects
-            if let (write, remove) = push.objectChanges {
-                for identity in remove {
+            if push.error == nil, let changes = push.objectChanges {
+                for identity in changes.remove {
                     try tx.query("""
                         DELETE FROM applied_object WHERE cluster = \(push.cluster) AND kind = \(identity.kind.rawValue)
                             AND namespace = \(identity.namespace) AND name = \(identity.name)
                         """)
                 }
-                rows = write
+                rows = changes.write
             } else if push.objects != nil {
                 try tx.query("DELETE FROM applied_object WHERE cluster = \(push.cluster)")
             }

@@ -27,6 +27,14 @@ public struct DirectoryMember: Member {
     /// read only when the store does not know what the cluster holds (`push.previous` nil: never pushed, or out
     /// of step); otherwise only what changed is written and only what was dropped is read (for its label).
     public func push(_ push: PushRequest) async throws(MemberError) -> PushOutcome {
+        // on threads that may block in the kernel, not on the default executor's one per core
+        try await withTaskExecutorPreference(ThreadPoolExecutor.blocking) { () async throws(MemberError) -> PushOutcome in
+            try self.write(push)
+        }
+    }
+
+    /// `push`, on the calling thread.
+    func write(_ push: PushRequest) throws(MemberError) -> PushOutcome {
         var outcome = PushOutcome()
         let folder = self.folder
         var managedPaths: [ObjectIdentity: String] = [:]
@@ -43,6 +51,7 @@ public struct DirectoryMember: Member {
         outcome.unchanged = changes.kept.count
         guard let rootFD = try folder.openRoot(create: !changes.send.isEmpty) else {
             outcome.applied = changes.applied(sent: [], revision: push.revision)
+            outcome.recordChanges = changes.recordChanges(sent: [], revision: push.revision)
             return outcome
         }
         defer { close(rootFD) }
@@ -56,14 +65,15 @@ public struct DirectoryMember: Member {
                 close(fd)
             }
         }
+        var current = SafeFolder.Cursor(folder: folder, root: rootFD)
+        defer { current.close() }
         do throws(MemberError) {
             if !changes.send.isEmpty { try folder.markPushing(rootFD) }  // before the first temporary file
             for (object, hash) in changes.send {
                 let relative = GitOpsLayout.relativePath(of: object.identity)
                 var components = relative.split(separator: "/").map(String.init)
                 let name = components.removeLast()
-                guard let fd = try folder.openFolder(rootFD, components, create: true) else { continue }
-                defer { close(fd) }
+                guard let fd = try current.open(components, create: true) else { continue }
                 var info = stat()
                 let existed = fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0
                 let file = try folder.stage(EncodedObjects.shared.bytes(of: object, hash: hash, format: .yaml), name: name, in: fd, shownAs: root + "/" + relative)
@@ -71,16 +81,17 @@ public struct DirectoryMember: Member {
             }
             if !staged.isEmpty { try folder.flush(rootFD) }
         } catch {
+            current.close()
             discardAll()
             throw error
         }
         for (index, item) in staged.enumerated() {
-            guard let fd = try folder.openFolder(rootFD, item.components, create: false) else { continue }
-            defer { close(fd) }
+            guard let fd = try current.open(item.components, create: false) else { continue }
             do throws(MemberError) {
                 try folder.place(item.file, in: fd)
             } catch {
                 staged.removeFirst(index + 1)
+                current.close()
                 discardAll()
                 throw error
             }
@@ -90,8 +101,7 @@ public struct DirectoryMember: Member {
             let relative = managedPaths[identity] ?? GitOpsLayout.relativePath(of: identity)
             var components = relative.split(separator: "/").map(String.init)
             let name = components.removeLast()
-            guard let fd = try folder.openFolder(rootFD, components, create: false) else { continue }
-            defer { close(fd) }
+            guard let fd = try current.open(components, create: false) else { continue }
             // only a file the hub wrote: its object carries the hub's label
             guard let bytes = folder.read(name, in: fd), DirectoryMember.isManaged(bytes, file: relative) else { continue }
             try folder.remove(name, in: fd, shownAs: root + "/" + relative)
@@ -100,6 +110,7 @@ public struct DirectoryMember: Member {
         if !staged.isEmpty || !outcome.deleted.isEmpty { try folder.flush(rootFD) }  // the renames and removals too
         if !changes.send.isEmpty { folder.clearPushing(rootFD) }  // every temporary file is in place
         outcome.applied = changes.applied(sent: changes.send, revision: push.revision)
+        outcome.recordChanges = changes.recordChanges(sent: changes.send, revision: push.revision)
         return outcome
     }
 

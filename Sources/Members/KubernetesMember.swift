@@ -191,6 +191,7 @@ public struct KubernetesMember: Member {
         outcome.deleted = try await delete(changes.delete)
         try await confirm(changes.send.map(\.object))
         outcome.applied = changes.applied(sent: changes.send, revision: push.revision)
+        outcome.recordChanges = changes.recordChanges(sent: changes.send, revision: push.revision)
         return outcome
     }
 

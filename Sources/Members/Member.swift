@@ -23,22 +23,36 @@ public struct PushRequest: Sendable {
     /// member holds (whole, keys sorted).
     public func changes(live: [ObjectIdentity: Value]?) -> PushChanges {
         var out = PushChanges()
-        let desired = Set(objects.map(\.identity))
+        out.fromRecord = previous != nil
+        out.order.reserveCapacity(objects.count)
+        var found = 0  // desired objects the record or the member holds
         for (object, hash) in zip(objects, hashes) {
             if let previous {
-                if let held = previous[object.identity], held.hash == hash {
-                    out.kept.append(held)
+                if let held = previous[object.identity] {
+                    found += 1
+                    if held.hash == hash {
+                        out.kept.append(held)
+                        out.order.append(true)
+                        continue
+                    }
+                }
+            } else if let held = live?[object.identity] {
+                found += 1
+                if DriftComparison.comparable(held) == DriftComparison.comparable(object.value) {
+                    let revision = held["metadata"]?["annotations"]?[HubAnnotation.revision]?.stringValue
+                        .flatMap { $0.hasPrefix("r") ? Int64($0.dropFirst()) : nil } ?? self.revision
+                    out.kept.append(AppliedObject(identity: object.identity, hash: hash, revision: revision))
+                    out.order.append(true)
                     continue
                 }
-            } else if let held = live?[object.identity],
-                      DriftComparison.comparable(held) == DriftComparison.comparable(object.value) {
-                let revision = held["metadata"]?["annotations"]?[HubAnnotation.revision]?.stringValue
-                    .flatMap { $0.hasPrefix("r") ? Int64($0.dropFirst()) : nil } ?? self.revision
-                out.kept.append(AppliedObject(identity: object.identity, hash: hash, revision: revision))
-                continue
             }
             out.send.append((object, hash))
+            out.order.append(false)
         }
+        // what is held but no longer desired (none when every held object was found among the desired)
+        let heldCount = previous?.count ?? live?.count ?? 0
+        guard found < heldCount else { return out }
+        let desired = Set(objects.map(\.identity))
         let held = previous.map { Array($0.keys) } ?? Array((live ?? [:]).keys)
         out.delete = held.filter { !desired.contains($0) }.sorted()
         return out
@@ -51,11 +65,38 @@ public struct PushChanges: Sendable {
     public var delete: [ObjectIdentity] = []
     /// Unchanged objects, with the revision in which each last changed.
     public var kept: [AppliedObject] = []
+    /// For each desired object in order, whether it is kept (else sent): `kept` and `send` interleaved.
+    var order: [Bool] = []
+    /// Whether this was judged from the store's record (`PushRequest.previous`) rather than from the member.
+    var fromRecord = false
 
-    /// What the member holds once `sent` (a subset of `send`) landed: the kept objects and the sent ones.
+    /// What the member holds once `sent` (a subset of `send`, in its order) landed: the kept objects and the sent
+    /// ones, in identity order (both lists follow the desired objects' order, so they are merged, not sorted).
     public func applied(sent: [(object: RenderedObject, hash: String)], revision: Int64) -> [AppliedObject] {
-        (kept + sent.map { AppliedObject(identity: $0.object.identity, hash: $0.hash, revision: revision) })
-            .sorted { $0.identity < $1.identity }
+        var out: [AppliedObject] = []
+        out.reserveCapacity(kept.count + sent.count)
+        var keptIndex = 0, sentIndex = 0, sendIndex = 0
+        for isKept in order {
+            if isKept {
+                out.append(kept[keptIndex])
+                keptIndex += 1
+                continue
+            }
+            let wanted = send[sendIndex]
+            sendIndex += 1
+            guard sentIndex < sent.count, sent[sentIndex].object.identity == wanted.object.identity else { continue }
+            out.append(AppliedObject(identity: wanted.object.identity, hash: sent[sentIndex].hash, revision: revision))
+            sentIndex += 1
+        }
+        return out
+    }
+
+    /// What the push changed in the store's record once `sent` landed (nil when it was judged from the member,
+    /// whose set then replaces the record's whole).
+    public func recordChanges(sent: [(object: RenderedObject, hash: String)], revision: Int64) -> AppliedChanges? {
+        guard fromRecord else { return nil }
+        return AppliedChanges(write: sent.map { AppliedObject(identity: $0.object.identity, hash: $0.hash, revision: revision) },
+                              remove: delete)
     }
 }
 
@@ -69,6 +110,8 @@ public struct PushOutcome: Sendable, Hashable {
     public var refused: [String] = []
     /// Every object the hub manages on the member after the push, with the revision each last changed in.
     public var applied: [AppliedObject] = []
+    /// What changed in the store's record of the member, when the push started from it (`PushChanges.recordChanges`).
+    public var recordChanges: AppliedChanges?
 
     public init() {}
 }

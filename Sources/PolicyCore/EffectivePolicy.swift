@@ -97,6 +97,19 @@ public struct AppliedObject: Sendable, Hashable {
     }
 }
 
+/// What a push changed in the set of objects the store says a cluster holds, when it started from that set:
+/// the objects it wrote (with their new hash and revision) and those it removed. A store records just these
+/// rows: a one-document change to a cluster of 800 objects rewrote 800 rows.
+public struct AppliedChanges: Sendable, Hashable {
+    public var write: [AppliedObject]
+    public var remove: [ObjectIdentity]
+
+    public init(write: [AppliedObject], remove: [ObjectIdentity]) {
+        self.write = write
+        self.remove = remove
+    }
+}
+
 extension RenderedObject {
     /// The object as pushed, less its `policyhub.dev/revision` annotation: what the store keeps per applied
     /// object, so that a revision which leaves the object as it was sends no request for it.

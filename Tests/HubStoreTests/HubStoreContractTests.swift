@@ -179,8 +179,8 @@ import Testing
         }
     }
 
-    /// A push replaces a cluster's applied objects; one that started from the stored set writes only what
-    /// differs from it (changed, added, removed); a failed push keeps the set.
+    /// A push replaces a cluster's applied objects; one that started from the stored set writes only what it
+    /// changed there (changed, added, removed) and the rest stays; a failed push keeps the set.
     @Test(arguments: Kind.allCases) func appliedObjectsAreReplacedOrChangedInPlace(kind: Kind) throws {
         try Self.withStore(kind) { (store: any HubStore) throws in
             let r1 = try store.recordRevision(environment: "dev", documents: [Self.document("a")], author: "a", cause: "apply",
@@ -189,10 +189,10 @@ import Testing
                 AppliedObject(identity: ObjectIdentity(kind: namespace.isEmpty ? .clusterSecurityRule : .securityRule,
                                                        namespace: namespace, name: name), hash: hash, revision: revision)
             }
-            func push(_ objects: [AppliedObject]?, replacing: [AppliedObject]? = nil, error: String? = nil) throws {
+            func push(_ objects: [AppliedObject]?, changes: AppliedChanges? = nil, error: String? = nil) throws {
                 var record = PushRecord(cluster: "dev-1", environment: "dev", revision: r1.id, desiredHash: "h", startedAt: 1,
                                         finishedAt: 2, created: 0, updated: 0, deleted: 0, error: error, objects: objects)
-                record.replacing = replacing.map { Dictionary(uniqueKeysWithValues: $0.map { ($0.identity, $0) }) }
+                record.objectChanges = changes
                 try store.recordPush(record)
             }
             func held() throws -> [AppliedObject] { try store.appliedObjects(cluster: "dev-1").values.sorted { $0.identity < $1.identity } }
@@ -201,7 +201,8 @@ import Testing
             #expect(try held() == first)
             // from the stored set: b changed, c removed, d added; a untouched
             let second = [object("a", "ha", 1), object("b", "hb2", 2), object("d", "hd", 2)]
-            try push(second, replacing: first)
+            try push(second, changes: AppliedChanges(write: [object("b", "hb2", 2), object("d", "hd", 2)],
+                                                     remove: [object("c", "hc", 1, namespace: "demo").identity]))
             #expect(try held() == second.sorted { $0.identity < $1.identity })
             // a failed push keeps the set; a push without objects keeps it too
             try push(nil, error: "cluster dev-1: 503")

@@ -51,3 +51,28 @@ import Testing
         }
     }
 }
+
+/// What a push judged from the store's record sends, keeps, deletes and records.
+@Suite struct PushChangesTests {
+    @Test func fromTheRecordOnlyTheChangedObjectsAreWrittenAndTheRestKeepTheirRevision() {
+        let objects = ["a", "b", "c"].map { EncodedObjectsTests.object($0, spec: $0 == "b" ? "new" : "old", revision: "r5") }
+        let hashes = objects.map(\.appliedHash)
+        let old = EncodedObjectsTests.object("b", spec: "old", revision: "r2")
+        func held(_ object: RenderedObject, _ revision: Int64) -> AppliedObject {
+            AppliedObject(identity: object.identity, hash: object.appliedHash, revision: revision)
+        }
+        let gone = EncodedObjectsTests.object("z", spec: "old", revision: "r1")
+        let previous = [objects[0].identity: held(objects[0], 2), old.identity: held(old, 2), objects[2].identity: held(objects[2], 3),
+                        gone.identity: held(gone, 1)]
+        let changes = PushRequest(objects: objects, hashes: hashes, revision: 5, previous: previous).changes(live: nil)
+        #expect(changes.send.map(\.object.identity.name) == ["b"] && changes.delete.map(\.name) == ["z"])
+        let applied = changes.applied(sent: changes.send, revision: 5)
+        #expect(applied.map(\.identity.name) == ["a", "b", "c"] && applied.map(\.revision) == [2, 5, 3])
+        #expect(changes.applied(sent: [], revision: 5).map(\.identity.name) == ["a", "c"])
+        let recorded = changes.recordChanges(sent: changes.send, revision: 5)
+        #expect(recorded?.write == [AppliedObject(identity: objects[1].identity, hash: hashes[1], revision: 5)])
+        #expect(recorded?.remove == [gone.identity])
+        // judged from the member (no record): the whole set replaces the record's
+        #expect(PushRequest(objects: objects, hashes: hashes, revision: 5, previous: nil).changes(live: [:]).recordChanges(sent: [], revision: 5) == nil)
+    }
+}

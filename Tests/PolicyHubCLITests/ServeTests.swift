@@ -443,9 +443,16 @@ typealias Call = HubTransport.HTTPRequest
             throw CancellationError()
         }
 
-        /// SIGTERM; the exit status once the process has ended and its last log lines have been read.
+        /// SIGTERM; the exit status once the process has ended and its last log lines have been read. A daemon
+        /// still running a minute after SIGTERM is a failure (and is killed, so that the suite goes on).
         func terminate() -> Int32 {
             process.terminate()
+            let deadline = Date().addingTimeInterval(60)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning {
+                Issue.record("policyhub serve (pid \(process.processIdentifier)) did not stop within 60 s of SIGTERM; killed. Its log:\n\(log)")
+                kill(process.processIdentifier, SIGKILL)
+            }
             process.waitUntilExit()
             for _ in 0..<200 where !lock.withLock({ ended }) { usleep(10_000) }
             return process.terminationStatus

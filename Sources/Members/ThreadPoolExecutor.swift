@@ -4,23 +4,32 @@ import Foundation
 import Glibc
 #endif
 
-/// A task executor whose threads run at a lower CPU priority (a higher nice value): the daemon runs API
-/// requests on it, so that readers that never pause cannot starve pushes and scheduled jobs, which run on
-/// the default executor at normal priority. Under no contention it is as fast as any other executor.
-public final class NicedExecutor: TaskExecutor, @unchecked Sendable {
+/// A task executor on threads of its own, optionally at a lower CPU priority (a higher nice value).
+///
+/// - The daemon runs API requests on one with a nice value, so that readers that never pause cannot starve
+///   pushes and scheduled jobs, which run on the default executor at normal priority.
+/// - Pushes of GitOps folders run on `blocking`: their file-system calls (`syncfs` above all) block a thread,
+///   and on the default executor, which has one thread per core, two blocked pushes stopped every other push.
+///
+/// Under no contention it is as fast as any other executor.
+public final class ThreadPoolExecutor: TaskExecutor, @unchecked Sendable {
     private let condition = NSCondition()
     private var jobs: [UnownedJob] = []
     private var head = 0
     public let nice: Int32
 
-    public init(threads: Int, nice: Int32) {
+    /// The threads of work that blocks in the kernel (GitOps folder pushes): as many as pushes run at once by
+    /// default.
+    public static let blocking = ThreadPoolExecutor(threads: 16, nice: 0, name: "policyhub-files")
+
+    public init(threads: Int, nice: Int32, name: String = "policyhub-api") {
         self.nice = nice
         for index in 0..<max(1, threads) {
             let thread = Thread { [unowned self] in
-                NicedExecutor.lowerPriority(nice)
+                if nice > 0 { ThreadPoolExecutor.lowerPriority(nice) }
                 self.loop()
             }
-            thread.name = "policyhub-api-\(index)"
+            thread.name = "\(name)-\(index)"
             thread.start()
         }
     }
