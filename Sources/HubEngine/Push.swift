@@ -65,7 +65,10 @@ public struct PushPlan: Sendable {
             var hashes: [Renderer.PlacementClass: (String, [String])] = [:]
             for (cluster, policy) in renderer.render(clusters: members, parallel: .dispatch) {
                 let key = Renderer.PlacementClass(environment: cluster.environment, labels: cluster.placementLabels)
-                let (hash, objectHashes) = hashes[key] ?? (policy.contentHash, policy.objects.map(\.appliedHash))
+                let (hash, objectHashes) = hashes[key] ?? {
+                    let objectHashes = policy.objects.map(\.appliedHash)
+                    return (EffectivePolicy.contentHash(objectHashes: objectHashes), objectHashes)
+                }()
                 hashes[key] = (hash, objectHashes)
                 let state = states[cluster.name]
                 let target = session.targetKey(for: cluster)
