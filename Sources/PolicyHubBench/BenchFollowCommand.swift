@@ -56,6 +56,7 @@ struct BenchFollowCommand: AsyncParsableCommand {
                     throw ValidationError("the first sync did not push every cluster: \(run.summary.map { "\($0.pushed) pushed" } ?? "nothing"); \(run.rejected.flatMap(\.errors).prefix(5))")
                 }
             }
+            print("follow: \(clusters) clusters (GitOps folders), a one-document change per commit, \(max(runs, 1)) runs (median)")
             print("  first sync (clone, record, push every cluster)  \(BenchSupport.ms(first)) ms")
             fflush(nil)
             var hubTimes: [Double] = [], pushTimes: [Double] = [], gitTimes: [Double] = [], floorTimes: [Double] = []
@@ -93,7 +94,6 @@ struct BenchFollowCommand: AsyncParsableCommand {
             let idle = try await BenchSupport.timeAsync { _ = try await engine.reconcile(concurrency: 16) }
             let idleSync = try await BenchSupport.timeAsync { _ = try await engine.follow(followed, concurrency: 16) }
             let total = median(pushTimes) + median(hubTimes)
-            print("follow: \(clusters) clusters (GitOps folders), a one-document change per commit, \(hubTimes.count) runs (median)")
             print("  git push to the bare repository                 \(BenchSupport.ms(median(pushTimes))) ms")
             print("  hub sync: fetch, checkout, validate, record, push \(BenchSupport.ms(median(hubTimes))) ms")
             print("  push -> every cluster applied                   \(BenchSupport.ms(total)) ms (target < 2000; NeuVector federation: up to ~70 s)")
