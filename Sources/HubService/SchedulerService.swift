@@ -165,6 +165,9 @@ public actor SchedulerService: Service {
 
     /// Whether a job is running now (tests).
     public func isRunning(_ job: Schedule.Job) -> Bool { running[job] != nil }
+
+    /// Whether the loop of `run` has started and waits for its next turn (tests).
+    public var isWaiting: Bool { sleeper != nil }
 }
 
 extension SelfHealRun {

@@ -24,7 +24,9 @@ import Testing
                                              metrics: HubMetrics(), logger: logger, afterDriftReport: { _, _ in })
             let running = Task { try await scheduler.run() }
             defer { running.cancel() }
-            // nothing scheduled: nothing sleeps on the hub's clock and nothing runs
+            // nothing scheduled: nothing sleeps on the hub's clock and nothing runs (once the loop has started: on a
+            // busy machine it could start after the reload below, and then ran the reload's start jobs)
+            try await Self.waitFor { await scheduler.isWaiting }
             try await Task.sleep(nanoseconds: 200_000_000)
             #expect(await scheduler.started.isEmpty && fleet.clock.sleeperCount == 0)
             await scheduler.reschedule(Schedule(drift: nil, reconcileInterval: 60))
