@@ -112,7 +112,7 @@ public struct PushRecord: Sendable, Hashable {
     /// What the cluster holds after the push, every object the hub manages there; nil keeps the stored set.
     /// A successful push replaces the set; a failed one keeps it and leaves the cluster out of step.
     public var objects: [AppliedObject]?
-    /// What the push changed in the stored set, when it started from that set (`PushOutcome.changes`): a store
+    /// What the push changed in the stored set, when it started from that set (`PushOutcome.recordChanges`): a store
     /// then writes only these rows, not the whole of `objects`.
     public var objectChanges: AppliedChanges?
 

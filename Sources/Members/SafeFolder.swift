@@ -216,15 +216,8 @@ struct SafeFolder {
         return out.sorted { $0.relative < $1.relative }
     }
 
-    /// Removes this hub's leftover temporary files below the folder without reading any other file.
-    func sweep() throws(MemberError) {
-        guard let fd = try openRoot(create: false) else { return }
-        defer { close(fd) }
-        sweepFolder(fd, depth: 0)
-        SafeFolder.swept.insert(root)
-    }
-
-    /// Sweeps the folder when a leftover can be there: a push was interrupted (its marker is still in the
+    /// Removes this hub's leftover temporary files below the folder (without reading any other file) when one
+    /// can be there: a push was interrupted (its marker is still in the
     /// folder), or this process has not swept it yet (a hub of an older version, which left no marker). A walk of
     /// every folder at every push was a sixth of a one-document change to 1,000 GitOps folders.
     func sweepIfInterrupted() throws(MemberError) {
