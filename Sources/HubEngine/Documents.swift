@@ -54,6 +54,14 @@ extension HubSession {
     /// nothing is committed or recorded.
     public func writeDocument(_ identity: ObjectIdentity, yaml: [UInt8]?, precondition: DocumentPrecondition?,
                               author: String, branch: String? = nil) throws(EngineError) -> DocumentWrite {
+        // its file and commit never land in a checkout that holds a commit a sync has not accepted yet
+        try CheckoutLock.exclusive(engine.root, timeout: 30) { () throws(EngineError) in
+            try writeDocumentInCheckout(identity, yaml: yaml, precondition: precondition, author: author, branch: branch)
+        }
+    }
+
+    private func writeDocumentInCheckout(_ identity: ObjectIdentity, yaml: [UInt8]?, precondition: DocumentPrecondition?,
+                                         author: String, branch: String?) throws(EngineError) -> DocumentWrite {
         guard let rootEnvironment = fleet.root else { throw .failure("the fleet has no root environment") }
         let lock = try engine.lock(.state, timeout: 30)
         defer { withExtendedLifetime(lock) {} }

@@ -168,28 +168,31 @@ extension HubEngine {
         if commits.isEmpty { return run }
         var good = last
         var planned: ApplyPlan?
-        for commit in commits {
-            try tree.checkOut(commit)
-            let provenance = try tree.commit(commit, keys: trustedKeys)
-            do throws(EngineError) {
-                let plan = try recordAndPlan(author: provenance.author)
-                planned = plan
-                run.steps.append(FollowRun.Step(commit: provenance, revision: plan.isNew ? plan.rootRevision : nil, errors: []))
-                try tree.markAccepted(commit)
-                good = commit
-            } catch {
-                var errors = error.diagnostics.filter(\.isError).prefix(50).map(\.description)
-                if case .gateFailed(let failures, _) = error { errors = failures.map { "gate \($0)" } }
-                errors.append(error.message)
-                run.steps.append(FollowRun.Step(commit: provenance, revision: nil, errors: errors))
-                let store = try openStore()
-                try stored { () throws(HubStoreError) in
-                    try store.audit(actor: "git", action: "commit-rejected",
-                                    detail: "\(provenance.summary) \(provenance.subject) by \(provenance.author): \(errors.prefix(5).joined(separator: "; "))",
-                                    at: clock.now())
+        // no other session of this process reads or edits the checkout while a commit not yet accepted is in it
+        try CheckoutLock.exclusive(root) { () throws(EngineError) in
+            for commit in commits {
+                try tree.checkOut(commit)
+                let provenance = try tree.commit(commit, keys: trustedKeys)
+                do throws(EngineError) {
+                    let plan = try recordAndPlan(author: provenance.author)
+                    planned = plan
+                    run.steps.append(FollowRun.Step(commit: provenance, revision: plan.isNew ? plan.rootRevision : nil, errors: []))
+                    try tree.markAccepted(commit)
+                    good = commit
+                } catch {
+                    var errors = error.diagnostics.filter(\.isError).prefix(50).map(\.description)
+                    if case .gateFailed(let failures, _) = error { errors = failures.map { "gate \($0)" } }
+                    errors.append(error.message)
+                    run.steps.append(FollowRun.Step(commit: provenance, revision: nil, errors: errors))
+                    let store = try openStore()
+                    try stored { () throws(HubStoreError) in
+                        try store.audit(actor: "git", action: "commit-rejected",
+                                        detail: "\(provenance.summary) \(provenance.subject) by \(provenance.author): \(errors.prefix(5).joined(separator: "; "))",
+                                        at: clock.now())
+                    }
+                    log.note("policyhub: rejected \(provenance.summary) (\(provenance.subject)): \(errors.first ?? error.message)")
+                    if let good { try tree.checkOut(good) }
                 }
-                log.note("policyhub: rejected \(provenance.summary) (\(provenance.subject)): \(errors.first ?? error.message)")
-                if let good { try tree.checkOut(good) }
             }
         }
         // the plan of the last accepted commit is pushed as it is: the tree it was made from is the one checked out

@@ -225,3 +225,43 @@ final class SignatureCheck {
 
     deinit { try? FileManager.default.removeItem(atPath: folder) }
 }
+
+/// The hub's checkout of a followed branch is changed whole or read whole, within this process: while a sync
+/// has a new commit checked out to validate it (and puts the last accepted one back when it is refused), no
+/// session reads the tree and no API write edits a file or commits there. Without it a reconcile that read the
+/// tree in that window could push the fleet a commit that a gate refuses (an unsigned one, say), and an API write
+/// could commit on top of a commit that was about to be rejected.
+enum CheckoutLock {
+    /// True inside `exclusive` (the sync's own reads of the candidate need no second turn).
+    @TaskLocal static var held = false
+
+    private static let locks = NSLock()
+    nonisolated(unsafe) private static var byRoot: [String: InProcessLock] = [:]
+
+    static func lock(_ root: String) -> InProcessLock {
+        locks.withLock {
+            if let lock = byRoot[root] { return lock }
+            let lock = InProcessLock()
+            byRoot[root] = lock
+            return lock
+        }
+    }
+
+    /// Runs `body` while this process has the checkout of `root` to itself (waits up to `timeout` seconds).
+    /// Nested calls in the same task run at once.
+    static func exclusive<T>(_ root: String, timeout: Double = 600, _ body: () throws(EngineError) -> T) throws(EngineError) -> T {
+        if held { return try body() }
+        let lock = lock(root)
+        var waited = 0.0
+        while !lock.tryAcquire() {
+            if waited >= timeout { throw .failure("gave up waiting after \(Int(timeout)) s for the checkout at \(root), which a sync of the followed branch holds") }
+            usleep(2_000)
+            waited += 0.002
+        }
+        defer { lock.release() }
+        let result: Result<T, EngineError> = $held.withValue(true) {
+            do throws(EngineError) { return .success(try body()) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+}

@@ -126,7 +126,8 @@ public struct HubEngine: Sendable {
     /// invalid, or policies/ is and the operation needs it (`.required`); with `.optional` an invalid
     /// policies/ is named in the log and the session works from stored revisions (SEMANTICS §8).
     public func open(workingTree: HubSession.WorkingTree = .required) throws(EngineError) -> HubSession {
-        let workspace = Workspace.open(root: root, exec: exec)
+        // read whole: never while a sync has a commit it has not accepted yet checked out
+        let workspace = try CheckoutLock.exclusive(root) { () throws(EngineError) in Workspace.open(root: root, exec: exec) }
         guard let fleet = workspace.fleet, !workspace.diagnostics.contains(where: { $0.isError && $0.location.file.hasPrefix("clusters/") }),
               workspace.policy != nil || workingTree == .optional else {
             throw .invalid("the policy repository is invalid; nothing was recorded or pushed", diagnostics: workspace.diagnostics)
