@@ -181,8 +181,8 @@ struct ClaimQueue {
                 continue
             }
             let items: [PushPlan.Item]
-            if !elsewhere.isEmpty, Replica.monotonic() - lastElsewhereTry >= book.ttl / 3 {
-                // clusters another replica held, asked for again (all in one claim) every third of a claim's
+            if !elsewhere.isEmpty, Replica.monotonic() - lastElsewhereTry >= book.ttl / 6 {
+                // clusters another replica held, asked for again (all in one claim) every sixth of a claim's
                 // lifetime while this run goes on: those of a replica that died are taken over as soon as their
                 // claims expire, not when this run ends
                 lastElsewhereTry = Replica.monotonic()

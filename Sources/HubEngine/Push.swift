@@ -137,6 +137,40 @@ public struct PushSummary: Sendable {
 
 /// Pushes the clusters of a plan, several at once, and records each outcome; a failing cluster never
 /// stops the others.
+/// What a push run's task group hears: a cluster has sent everything (its slot is free), or it is done.
+enum PushEvent: Sendable {
+    case sent
+    case finished(PushPlan.Item, Result<PushOutcome, MemberError>, Double)
+}
+
+/// Fires once (later calls do nothing); `wait` returns once it has fired.
+final class OneShot: @unchecked Sendable {
+    private let lock = NSLock()
+    private var fired = false
+    private var waiter: CheckedContinuation<Void, Never>?
+
+    func fire() {
+        let waiting = lock.withLock { () -> CheckedContinuation<Void, Never>? in
+            if fired { return nil }
+            fired = true
+            defer { waiter = nil }
+            return waiter
+        }
+        waiting?.resume()
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = lock.withLock { () -> Bool in
+                if fired { return true }
+                waiter = continuation
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+}
+
 public enum PushRun {
     /// What a push does with a cluster another replica has claimed (a shared store only).
     public enum OthersClaims: Sendable {
@@ -173,15 +207,26 @@ public enum PushRun {
         let giveUp = Replica.monotonic() + 600
         while true {
             await session.withHeartbeat { () async in
-            await withTaskGroup(of: (PushPlan.Item, Result<PushOutcome, MemberError>, Double).self) { group in
-                func startNext() {
-                    guard let item = queue.next(&summary) else { return }
+            await withTaskGroup(of: PushEvent.self) { group in
+                // `concurrency` clusters sending at once; one that has sent everything and only waits for NeuVector
+                // to settle gives its slot to the next, up to as many again waiting
+                let slots = max(1, concurrency)
+                var sending = 0
+                var running = 0
+                func startNext() -> Bool {
+                    guard let item = queue.next(&summary) else { return false }
+                    let sent = OneShot()
                     group.addTask {
+                        await sent.wait()
+                        return .sent
+                    }
+                    group.addTask {
+                        defer { sent.fire() }
                         let started = session.now()
                         session.noteStarted(item.cluster.name)
                         defer { session.engine.activity.finished(item.cluster.name) }
                         switch session.member(for: item.cluster) {
-                        case .failure(let error): return (item, .failure(error), started)
+                        case .failure(let error): return .finished(item, .failure(error), started)
                         case .success(let member):
                             do throws(MemberError) {
                                 // the store's record, unless it is not to be trusted (then the member is compared)
@@ -190,18 +235,31 @@ public enum PushRun {
                                     let recorded = try? session.store.appliedObjects(cluster: item.cluster.name)
                                     previous = recorded.flatMap { $0.isEmpty && !item.policy.objects.isEmpty ? nil : $0 }
                                 }
-                                let request = PushRequest(objects: item.policy.objects, hashes: item.objectHashes,
+                                var request = PushRequest(objects: item.policy.objects, hashes: item.objectHashes,
                                                           revision: item.revision.id, previous: previous)
-                                return (item, .success(try await member.push(request)), started)
+                                request.settling = { sent.fire() }
+                                return .finished(item, .success(try await member.push(request)), started)
                             } catch {
-                                return (item, .failure(error), started)
+                                return .finished(item, .failure(error), started)
                             }
                         }
                     }
+                    sending += 1
+                    running += 1
+                    return true
                 }
-                for _ in 0..<max(1, concurrency) { startNext() }
-                while let (item, result, started) = await group.next() {
-                    startNext()
+                func fill() {
+                    while sending < slots && running < 2 * slots && startNext() {}
+                }
+                fill()
+                while let event = await group.next() {
+                    guard case .finished(let item, let result, let started) = event else {
+                        sending -= 1
+                        fill()
+                        continue
+                    }
+                    running -= 1
+                    fill()
                     var record = PushRecord(cluster: item.cluster.name, environment: item.cluster.environment,
                                             revision: item.revision.id, desiredHash: item.desiredHash, startedAt: started,
                                             finishedAt: session.now(), created: 0, updated: 0, deleted: 0, error: nil,

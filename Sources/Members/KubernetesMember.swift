@@ -189,7 +189,7 @@ public struct KubernetesMember: Member {
             throw MemberError(cluster: cluster, message: "\(changes.delete.count) objects labelled as managed by the hub are no longer desired, more than the \(maxDeletions) one push may delete; nothing was deleted (the rest was applied). Check what created them, then confirm with --max-deletions \(changes.delete.count)")
         }
         outcome.deleted = try await delete(changes.delete)
-        try await confirm(changes.send.map(\.object))
+        try await confirm(changes.send.map(\.object), settling: push.settling)
         outcome.applied = changes.applied(sent: changes.send, revision: push.revision)
         outcome.recordChanges = changes.recordChanges(sent: changes.send, revision: push.revision)
         return outcome
@@ -263,9 +263,12 @@ public struct KubernetesMember: Member {
     /// for a kind of which only one object was applied: a one-document change reads one object, not the kind):
     /// NeuVector's CRD webhook admits first and judges later, deleting what it rejects (`crdQueueProc` →
     /// `deleteCrInK8s`), so a 201 only says "queued". An object gone or changed fails the push, naming it.
-    func confirm(_ applied: [RenderedObject]) async throws(MemberError) {
+    func confirm(_ applied: [RenderedObject], settling: (@Sendable () -> Void)? = nil) async throws(MemberError) {
         guard !applied.isEmpty else { return }
-        if settle > 0 { try? await Task.sleep(nanoseconds: UInt64(settle * 1e9)) }
+        if settle > 0 {
+            settling?()
+            try? await Task.sleep(nanoseconds: UInt64(settle * 1e9))
+        }
         let byKind = Dictionary(grouping: applied, by: \.identity.kind)
         let single = byKind.values.compactMap { $0.count == 1 ? $0[0].identity : nil }
         async let gotten = readBack(single)

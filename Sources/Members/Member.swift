@@ -11,6 +11,9 @@ public struct PushRequest: Sendable {
     /// What the store says the member holds. Nil when that is not to be trusted (a first push, drift found,
     /// objects rejected, a failed push, a new target): the member is then read and compared object by object.
     public var previous: [ObjectIdentity: AppliedObject]?
+    /// Called once when the member has sent everything and only waits for NeuVector to settle before it reads
+    /// back (it sends nothing during that wait): the push run starts another cluster in its slot.
+    public var settling: (@Sendable () -> Void)?
 
     public init(objects: [RenderedObject], hashes: [String]? = nil, revision: Int64, previous: [ObjectIdentity: AppliedObject]?) {
         self.objects = objects

@@ -51,7 +51,7 @@ struct ApplyCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Push only this cluster (repeatable).", valueName: "name"))
     var cluster: [String] = []
 
-    @Option(name: .long, help: "How many clusters are pushed at once.")
+    @Option(name: .long, help: "How many clusters are sent to at once (a Kubernetes cluster waiting out --settle gives its place to the next, up to as many again waiting).")
     var concurrency: Int = 8
 
     @Flag(name: .long, help: "Show what would be recorded and pushed; change nothing.")

@@ -181,6 +181,36 @@ import Testing
         }
     }
 
+    /// A cluster that has sent everything and only waits for NeuVector to settle gives its slot to the next: with
+    /// `--concurrency 1` the second cluster is written while the first one waits, before the first is read back.
+    @Test func aClusterWaitingForNeuVectorToSettleGivesItsSlotToTheNext() throws {
+        try Repo.withTemporaryFolder { folder in
+            try Repo.copyExample(to: folder)
+            let pki = try TestPKI.make(in: folder + "/pki")
+            let double = try KubernetesAPIDouble.started(pki: pki, tokens: ["hub-token"], clientCertificates: false)
+            defer { double.stop() }
+            for name in ["nv-a", "nv-b"] {
+                double.setNeuVector(KubernetesAPIDouble.NeuVectorMode(admissionLatency: 0.05, judgeDelay: 0.1), cluster: name)
+                try Self.addMember(name, kubeconfig: "\(name).yaml", in: folder, double: double, pki: pki)
+            }
+            let apply = try CLI.runProcess(CLI.binary, ["apply", "--repo", folder, "--concurrency", "1"], environment: Self.settling(3))
+            #expect(apply.status == 0, "\(apply.stderr)")
+            let log = double.requestLog
+            func first(_ cluster: String, _ method: String, after start: Int = 0) -> Int? {
+                log.indices.first { $0 >= start && log[$0].hasPrefix("\(method) /clusters/\(cluster)/") }
+            }
+            // whichever cluster started first: its last write, its read-back after the settle time, the other's first write
+            let firstWrites = try #require(first("nv-a", "PATCH")) < (try #require(first("nv-b", "PATCH"))) ? ("nv-a", "nv-b") : ("nv-b", "nv-a")
+            let (earlier, later) = firstWrites
+            let lastWrite = try #require(log.indices.last { log[$0].hasPrefix("PATCH /clusters/\(earlier)/") })
+            let readBack = try #require(first(earlier, "GET", after: lastWrite))
+            let laterWrite = try #require(first(later, "PATCH"))
+            #expect(laterWrite < readBack, "\(later) waited for \(earlier)'s settle time: \(log.filter { !$0.contains("/apis/neuvector.com/v1?") })")
+            #expect(double.objects(cluster: "nv-a").count == double.objects(cluster: "nv-b").count)
+            #expect(try CLI.run(["status", "--repo", folder]).status == 0)
+        }
+    }
+
     @Test func aPushKilledWhileNeuVectorSettlesConvergesOnTheRerun() throws {
         try Repo.withTemporaryFolder { folder in
             try Repo.copyExample(to: folder)
