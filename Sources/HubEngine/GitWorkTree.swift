@@ -235,28 +235,15 @@ enum CheckoutLock {
     /// True inside `exclusive` (the sync's own reads of the candidate need no second turn).
     @TaskLocal static var held = false
 
-    private static let locks = NSLock()
-    nonisolated(unsafe) private static var byRoot: [String: InProcessLock] = [:]
-
-    static func lock(_ root: String) -> InProcessLock {
-        locks.withLock {
-            if let lock = byRoot[root] { return lock }
-            let lock = InProcessLock()
-            byRoot[root] = lock
-            return lock
-        }
-    }
+    private static let locks = InProcessLocks()
 
     /// Runs `body` while this process has the checkout of `root` to itself (waits up to `timeout` seconds).
     /// Nested calls in the same task run at once.
     static func exclusive<T>(_ root: String, timeout: Double = 600, _ body: () throws(EngineError) -> T) throws(EngineError) -> T {
         if held { return try body() }
-        let lock = lock(root)
-        var waited = 0.0
-        while !lock.tryAcquire() {
-            if waited >= timeout { throw .failure("gave up waiting after \(Int(timeout)) s for the checkout at \(root), which a sync of the followed branch holds") }
-            usleep(2_000)
-            waited += 0.002
+        let lock = locks.lock(root)
+        guard lock.acquire(timeout: timeout, poll: 0.002) else {
+            throw .failure("gave up waiting after \(Int(timeout)) s for the checkout at \(root), which a sync of the followed branch holds")
         }
         defer { lock.release() }
         let result: Result<T, EngineError> = $held.withValue(true) {

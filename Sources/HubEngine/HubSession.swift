@@ -461,12 +461,7 @@ public final class StateLock: @unchecked Sendable {
     /// Takes an in-process lock, polling up to `timeout` seconds.
     init(inProcess lock: InProcessLock, purpose: Purpose, timeout: Double) throws(EngineError) {
         path = "in-process \(purpose.rawValue) lock"
-        var waited = 0.0
-        while !lock.tryAcquire() {
-            if waited >= timeout { throw .failure("gave up waiting for the \(path) after \(Int(timeout)) s") }
-            usleep(5_000)
-            waited += 0.005
-        }
+        guard lock.acquire(timeout: timeout) else { throw .failure("gave up waiting for the \(path) after \(Int(timeout)) s") }
         held = .inProcess(lock)
     }
 

@@ -301,9 +301,37 @@ public final class InProcessLock: @unchecked Sendable {
         return true
     }
 
+    /// Takes the lock, polling every `poll` seconds for up to `timeout` seconds; false when it stayed taken.
+    public func acquire(timeout: Double, poll: Double = 0.005) -> Bool {
+        var waited = 0.0
+        while !tryAcquire() {
+            if waited >= timeout { return false }
+            usleep(UInt32(poll * 1e6))
+            waited += poll
+        }
+        return true
+    }
+
     public func release() {
         mutex.lock()
         held = false
         mutex.unlock()
+    }
+}
+
+/// In-process locks by name, each made on first use.
+public final class InProcessLocks: @unchecked Sendable {
+    private let mutex = NSLock()
+    private var byName: [String: InProcessLock] = [:]
+
+    public init() {}
+
+    public func lock(_ name: String) -> InProcessLock {
+        mutex.withLock {
+            if let known = byName[name] { return known }
+            let made = InProcessLock()
+            byName[name] = made
+            return made
+        }
     }
 }

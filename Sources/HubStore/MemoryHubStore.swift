@@ -17,20 +17,13 @@ public final class MemoryHubStore: HubStore, @unchecked Sendable {
     private var reports: [StoredDriftReport] = []
     private var auditEntries: [AuditEntry] = []
     private var nextRevision: Int64 = 1
-    private var locks: [String: InProcessLock] = [:]
+    private let locks = InProcessLocks()
 
     public init() {}
 
     public var lockBase: String? { nil }
 
-    public func inProcessLock(_ purpose: String) -> InProcessLock {
-        locked {
-            if let known = locks[purpose] { return known }
-            let made = InProcessLock()
-            locks[purpose] = made
-            return made
-        }
-    }
+    public func inProcessLock(_ purpose: String) -> InProcessLock { locks.lock(purpose) }
 
     private func locked<T>(_ body: () throws(HubStoreError) -> T) throws(HubStoreError) -> T {
         mutex.lock()

@@ -24,7 +24,7 @@ public final class PostgresHubStore: HubStore, DatabaseLocking, WorkSharing, @un
     private let lock = NSLock()
     private var idle: [PostgresConnection] = []
     private var nextID = 1
-    private var processLocks: [String: InProcessLock] = [:]
+    private let processLocks = InProcessLocks()
     /// Connections kept open between calls.
     let keep = 8
 
@@ -287,14 +287,7 @@ public final class PostgresHubStore: HubStore, DatabaseLocking, WorkSharing, @un
     /// database takes turns.
     public var lockBase: String? { nil }
 
-    public func inProcessLock(_ purpose: String) -> InProcessLock {
-        lock.withLock {
-            if let existing = processLocks[purpose] { return existing }
-            let made = InProcessLock()
-            processLocks[purpose] = made
-            return made
-        }
-    }
+    public func inProcessLock(_ purpose: String) -> InProcessLock { processLocks.lock(purpose) }
 
     /// The first key of the hub's advisory locks (the second is the hash of the purpose's name).
     static let lockClass: Int32 = 0x7068
