@@ -178,10 +178,12 @@ public struct KubernetesMember: Member {
         outcome.unchanged = changes.kept.count
         let results = await apply(changes.send)
         if case .failure(let error) = await discovery { throw error }
+        var answered: [ObjectIdentity: Value] = [:]
         for (identity, result) in results {
             switch result {
-            case .success(201): outcome.created.append(identity)
-            case .success: outcome.updated.append(identity)
+            case .success(let applied):
+                if applied.status == 201 { outcome.created.append(identity) } else { outcome.updated.append(identity) }
+                answered[identity] = applied.held
             case .failure(let error): throw error
             }
         }
@@ -189,23 +191,30 @@ public struct KubernetesMember: Member {
             throw MemberError(cluster: cluster, message: "\(changes.delete.count) objects labelled as managed by the hub are no longer desired, more than the \(maxDeletions) one push may delete; nothing was deleted (the rest was applied). Check what created them, then confirm with --max-deletions \(changes.delete.count)")
         }
         outcome.deleted = try await delete(changes.delete)
-        try await confirm(changes.send.map(\.object), settling: push.settling)
+        try await confirm(changes.send.map(\.object), answered: answered, settling: push.settling)
         outcome.applied = changes.applied(sent: changes.send, revision: push.revision)
         outcome.recordChanges = changes.recordChanges(sent: changes.send, revision: push.revision)
         return outcome
     }
 
+    /// What the API server answered to one server-side apply: 201 created or 200 updated, and, when the
+    /// push reads back at once (no settle time), the object as the answer says it is now stored.
+    struct Applied: Sendable {
+        var status: Int
+        var held: Value?
+    }
+
     /// Server-side applies of `objects`, `appliesInFlight` at once, each retried while NeuVector's webhook
-    /// denies it for a full queue; the status of each (201 created, 200 updated) or its error, by identity.
-    func apply(_ objects: [(object: RenderedObject, hash: String)]) async -> [(ObjectIdentity, Result<Int, MemberError>)] {
-        await withTaskGroup(of: (ObjectIdentity, Result<Int, MemberError>).self) { group in
+    /// denies it for a full queue; what each was answered, or its error, by identity.
+    func apply(_ objects: [(object: RenderedObject, hash: String)]) async -> [(ObjectIdentity, Result<Applied, MemberError>)] {
+        await withTaskGroup(of: (ObjectIdentity, Result<Applied, MemberError>).self) { group in
             var pending = objects[...]
             func startNext() {
                 guard let (object, hash) = pending.popFirst() else { return }
                 group.addTask { (object.identity, await self.apply(object, body: EncodedObjects.shared.bytes(of: object, hash: hash, format: .json))) }
             }
             for _ in 0..<KubernetesMember.appliesInFlight { startNext() }
-            var out: [(ObjectIdentity, Result<Int, MemberError>)] = []
+            var out: [(ObjectIdentity, Result<Applied, MemberError>)] = []
             while let result = await group.next() {
                 out.append(result)
                 startNext()
@@ -214,7 +223,7 @@ public struct KubernetesMember: Member {
         }
     }
 
-    func apply(_ object: RenderedObject, body: [UInt8]) async -> Result<Int, MemberError> {
+    func apply(_ object: RenderedObject, body: [UInt8]) async -> Result<Applied, MemberError> {
         let query = "?fieldManager=\(KubernetesMember.fieldManager)&force=true&fieldValidation=Strict"
         let request = self.request("PATCH", KubernetesMember.path(object.identity) + query, body: body,
                                    contentType: "application/apply-patch+yaml")
@@ -223,7 +232,9 @@ public struct KubernetesMember: Member {
         while true {
             do throws(MemberError) {
                 let response = try await send(request, object: object.identity, doing: "server-side apply")
-                if response.status == 200 || response.status == 201 { return .success(response.status) }
+                if response.status == 200 || response.status == 201 {
+                    return .success(Applied(status: response.status, held: settle > 0 ? nil : stored(response, as: object.identity)))
+                }
                 let error = failure(response, object: object.identity, doing: "server-side apply")
                 let delay = KubernetesMember.retryBase * Double(1 << attempt)
                 // a retry only when it has time left for its answer after the pause
@@ -241,6 +252,18 @@ public struct KubernetesMember: Member {
                 return .failure(denial ?? error)
             }
         }
+    }
+
+    /// The object an apply's answer says is stored, when the answer is that object with the hub's label (an
+    /// answer that is not, such as a proxy's fixed reply, leaves the read-back to a list or a get).
+    func stored(_ response: HTTPResponse, as identity: ObjectIdentity) -> Value? {
+        guard let value = try? JSONReader.parse(response.body, sortingKeys: true),
+              let name = value["metadata"]?["name"]?.stringValue, name == identity.name,
+              (value["metadata"]?["namespace"]?.stringValue ?? "") == identity.namespace,
+              value["kind"]?.stringValue == identity.kind.rawValue,
+              value["metadata"]?["labels"]?[HubAnnotation.managedByKey]?.stringValue == HubAnnotation.managedByValue
+        else { return nil }
+        return value
     }
 
     /// NeuVector's webhook denial when its admission queue is full (controller/rest/crdvalidatewebhook.go:560):
@@ -263,16 +286,21 @@ public struct KubernetesMember: Member {
     /// for a kind of which only one object was applied: a one-document change reads one object, not the kind):
     /// NeuVector's CRD webhook admits first and judges later, deleting what it rejects (`crdQueueProc` →
     /// `deleteCrInK8s`), so a 201 only says "queued". An object gone or changed fails the push, naming it.
-    func confirm(_ applied: [RenderedObject], settling: (@Sendable () -> Void)? = nil) async throws(MemberError) {
+    /// With no settle time the read-back would come at once, so the apply answers (`answered`: the object as
+    /// stored, after any pruning) are that read-back; only objects without one are read again.
+    func confirm(_ applied: [RenderedObject], answered: [ObjectIdentity: Value] = [:],
+                 settling: (@Sendable () -> Void)? = nil) async throws(MemberError) {
         guard !applied.isEmpty else { return }
         if settle > 0 {
             settling?()
             try? await Task.sleep(nanoseconds: UInt64(settle * 1e9))
         }
-        let byKind = Dictionary(grouping: applied, by: \.identity.kind)
+        var held = settle > 0 ? [:] : answered
+        let byKind = Dictionary(grouping: applied.filter { held[$0.identity] == nil }, by: \.identity.kind)
         let single = byKind.values.compactMap { $0.count == 1 ? $0[0].identity : nil }
         async let gotten = readBack(single)
-        var held = try await managedListing(of: Set(byKind.keys).subtracting(single.map(\.kind))).objects
+        let kinds = Set(byKind.keys).subtracting(single.map(\.kind))
+        for (identity, value) in try await managedListing(of: kinds).objects { held[identity] = value }
         for (identity, value) in try await gotten.get() { held[identity] = value }
         var problems: [String] = []
         var gone: [ObjectIdentity] = []

@@ -48,6 +48,9 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         case listFlood(count: Int)
         /// The next `count` list requests that carry a `continue` token answer 410 Gone (the token expired).
         case expireContinue(count: Int)
+        /// Applies are stored as usual but answered with a bare `{"kind": ...}` instead of the object (a proxy's
+        /// fixed reply): what was stored can only be learnt by reading it.
+        case bareApplyAnswers
     }
 
     /// One stored object and its JSON, encoded once when stored (gets, lists and applies answer with it).
@@ -569,7 +572,7 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
             return KubernetesAPIDouble.json(410, KubernetesAPIDouble.statusBody(
                 410, reason: "Expired",
                 message: "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."))
-        case .none, .crdMissing, .forbidden, .conflict, .status, .listFlood, .expireContinue: break
+        case .none, .crdMissing, .forbidden, .conflict, .status, .listFlood, .expireContinue, .bareApplyAnswers: break
         }
         // authentication: a listed bearer token, or a verified client certificate
         if !tokens.isEmpty {
@@ -935,7 +938,8 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         let stored = Stored(value: object, resourceVersion: resourceVersion)
         cluster.objects[identity] = stored
         changed(identity, from: existing, to: stored, cluster: cluster)
-        return .response(status: existing == nil ? 201 : 200, contentType: "application/json", body: stored.json, headers: [])
+        let answer = cluster.fault == .bareApplyAnswers ? Array("{\"kind\":\"\(kind.rawValue)\"}".utf8) : stored.json
+        return .response(status: existing == nil ? 201 : 200, contentType: "application/json", body: answer, headers: [])
     }
 
     /// An object less what the server adds, for "did this apply change anything".

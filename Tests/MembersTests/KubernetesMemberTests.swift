@@ -81,6 +81,30 @@ import Testing
         #expect(try await member.managedObjects().keys.map(\.name) == ["nv.web.demo"])
     }
 
+    /// With no settle time the read-back would come at once: the apply's answer, the object as stored, is it, so
+    /// a changed object costs one request; an answer that is not the object leaves the read-back to a request.
+    @Test func withNoSettleTimeTheApplyAnswerIsTheReadBack() async throws {
+        let f = try Fixture()
+        let objects = [Self.object(.securityRule, "demo", "nv.web.demo"), Self.object(.securityRule, "demo", "nv.api.demo"),
+                       Self.object(.clusterSecurityRule, "", "containers")]
+        func readsAfterTheFirstApply(_ cluster: String, settle: Double) async throws -> [String] {
+            var member = f.member(cluster)
+            member.settle = settle
+            let logged = f.double.requestLog.count
+            _ = try await member.push(objects)
+            let log = f.double.requestLog.dropFirst(logged).filter { $0.contains("/clusters/\(cluster)/") }
+            return Array(log.drop { !$0.hasPrefix("PATCH ") }.filter { $0.hasPrefix("GET ") })
+        }
+        let answered = try await readsAfterTheFirstApply("quick", settle: 0)
+        #expect(answered.isEmpty, "\(answered)")
+        let waited = try await readsAfterTheFirstApply("waited", settle: 0.05)
+        #expect(waited.count == 2, "one list of the rules, one get of the only cluster rule: \(waited)")
+        f.double.setFault(.bareApplyAnswers, cluster: "proxied")
+        let bare = try await readsAfterTheFirstApply("proxied", settle: 0)
+        #expect(bare.count == 2, "\(bare)")
+        #expect(f.double.objects(cluster: "proxied").count == 3)
+    }
+
     @Test func serverErrorsNameTheClusterTheObjectAndTheServersWords() async throws {
         let f = try Fixture()
         let a = Self.object(.securityRule, "demo", "nv.web.demo")
