@@ -58,11 +58,14 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         var value: Value
         var resourceVersion: Int
         var json: [UInt8]
+        /// The object less what the server adds, kept so that an apply compares without recomputing it.
+        var comparable: Value
 
         init(value: Value, resourceVersion: Int) {
             self.value = value
             self.resourceVersion = resourceVersion
             json = JSONWriter.compactBytes(value)
+            comparable = KubernetesAPIDouble.withoutServerFields(value)
         }
     }
 
@@ -908,7 +911,7 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         }
         let existing = cluster.objects[identity]
         let applied = KubernetesAPIDouble.withoutServerFields(body)
-        if let existing, KubernetesAPIDouble.withoutServerFields(existing.value) == applied {
+        if let existing, existing.comparable == applied {
             // unchanged: same resourceVersion
             return .response(status: 200, contentType: "application/json", body: existing.json, headers: [])
         }
