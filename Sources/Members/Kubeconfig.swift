@@ -31,14 +31,47 @@ public struct KubeconfigError: Error, Sendable, CustomStringConvertible {
     public var description: String { "kubeconfig \(path): \(message)" }
 }
 
+/// Kubeconfig files as parsed, by path, each with the digest of the bytes it was parsed from: validation,
+/// planning and the push each resolve every member's kubeconfig, and parsing a fleet's files three times was
+/// half of planning a push. Only the parse is kept; what the file names (token files, certificates) is read
+/// each time, and a file whose bytes changed is parsed again.
+final class ParsedKubeconfigs: @unchecked Sendable {
+    static let shared = ParsedKubeconfigs()
+    private let lock = NSLock()
+    private var parsed: [String: (digest: String, config: Value)] = [:]
+
+    func config(path: String, bytes: [UInt8]) -> Value? {
+        let digest = ContentHash.of(bytes: bytes)
+        lock.lock()
+        let known = parsed[path]
+        lock.unlock()
+        if let known, known.digest == digest { return known.config }
+        guard case .success(let documents) = YAMLParser.parseDocuments(bytes, file: path), let config = documents.first?.value else {
+            return nil
+        }
+        lock.lock()
+        parsed[path] = (digest, config)
+        lock.unlock()
+        return config
+    }
+
+    func removeAll() {
+        lock.lock()
+        parsed = [:]
+        lock.unlock()
+    }
+}
+
 /// Reads the kubeconfig fields the hub supports (SEMANTICS §1.1; kubernetes-wire.md §8).
 public enum Kubeconfig {
+    /// Forgets every parsed file (a benchmark's run then costs what a new process's does).
+    public static func forgetParsedFiles() { ParsedKubeconfigs.shared.removeAll() }
+
     /// The endpoint of `context` (or `current-context`) in the kubeconfig at `path`.
     public static func endpoint(path: String, context wanted: String?) throws(KubeconfigError) -> KubernetesEndpoint {
         func fail(_ message: String) -> KubeconfigError { KubeconfigError(path: path, message: message) }
         guard let data = FileManager.default.contents(atPath: path) else { throw fail("cannot be read") }
-        guard case .success(let documents) = YAMLParser.parseDocuments([UInt8](data), file: path),
-              let config = documents.first?.value else { throw fail("is not valid YAML") }
+        guard let config = ParsedKubeconfigs.shared.config(path: path, bytes: [UInt8](data)) else { throw fail("is not valid YAML") }
         let base = (path as NSString).deletingLastPathComponent
         func named(_ list: String, _ name: String, _ field: String) -> Value? {
             guard case .list(let items)? = config[list] else { return nil }

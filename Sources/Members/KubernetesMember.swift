@@ -309,6 +309,7 @@ public struct KubernetesMember: Member {
                 gone.append(object.identity)
                 continue
             }
+            if DriftComparison.sameAsSent(object.value, live) { continue }  // the common case, without building copies
             let changes = ValueDiff.changes(from: DriftComparison.comparable(object.value), to: DriftComparison.comparable(live))
             if !changes.isEmpty {
                 problems.append("\(object.identity): changed after admission: \(changes.map { "\($0.path): sent \(ValueDiff.shortText($0.old)), held \(ValueDiff.shortText($0.new))" }.joined(separator: "; ")) (a field the installed NeuVector CRD schema does not know is pruned)")

@@ -103,6 +103,13 @@ public enum DriftComparison {
         return map.value.canonical
     }
 
+    /// Whether `live` holds the kind, spec, labels and annotations (but the revision) of `sent` exactly,
+    /// mappings in the same order (both canonical): `comparable` of both would be equal, found without
+    /// building either. False says nothing: compare `comparable` of both then.
+    public static func sameAsSent(_ sent: Value, _ live: Value) -> Bool {
+        sent["kind"] == live["kind"] && sent["spec"] == live["spec"] && sameMetadataAsPushed(sent, live)
+    }
+
     /// Whether a live object carries the labels and annotations (but the revision) the hub pushed.
     static func sameMetadataAsPushed(_ desired: Value, _ live: Value) -> Bool {
         let wanted = desired["metadata"], held = live["metadata"]

@@ -61,11 +61,12 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         /// The object less what the server adds, kept so that an apply compares without recomputing it.
         var comparable: Value
 
-        init(value: Value, resourceVersion: Int) {
+        /// `comparable`: `withoutServerFields(value)` when the caller has it already.
+        init(value: Value, resourceVersion: Int, comparable: Value? = nil) {
             self.value = value
             self.resourceVersion = resourceVersion
             json = JSONWriter.compactBytes(value)
-            comparable = KubernetesAPIDouble.withoutServerFields(value)
+            self.comparable = comparable ?? KubernetesAPIDouble.withoutServerFields(value)
         }
     }
 
@@ -938,7 +939,8 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
             entries.append(Value.MapEntry("metadata", .map(meta)))
             object = Value.map(entries).canonical
         }
-        let stored = Stored(value: object, resourceVersion: resourceVersion)
+        // the server's fields are what `applied` lacks: it is the stored object's comparable form
+        let stored = Stored(value: object, resourceVersion: resourceVersion, comparable: applied)
         cluster.objects[identity] = stored
         changed(identity, from: existing, to: stored, cluster: cluster)
         let answer = cluster.fault == .bareApplyAnswers ? Array("{\"kind\":\"\(kind.rawValue)\"}".utf8) : stored.json
