@@ -135,12 +135,54 @@ public struct PushSummary: Sendable {
     public init() {}
 }
 
-/// Pushes the clusters of a plan, several at once, and records each outcome; a failing cluster never
-/// stops the others.
-/// What a push run's task group hears: a cluster has sent everything (its slot is free), or it is done.
+/// What a push run's task group hears: a cluster has sent everything (its slot is free), or it is done
+/// (its outcome waits in the run's `FinishedPushes`).
 enum PushEvent: Sendable {
     case sent
-    case finished(PushPlan.Item, Result<PushOutcome, MemberError>, Double)
+    case finished
+}
+
+/// The clusters whose push is done and not yet recorded: the run takes all that are there at once and
+/// records them in one change (the pushes that end while one batch is written make the next).
+final class FinishedPushes: @unchecked Sendable {
+    typealias Done = (item: PushPlan.Item, result: Result<PushOutcome, MemberError>, started: Double)
+    private let lock = NSLock()
+    private var done: [Done] = []
+
+    func add(_ finished: Done) { lock.withLock { done.append(finished) } }
+
+    func takeAll() -> [Done] {
+        lock.withLock {
+            defer { done = [] }
+            return done
+        }
+    }
+}
+
+/// The store's record of what each cluster holds, read for many clusters at once in the order they are
+/// pushed (one read per cluster was a tenth of a one-document change), each set forgotten once taken.
+final class AppliedRecords {
+    private let store: any HubStore
+    private let names: [String]
+    private var position: [String: Int] = [:]
+    private var read: [String: [ObjectIdentity: AppliedObject]] = [:]
+    static let chunk = 256
+
+    /// `items`: the clusters in the order they will be asked for; those whose record is not trusted are not read.
+    init(store: any HubStore, items: [PushPlan.Item]) {
+        self.store = store
+        names = items.filter { $0.untrusted == nil }.map(\.cluster.name)
+        for (index, name) in names.enumerated() { position[name] = index }
+    }
+
+    /// The record of `cluster`, or nil when the store could not say.
+    func take(_ cluster: String) -> [ObjectIdentity: AppliedObject]? {
+        if read[cluster] == nil, let index = position[cluster] {
+            let wanted = names[index..<min(index + AppliedRecords.chunk, names.count)].filter { read[$0] == nil }
+            if let found = try? store.appliedObjects(clusters: wanted) { read.merge(found) { old, _ in old } }
+        }
+        return read.removeValue(forKey: cluster)
+    }
 }
 
 /// Fires once (later calls do nothing); `wait` returns once it has fired.
@@ -171,6 +213,8 @@ final class OneShot: @unchecked Sendable {
     }
 }
 
+/// Pushes the clusters of a plan, several at once, and records each outcome; a failing cluster never
+/// stops the others.
 public enum PushRun {
     /// What a push does with a cluster another replica has claimed (a shared store only).
     public enum OthersClaims: Sendable {
@@ -204,6 +248,8 @@ public enum PushRun {
         let gate = queue.book.map { book in session.engine.activity.addGate { book.refusal($0) } }
         defer { if let gate { session.engine.activity.removeGate(gate) } }
         var done = 0
+        let applied = AppliedRecords(store: session.store, items: plan.toPush)
+        let finished = FinishedPushes()
         let giveUp = Replica.monotonic() + 600
         while true {
             await session.withHeartbeat { () async in
@@ -215,6 +261,8 @@ public enum PushRun {
                 var running = 0
                 func startNext() -> Bool {
                     guard let item = queue.next(&summary) else { return false }
+                    // the store's record, unless it is not to be trusted (then the member is compared)
+                    let recorded = item.untrusted == nil ? applied.take(item.cluster.name) : nil
                     let sent = OneShot()
                     group.addTask {
                         await sent.wait()
@@ -226,23 +274,19 @@ public enum PushRun {
                         session.noteStarted(item.cluster.name)
                         defer { session.engine.activity.finished(item.cluster.name) }
                         switch session.member(for: item.cluster) {
-                        case .failure(let error): return .finished(item, .failure(error), started)
+                        case .failure(let error): finished.add((item, .failure(error), started))
                         case .success(let member):
                             do throws(MemberError) {
-                                // the store's record, unless it is not to be trusted (then the member is compared)
-                                var previous: [ObjectIdentity: AppliedObject]?
-                                if item.untrusted == nil {
-                                    let recorded = try? session.store.appliedObjects(cluster: item.cluster.name)
-                                    previous = recorded.flatMap { $0.isEmpty && !item.policy.objects.isEmpty ? nil : $0 }
-                                }
+                                let previous = recorded.flatMap { $0.isEmpty && !item.policy.objects.isEmpty ? nil : $0 }
                                 var request = PushRequest(objects: item.policy.objects, hashes: item.objectHashes,
                                                           revision: item.revision.id, previous: previous)
                                 request.settling = { sent.fire() }
-                                return .finished(item, .success(try await member.push(request)), started)
+                                finished.add((item, .success(try await member.push(request)), started))
                             } catch {
-                                return .finished(item, .failure(error), started)
+                                finished.add((item, .failure(error), started))
                             }
                         }
+                        return .finished
                     }
                     sending += 1
                     running += 1
@@ -253,69 +297,85 @@ public enum PushRun {
                 }
                 fill()
                 while let event = await group.next() {
-                    guard case .finished(let item, let result, let started) = event else {
+                    guard case .finished = event else {
                         sending -= 1
                         fill()
                         continue
                     }
                     running -= 1
                     fill()
-                    var record = PushRecord(cluster: item.cluster.name, environment: item.cluster.environment,
-                                            revision: item.revision.id, desiredHash: item.desiredHash, startedAt: started,
-                                            finishedAt: session.now(), created: 0, updated: 0, deleted: 0, error: nil,
-                                            target: item.target)
-                    var line: String
-                    switch result {
-                    case .success(let outcome):
-                        record.created = outcome.created.count
-                        record.updated = outcome.updated.count
-                        record.deleted = outcome.deleted.count
-                        record.objects = outcome.applied
-                        record.objectChanges = outcome.recordChanges  // only what changed is written
-                        line = "\(item.cluster.name): \(record.created) created, \(record.updated) updated, \(record.deleted) deleted"
-                        for refused in outcome.refused { session.log.note("\(item.cluster.name): warning: \(refused)") }
-                    case .failure(let error):
-                        record.error = error.description
-                        line = "\(item.cluster.name): FAILED: \(error.message)"
+                    // every push done by now, recorded at once (a later event may then find none left)
+                    let batch = finished.takeAll()
+                    guard !batch.isEmpty else { continue }
+                    let records = batch.map { done in
+                        var record = PushRecord(cluster: done.item.cluster.name, environment: done.item.cluster.environment,
+                                                revision: done.item.revision.id, desiredHash: done.item.desiredHash,
+                                                startedAt: done.started, finishedAt: session.now(), created: 0, updated: 0,
+                                                deleted: 0, error: nil, target: done.item.target)
+                        switch done.result {
+                        case .success(let outcome):
+                            record.created = outcome.created.count
+                            record.updated = outcome.updated.count
+                            record.deleted = outcome.deleted.count
+                            record.objects = outcome.applied
+                            record.objectChanges = outcome.recordChanges  // only what changed is written
+                            for refused in outcome.refused { session.log.note("\(done.item.cluster.name): warning: \(refused)") }
+                        case .failure(let error):
+                            record.error = error.description
+                        }
+                        return record
                     }
                     // recorded first: a cluster's progress line means its outcome is in the state file; on a
-                    // shared store only while this replica still holds the cluster's claim
-                    var recorded = true
-                    do throws(HubStoreError) {
-                        if let fence = queue.book?.fence(item.cluster.name) {
-                            try StoreFence.with(fence) { () throws(HubStoreError) in try session.store.recordPush(record) }
-                        } else if queue.book != nil {
-                            throw HubStoreError.fenced(.claim(cluster: item.cluster.name, owner: session.engine.replica, token: 0))
-                        } else {
-                            try session.store.recordPush(record)
+                    // shared store one at a time, each only while this replica still holds the cluster's claim
+                    let errors: [HubStoreError?]
+                    if let book = queue.book {
+                        errors = records.map { record in
+                            do throws(HubStoreError) {
+                                guard let fence = book.fence(record.cluster) else {
+                                    throw HubStoreError.fenced(.claim(cluster: record.cluster, owner: session.engine.replica, token: 0))
+                                }
+                                try StoreFence.with(fence) { () throws(HubStoreError) in try session.store.recordPush(record) }
+                                return nil
+                            } catch {
+                                return error
+                            }
                         }
-                    } catch {
-                        recorded = false
-                        let problem: String
-                        if case .fenced = error {
-                            problem = "cluster \(item.cluster.name): pushed, but this replica's claim on it lapsed before the push was recorded (another replica pushes it again)"
-                        } else {
-                            problem = "cluster \(item.cluster.name): pushed, but the state file could not record it: \(error)"
+                    } else {
+                        errors = session.store.recordPushes(records)
+                    }
+                    for ((item, result, _), (record, error)) in zip(batch, zip(records, errors)) {
+                        var line: String
+                        switch result {
+                        case .success: line = "\(item.cluster.name): \(record.created) created, \(record.updated) updated, \(record.deleted) deleted"
+                        case .failure(let failure): line = "\(item.cluster.name): FAILED: \(failure.message)"
                         }
-                        summary.failures.append(problem)
-                        line = "\(item.cluster.name): NOT RECORDED: \(problem)"
+                        if let error {
+                            let problem: String
+                            if case .fenced = error {
+                                problem = "cluster \(item.cluster.name): pushed, but this replica's claim on it lapsed before the push was recorded (another replica pushes it again)"
+                            } else {
+                                problem = "cluster \(item.cluster.name): pushed, but the state file could not record it: \(error)"
+                            }
+                            summary.failures.append(problem)
+                            line = "\(item.cluster.name): NOT RECORDED: \(problem)"
+                        }
+                        queue.book?.done(item.cluster.name)
+                        switch result {
+                        case .success where error == nil:
+                            summary.pushed += 1
+                            summary.outcomes.append((item.cluster.name, true))
+                            summary.created += record.created
+                            summary.updated += record.updated
+                            summary.deleted += record.deleted
+                        case .success:
+                            summary.outcomes.append((item.cluster.name, false))
+                        case .failure(let failure):
+                            summary.failures.append(failure.description)
+                            summary.outcomes.append((item.cluster.name, false))
+                        }
+                        done += 1
+                        session.log.send(.progress(done: done, total: plan.toPush.count, line: line))
                     }
-                    queue.book?.done(item.cluster.name)
-                    switch result {
-                    case .success where recorded:
-                        summary.pushed += 1
-                        summary.outcomes.append((item.cluster.name, true))
-                        summary.created += record.created
-                        summary.updated += record.updated
-                        summary.deleted += record.deleted
-                    case .success:
-                        summary.outcomes.append((item.cluster.name, false))
-                    case .failure(let error):
-                        summary.failures.append(error.description)
-                        summary.outcomes.append((item.cluster.name, false))
-                    }
-                    done += 1
-                    session.log.send(.progress(done: done, total: plan.toPush.count, line: line))
                 }
             }
             }

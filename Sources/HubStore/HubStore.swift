@@ -216,6 +216,10 @@ public protocol HubStore: Sendable {
     /// Records a push; a successful one also sets the cluster's applied revision, hash, target and objects and
     /// clears `outOfStep`; a failed one sets `outOfStep` to its error.
     func recordPush(_ push: PushRecord) throws(HubStoreError)
+    /// Records several pushes as `recordPush` does each, as one change where the store can (a fleet's pushes
+    /// finish by the hundred a second; one transaction each was most of recording them): each push's error,
+    /// or nil where it was recorded.
+    func recordPushes(_ pushes: [PushRecord]) -> [HubStoreError?]
     /// When the first successful push to `cluster` of a revision of `environment` with an id from `first`
     /// through `last` finished; nil when there was none (the soak of one document: since when the cluster has
     /// held one of the revisions that all carry that document as it is now).
@@ -224,6 +228,9 @@ public protocol HubStore: Sendable {
     func markApplied(cluster: String, environment: String, revision: Int64, hash: String, at: Double) throws(HubStoreError)
     /// The objects last applied to a cluster, by identity (empty before its first push).
     func appliedObjects(cluster: String) throws(HubStoreError) -> [ObjectIdentity: AppliedObject]
+    /// `appliedObjects(cluster:)` of each of `clusters`, read at once where the store can; a cluster never
+    /// pushed has an empty set.
+    func appliedObjects(clusters: [String]) throws(HubStoreError) -> [String: [ObjectIdentity: AppliedObject]]
     /// Records that a cluster does not hold what was applied (drift found it), with why; the next push
     /// compares with the member. A cluster never pushed gets a row too. Nil: it holds it again.
     func markOutOfStep(cluster: String, environment: String, reason: String?) throws(HubStoreError)
@@ -250,6 +257,27 @@ public struct StoredDriftReport: Sendable, Hashable {
 }
 
 extension HubStore {
+    public func recordPushes(_ pushes: [PushRecord]) -> [HubStoreError?] { recordEach(pushes) }
+
+    /// One `recordPush` after the other, each push's error or nil.
+    public func recordEach(_ pushes: [PushRecord]) -> [HubStoreError?] {
+        pushes.map { push in
+            do throws(HubStoreError) {
+                try recordPush(push)
+                return nil
+            } catch {
+                return error
+            }
+        }
+    }
+
+    /// One `appliedObjects(cluster:)` after the other.
+    public func appliedObjects(clusters: [String]) throws(HubStoreError) -> [String: [ObjectIdentity: AppliedObject]] {
+        var out: [String: [ObjectIdentity: AppliedObject]] = [:]
+        for cluster in clusters { out[cluster] = try appliedObjects(cluster: cluster) }
+        return out
+    }
+
     /// Records a revision that no commit is known for.
     public func recordRevision(environment: String, documents: [StoredDocument], author: String, cause: String,
                                at: Double, expectedParent: ExpectedParent) throws(HubStoreError) -> Revision {

@@ -289,56 +289,69 @@ public final class SQLiteHubStore: HubStore {
     }
 
     public func recordPush(_ push: PushRecord) throws(HubStoreError) {
-        try write("record the push of \(push.cluster)") { db in
+        try write("record the push of \(push.cluster)") { db in try SQLiteHubStore.insert(push, into: db) }
+    }
+
+    /// All in one transaction; when it fails, each push on its own, so that one bad record costs only itself.
+    public func recordPushes(_ pushes: [PushRecord]) -> [HubStoreError?] {
+        if pushes.count > 1, (try? write("record the pushes of \(pushes.count) clusters", { db -> Bool in
+            for push in pushes { try SQLiteHubStore.insert(push, into: db) }
+            return true
+        })) == true {
+            return Array(repeating: nil, count: pushes.count)
+        }
+        return recordEach(pushes)
+    }
+
+    private static func insert(_ push: PushRecord, into db: Database) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO push (cluster, environment, revision, desired_hash, started_at, finished_at, created, updated,
+                              deleted, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [push.cluster, push.environment, push.revision, push.desiredHash, push.startedAt,
+                             push.finishedAt, push.created, push.updated, push.deleted, push.error])
+        if push.error == nil {
             try db.cachedStatement(sql: """
-                INSERT INTO push (cluster, environment, revision, desired_hash, started_at, finished_at, created, updated,
-                                  deleted, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [push.cluster, push.environment, push.revision, push.desiredHash, push.startedAt,
-                                 push.finishedAt, push.created, push.updated, push.deleted, push.error])
-            if push.error == nil {
-                try db.cachedStatement(sql: """
-                    INSERT INTO cluster_state (cluster, environment, applied_revision, applied_hash, applied_at, last_push_at,
-                                               last_result, last_error, applied_target, out_of_step)
-                    VALUES (?, ?, ?, ?, ?, ?, 'ok', NULL, ?, NULL)
-                    ON CONFLICT(cluster) DO UPDATE SET environment = excluded.environment,
-                        applied_at = CASE WHEN cluster_state.applied_revision IS excluded.applied_revision
-                                          THEN cluster_state.applied_at ELSE excluded.applied_at END,
-                        applied_revision = excluded.applied_revision, applied_hash = excluded.applied_hash,
-                        last_push_at = excluded.last_push_at, last_result = 'ok', last_error = NULL,
-                        applied_target = excluded.applied_target, out_of_step = NULL
-                    """).execute(arguments: [push.cluster, push.environment, push.revision, push.desiredHash, push.finishedAt,
-                                     push.finishedAt, push.target])
-            } else {
-                try db.cachedStatement(sql: """
-                    INSERT INTO cluster_state (cluster, environment, last_push_at, last_result, last_error, out_of_step)
-                    VALUES (?, ?, ?, 'failed', ?, ?)
-                    ON CONFLICT(cluster) DO UPDATE SET environment = excluded.environment,
-                        last_push_at = excluded.last_push_at, last_result = 'failed', last_error = excluded.last_error,
-                        out_of_step = excluded.out_of_step
-                    """).execute(arguments: [push.cluster, push.environment, push.finishedAt, push.error, push.error])
+                INSERT INTO cluster_state (cluster, environment, applied_revision, applied_hash, applied_at, last_push_at,
+                                           last_result, last_error, applied_target, out_of_step)
+                VALUES (?, ?, ?, ?, ?, ?, 'ok', NULL, ?, NULL)
+                ON CONFLICT(cluster) DO UPDATE SET environment = excluded.environment,
+                    applied_at = CASE WHEN cluster_state.applied_revision IS excluded.applied_revision
+                                      THEN cluster_state.applied_at ELSE excluded.applied_at END,
+                    applied_revision = excluded.applied_revision, applied_hash = excluded.applied_hash,
+                    last_push_at = excluded.last_push_at, last_result = 'ok', last_error = NULL,
+                    applied_target = excluded.applied_target, out_of_step = NULL
+                """).execute(arguments: [push.cluster, push.environment, push.revision, push.desiredHash, push.finishedAt,
+                                 push.finishedAt, push.target])
+        } else {
+            try db.cachedStatement(sql: """
+                INSERT INTO cluster_state (cluster, environment, last_push_at, last_result, last_error, out_of_step)
+                VALUES (?, ?, ?, 'failed', ?, ?)
+                ON CONFLICT(cluster) DO UPDATE SET environment = excluded.environment,
+                    last_push_at = excluded.last_push_at, last_result = 'failed', last_error = excluded.last_error,
+                    out_of_step = excluded.out_of_step
+                """).execute(arguments: [push.cluster, push.environment, push.finishedAt, push.error, push.error])
+        }
+        if push.error == nil, let changes = push.objectChanges {
+            let upsert = try db.cachedStatement(sql: """
+                INSERT INTO applied_object (cluster, kind, namespace, name, hash, revision) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (cluster, kind, namespace, name) DO UPDATE SET hash = excluded.hash, revision = excluded.revision
+                """)
+            for object in changes.write {
+                try upsert.execute(arguments: [push.cluster, object.identity.kind.rawValue, object.identity.namespace,
+                                               object.identity.name, object.hash, object.revision])
             }
-            if push.error == nil, let changes = push.objectChanges {
-                let upsert = try db.cachedStatement(sql: """
-                    INSERT INTO applied_object (cluster, kind, namespace, name, hash, revision) VALUES (?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (cluster, kind, namespace, name) DO UPDATE SET hash = excluded.hash, revision = excluded.revision
-                    """)
-                for object in changes.write {
-                    try upsert.execute(arguments: [push.cluster, object.identity.kind.rawValue, object.identity.namespace,
-                                                   object.identity.name, object.hash, object.revision])
-                }
-                let delete = try db.cachedStatement(sql: "DELETE FROM applied_object WHERE cluster = ? AND kind = ? AND namespace = ? AND name = ?")
-                for identity in changes.remove {
-                    try delete.execute(arguments: [push.cluster, identity.kind.rawValue, identity.namespace, identity.name])
-                }
-            } else if let objects = push.objects {
-                try db.execute(sql: "DELETE FROM applied_object WHERE cluster = ?", arguments: [push.cluster])
-                let insert = try db.cachedStatement(sql: """
-                    INSERT INTO applied_object (cluster, kind, namespace, name, hash, revision) VALUES (?, ?, ?, ?, ?, ?)
-                    """)
-                for object in objects {
-                    try insert.execute(arguments: [push.cluster, object.identity.kind.rawValue, object.identity.namespace,
-                                                   object.identity.name, object.hash, object.revision])
-                }
+            let delete = try db.cachedStatement(sql: "DELETE FROM applied_object WHERE cluster = ? AND kind = ? AND namespace = ? AND name = ?")
+            for identity in changes.remove {
+                try delete.execute(arguments: [push.cluster, identity.kind.rawValue, identity.namespace, identity.name])
+            }
+        } else if let objects = push.objects {
+            try db.execute(sql: "DELETE FROM applied_object WHERE cluster = ?", arguments: [push.cluster])
+            let insert = try db.cachedStatement(sql: """
+                INSERT INTO applied_object (cluster, kind, namespace, name, hash, revision) VALUES (?, ?, ?, ?, ?, ?)
+                """)
+            for object in objects {
+                try insert.execute(arguments: [push.cluster, object.identity.kind.rawValue, object.identity.namespace,
+                                               object.identity.name, object.hash, object.revision])
             }
         }
     }
@@ -354,6 +367,28 @@ public final class SQLiteHubStore: HubStore {
                 guard let kind = ObjectKind(rawValue: row[0]) else { continue }
                 let identity = ObjectIdentity(kind: kind, namespace: row[1], name: row[2])
                 out[identity] = AppliedObject(identity: identity, hash: row[3], revision: row[4])
+            }
+            return out
+        }
+    }
+
+    /// Up to 500 clusters a query (SQLite's bound on a statement's parameters is far above).
+    public func appliedObjects(clusters: [String]) throws(HubStoreError) -> [String: [ObjectIdentity: AppliedObject]] {
+        try read("read the objects applied to \(clusters.count) clusters") { db in
+            var out: [String: [ObjectIdentity: AppliedObject]] = [:]
+            for cluster in clusters { out[cluster] = [:] }
+            var start = clusters.startIndex
+            while start < clusters.endIndex {
+                let chunk = clusters[start..<min(start + 500, clusters.endIndex)]
+                start = chunk.endIndex
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+                let rows = try db.makeStatement(sql: "SELECT cluster, kind, namespace, name, hash, revision FROM applied_object WHERE cluster IN (\(marks))")
+                let cursor = try Row.fetchCursor(rows, arguments: StatementArguments(Array(chunk)))
+                while let row = try cursor.next() {
+                    guard let kind = ObjectKind(rawValue: row[1]) else { continue }
+                    let identity = ObjectIdentity(kind: kind, namespace: row[2], name: row[3])
+                    out[row[0], default: [:]][identity] = AppliedObject(identity: identity, hash: row[4], revision: row[5])
+                }
             }
             return out
         }

@@ -216,6 +216,45 @@ import Testing
     }
 
     /// The soak of one document reads the first successful push of a run of revisions to a cluster.
+    /// Pushes recorded as a batch are recorded as one by one would be: each cluster's state and objects, a
+    /// record the store refuses costing only itself; objects read for many clusters are each one's own set.
+    @Test(arguments: Kind.allCases) func batchesOfPushesAndOfAppliedObjectsMatchOneByOne(kind: Kind) throws {
+        try Self.withStore(kind) { (store: any HubStore) throws in
+            let r1 = try store.recordRevision(environment: "dev", documents: [Self.document("a")], author: "a", cause: "apply",
+                                              at: 1, expectedParent: .any)
+            func record(_ cluster: String, revision: Int64, error: String? = nil) -> PushRecord {
+                let objects = (0..<(cluster.hasSuffix("7") ? 0 : 3)).map { index in
+                    AppliedObject(identity: ObjectIdentity(kind: .securityRule, namespace: "ns", name: "\(cluster)-\(index)"),
+                                  hash: "h\(index)", revision: revision)
+                }
+                return PushRecord(cluster: cluster, environment: "dev", revision: revision, desiredHash: "h-" + cluster, startedAt: 1,
+                                  finishedAt: 2, created: objects.count, updated: 0, deleted: 0, error: error,
+                                  objects: error == nil ? objects : nil)
+            }
+            // more clusters than one read of the batch takes
+            let names = (0..<600).map { "c\($0)" }
+            let errors = store.recordPushes(names.map { record($0, revision: r1.id, error: $0 == "c5" ? "cluster c5: 503" : nil) })
+            #expect(errors.count == names.count && errors.compactMap { $0 }.isEmpty)
+            let states = Dictionary(uniqueKeysWithValues: try store.clusterStates().map { ($0.cluster, $0) })
+            #expect(states.count == 600)
+            #expect(states["c1"]?.appliedHash == "h-c1" && states["c1"]?.lastResult == "ok")
+            #expect(states["c5"]?.lastResult == "failed" && states["c5"]?.lastError == "cluster c5: 503")
+            let read = try store.appliedObjects(clusters: names + ["never-pushed"])
+            #expect(read.count == 601 && read["never-pushed"]?.isEmpty == true && read["c7"]?.isEmpty == true)
+            for name in ["c0", "c5", "c7", "c499", "c500", "c599"] {
+                #expect(read[name] == (try store.appliedObjects(cluster: name)), "\(name)")
+            }
+            #expect(read["c599"]?.count == 3)
+            // a record the store refuses on its own (a revision it does not have) fails alone in a batch too
+            let refusedAlone: Bool
+            do { try store.recordPush(record("alone", revision: 999)); refusedAlone = false } catch { refusedAlone = true }
+            let mixed = store.recordPushes([record("m1", revision: r1.id), record("m2", revision: 999), record("m3", revision: r1.id)])
+            let failed = mixed.map { $0 != nil }
+            #expect(failed == [false, refusedAlone, false])
+            #expect(try store.clusterState(named: "m1")?.appliedHash == "h-m1" && store.clusterState(named: "m3")?.appliedHash == "h-m3")
+        }
+    }
+
     @Test(arguments: Kind.allCases) func theFirstSuccessfulPushOfARunOfRevisions(kind: Kind) throws {
         try Self.withStore(kind) { (store: any HubStore) throws in
             var ids: [Int64] = []
