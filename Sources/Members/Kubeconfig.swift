@@ -31,17 +31,32 @@ public struct KubeconfigError: Error, Sendable, CustomStringConvertible {
     public var description: String { "kubeconfig \(path): \(message)" }
 }
 
-/// Kubeconfig files as parsed, by path, each with the digest of the bytes it was parsed from: validation,
+/// Kubeconfig files as resolved, by path, each with the digest of the bytes it was read from: validation,
 /// planning and the push each resolve every member's kubeconfig, and parsing a fleet's files three times was
-/// half of planning a push. Only the parse is kept; what the file names (token files, certificates) is read
-/// each time, and a file whose bytes changed is parsed again.
+/// half of planning a push. A file that names no other file (no certificate, key or token file, no exec
+/// plugin) resolves to the same endpoint while its bytes stay the same, so that endpoint is kept; of one
+/// that names files only the parse is kept (the files it names are read each time). A file whose bytes
+/// changed is read again.
 final class ParsedKubeconfigs: @unchecked Sendable {
     static let shared = ParsedKubeconfigs()
     private let lock = NSLock()
     private var parsed: [String: (digest: String, config: Value)] = [:]
+    private var endpoints: [String: (digest: String, endpoint: KubernetesEndpoint)] = [:]
 
-    func config(path: String, bytes: [UInt8]) -> Value? {
-        let digest = ContentHash.of(bytes: bytes)
+    static func key(_ path: String, _ context: String?) -> String { path + "\u{0}" + (context ?? "") }
+
+    func endpoint(path: String, context: String?, digest: String) -> KubernetesEndpoint? {
+        lock.withLock { endpoints[ParsedKubeconfigs.key(path, context)].flatMap { $0.digest == digest ? $0.endpoint : nil } }
+    }
+
+    func remember(_ endpoint: KubernetesEndpoint, path: String, context: String?, digest: String) {
+        lock.withLock {
+            endpoints[ParsedKubeconfigs.key(path, context)] = (digest, endpoint)
+            parsed[path] = nil  // the endpoint is what is asked for again
+        }
+    }
+
+    func config(path: String, bytes: [UInt8], digest: String) -> Value? {
         lock.lock()
         let known = parsed[path]
         lock.unlock()
@@ -58,6 +73,7 @@ final class ParsedKubeconfigs: @unchecked Sendable {
     func removeAll() {
         lock.lock()
         parsed = [:]
+        endpoints = [:]
         lock.unlock()
     }
 }
@@ -71,7 +87,11 @@ public enum Kubeconfig {
     public static func endpoint(path: String, context wanted: String?) throws(KubeconfigError) -> KubernetesEndpoint {
         func fail(_ message: String) -> KubeconfigError { KubeconfigError(path: path, message: message) }
         guard let data = FileManager.default.contents(atPath: path) else { throw fail("cannot be read") }
-        guard let config = ParsedKubeconfigs.shared.config(path: path, bytes: [UInt8](data)) else { throw fail("is not valid YAML") }
+        let bytes = [UInt8](data)
+        let digest = ContentHash.of(bytes: bytes)
+        if let known = ParsedKubeconfigs.shared.endpoint(path: path, context: wanted, digest: digest) { return known }
+        guard let config = ParsedKubeconfigs.shared.config(path: path, bytes: bytes, digest: digest) else { throw fail("is not valid YAML") }
+        var namesFiles = false  // then the endpoint is resolved again each time (the files may change)
         let base = (path as NSString).deletingLastPathComponent
         func named(_ list: String, _ name: String, _ field: String) -> Value? {
             guard case .list(let items)? = config[list] else { return nil }
@@ -96,6 +116,7 @@ public enum Kubeconfig {
                 return ([UInt8](decoded), nil)
             }
             if let file = value[fileKey]?.stringValue {
+                namesFiles = true
                 let resolved = file.hasPrefix("/") ? file : (base as NSString).appendingPathComponent(file)
                 guard FileManager.default.isReadableFile(atPath: resolved) else { throw fail("\(fileKey) \(resolved) cannot be read") }
                 return (nil, resolved)
@@ -120,6 +141,7 @@ public enum Kubeconfig {
         tls.clientKeyFile = key.file
         var token = user["token"]?.stringValue
         if let file = user["tokenFile"]?.stringValue {
+            namesFiles = true
             let resolved = file.hasPrefix("/") ? file : (base as NSString).appendingPathComponent(file)
             guard let text = try? String(contentsOfFile: resolved, encoding: .utf8) else {
                 throw fail("tokenFile \(resolved) cannot be read")
@@ -134,6 +156,7 @@ public enum Kubeconfig {
         if user["username"] != nil || user["password"] != nil {
             throw fail("user has username/password (basic auth), which Kubernetes removed in 1.19; use a token, a client certificate or an exec plugin")
         }
+        if user["exec"] != nil { namesFiles = true }
         let exec = try user["exec"].map { value throws(KubeconfigError) in
             try execPlugin(value, user: context["user"]?.stringValue ?? "", cluster: cluster, folder: base, fail: fail)
         }
@@ -181,7 +204,9 @@ public enum Kubeconfig {
             rewritten.host = serverName
             url = rewritten.string ?? url
         }
-        return KubernetesEndpoint(server: url, tls: tls, token: token, exec: exec, headers: headers)
+        let endpoint = KubernetesEndpoint(server: url, tls: tls, token: token, exec: exec, headers: headers)
+        if !namesFiles { ParsedKubeconfigs.shared.remember(endpoint, path: path, context: wanted, digest: digest) }
+        return endpoint
     }
 
     /// A user's `exec` entry, checked as client-go checks it.

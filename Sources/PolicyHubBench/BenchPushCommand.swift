@@ -127,9 +127,14 @@ struct BenchPushCommand: AsyncParsableCommand {
         var times: [Double]
         var requests: Int
         var applies: Int
+        /// Median CPU milliseconds of a run: the hub's (the process less the double), the double's.
+        var hubCPU: Double
+        var doubleCPU: Double
 
         func print(clusters: Int) {
             let one = BenchSupport.median(times)
+            Swift.print(String(format: "  CPU of a run (median): the hub %.0f ms, the double's event loops %.0f ms, on %d cores", hubCPU, doubleCPU,
+                               ProcessInfo.processInfo.activeProcessorCount))
             Swift.print("  one namespace document changed      \(BenchSupport.ms(one)) ms   \(requests) requests (\(applies) applies, the rest read-backs; median of \(times.count): \(times.map { String(format: "%.0f", $0 * 1000) }.joined(separator: ", ")) ms)")
             Swift.print(String(format: "one-document change: %d applies to %d clusters in %.0f ms (target: one request per cluster, <= 500 ms)", applies, clusters, one * 1000))
         }
@@ -140,7 +145,7 @@ struct BenchPushCommand: AsyncParsableCommand {
     func oneDocumentChanges(repo: String, double: KubernetesAPIDouble, arguments: [String]) async throws -> Changes {
         let folder = repo + "/policies/namespaces/ns0"
         let file = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".yaml") }.sorted().first ?? ""
-        var oneTimes: [Double] = []
+        var oneTimes: [Double] = [], hubCPU: [Double] = [], doubleCPU: [Double] = []
         var oneRequests = 0, oneApplies = 0
         for run in 0..<max(runs, 1) {
             let (from, to) = run % 2 == 0 ? ("tcp/8000\n", "tcp/18000\n") : ("tcp/18000\n", "tcp/8000\n")
@@ -152,11 +157,16 @@ struct BenchPushCommand: AsyncParsableCommand {
             double.resetCounters()
             let logged = double.requestLog.count
             Kubeconfig.forgetParsedFiles()  // as a new process would: every kubeconfig parsed once
+            let before = ThreadCPU.sample()
             oneTimes.append(try await BenchSupport.timeAsync { try await BenchPushCommand.apply(arguments) })
+            let cpu = ThreadCPU.since(before)
+            hubCPU.append(cpu.process - cpu.double)
+            doubleCPU.append(cpu.double)
             oneRequests = double.totalRequests
             oneApplies = double.requestLog.dropFirst(logged).filter { $0.hasPrefix("PATCH ") }.count
         }
-        return Changes(times: oneTimes, requests: oneRequests, applies: oneApplies)
+        return Changes(times: oneTimes, requests: oneRequests, applies: oneApplies, hubCPU: BenchSupport.median(hubCPU),
+                       doubleCPU: BenchSupport.median(doubleCPU))
     }
 
     /// The floor: wrk sending a full push's requests to nginx answering fixed 200/201 over TLS, against the hub's
@@ -683,5 +693,35 @@ enum NginxFloor {
         let stamps = (try String(contentsOfFile: dir + "/access.log", encoding: .utf8)).split(separator: "\n").compactMap { Double($0) }
         guard let first = stamps.min(), let last = stamps.max() else { return nil }
         return (last - first, stamps.count)
+    }
+}
+
+/// CPU time of this process and of the API double's event-loop threads (SwiftNIO's `NIO-ELT-*`; in the bench
+/// only the double runs NIO), from `/proc/self/task`: what the hub's own work cost beside the double's.
+enum ThreadCPU {
+    struct Sample {
+        var process: Double
+        var double: [String: Double]
+    }
+
+    static func sample() -> Sample {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        var out = Sample(process: Double(t.tv_sec) * 1000 + Double(t.tv_nsec) / 1e6, double: [:])
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        for task in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? [] {
+            guard let comm = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8), comm.hasPrefix("NIO-ELT"),
+                  let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
+                  let fields = stat.split(separator: ")").last?.split(separator: " "), fields.count > 13 else { continue }
+            // utime and stime, the 14th and 15th fields (the 12th and 13th after the command's closing parenthesis)
+            out.double[task] = ((Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)) / ticks * 1000
+        }
+        return out
+    }
+
+    /// Milliseconds of CPU since `before`: the whole process's, and the double's.
+    static func since(_ before: Sample) -> (process: Double, double: Double) {
+        let now = sample()
+        return (now.process - before.process, now.double.reduce(0) { $0 + $1.value - (before.double[$1.key] ?? 0) })
     }
 }

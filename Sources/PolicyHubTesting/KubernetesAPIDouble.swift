@@ -922,22 +922,26 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         let generation = (existing?.value["metadata"]?["generation"].flatMap { value -> Int? in
             if case .int(let n) = value { return n }
             return nil
-        } ?? 0) + (existing == nil || existing?.value["spec"] != body["spec"] ? 1 : 0)
+        } ?? 0) + (existing == nil || existing?.value["spec"] != applied["spec"] ? 1 : 0)
+        // the object as applied (canonical, without the server's fields) with the server's fields: only the
+        // metadata mapping is sorted again
         var meta: [Value.MapEntry] = []
-        if case .map(let given)? = body["metadata"] { meta = given }
+        if case .map(let given)? = applied["metadata"] { meta = given }
         meta.append(Value.MapEntry("uid", .string(uid)))
         meta.append(Value.MapEntry("resourceVersion", .string(String(resourceVersion))))
         meta.append(Value.MapEntry("generation", .int(generation)))
         meta.append(Value.MapEntry("creationTimestamp", existing?.value["metadata"]?["creationTimestamp"] ?? .string("2026-11-27T00:00:00Z")))
-        meta.append(Value.MapEntry("managedFields", .list([.map([
+        meta.append(Value.MapEntry("managedFields", Value.list([.map([
             Value.MapEntry("manager", .string(manager)), Value.MapEntry("operation", .string("Apply")),
             Value.MapEntry("apiVersion", .string("neuvector.com/v1")), Value.MapEntry("fieldsType", .string("FieldsV1")),
-        ])])))
-        var object = body
+        ])]).canonical))
+        meta.sort { $0.key < $1.key }
+        var object = applied
         if case .map(var entries) = object {
             entries.removeAll { $0.key == "metadata" }
             entries.append(Value.MapEntry("metadata", .map(meta)))
-            object = Value.map(entries).canonical
+            entries.sort { $0.key < $1.key }
+            object = .map(entries)
         }
         // the server's fields are what `applied` lacks: it is the stored object's comparable form
         let stored = Stored(value: object, resourceVersion: resourceVersion, comparable: applied)
@@ -981,9 +985,12 @@ public final class KubernetesAPIDouble: @unchecked Sendable {
         var out: [String: String] = [:]
         for pair in text.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-            let key = parts[0].removingPercentEncoding ?? parts[0]
-            let value = parts.count > 1 ? (parts[1].replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? parts[1]) : ""
-            out[key] = value
+            // most queries have nothing encoded: Foundation's decoding only where there is something to decode
+            func decoded(_ text: String) -> String {
+                guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return text }
+                return text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? text
+            }
+            out[decoded(parts[0])] = parts.count > 1 ? decoded(parts[1]) : ""
         }
         return out
     }

@@ -168,6 +168,40 @@ import Testing
         }
     }
 
+    /// A kubeconfig is resolved once while its bytes stay the same, and again as soon as they change; the
+    /// files one names (here a token file) are read every time.
+    @Test func anEditedKubeconfigAndAnEditedTokenFileAreReadAgain() throws {
+        let folder = Self.folder + "/edited-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        func write(_ text: String, _ name: String) throws { try text.write(toFile: folder + "/" + name, atomically: true, encoding: .utf8) }
+        func config(_ user: String, server: String = "https://127.0.0.1:6443") -> String {
+            """
+            apiVersion: v1
+            kind: Config
+            current-context: c
+            contexts: [{name: c, context: {cluster: k, user: u}}]
+            clusters: [{name: k, cluster: {server: "\(server)"}}]
+            users: [{name: u, user: {\(user)}}]
+            """
+        }
+        let path = folder + "/kubeconfig.yaml"
+        try write(config("token: first"), "kubeconfig.yaml")
+        #expect(try Kubeconfig.endpoint(path: path, context: nil).token == "first")
+        #expect(try Kubeconfig.endpoint(path: path, context: nil).token == "first")
+        try write(config("token: second", server: "https://127.0.0.2:6443"), "kubeconfig.yaml")
+        let edited = try Kubeconfig.endpoint(path: path, context: nil)
+        #expect(edited.token == "second" && edited.server == "https://127.0.0.2:6443")
+        // the same bytes, a token file that changes under it
+        try write("one\n", "token")
+        try write(config("tokenFile: token"), "kubeconfig.yaml")
+        #expect(try Kubeconfig.endpoint(path: path, context: nil).token == "one")
+        try write("two\n", "token")
+        #expect(try Kubeconfig.endpoint(path: path, context: nil).token == "two")
+        // made invalid: an error, not the endpoint it had
+        try write("clusters: [", "kubeconfig.yaml")
+        #expect(throws: KubeconfigError.self) { _ = try Kubeconfig.endpoint(path: path, context: nil) }
+    }
+
     @Test func aProxyThatIsNoURLIsRefused() throws {
         let pki = try Self.pki.get()
         let double = KubernetesAPIDouble()
