@@ -111,15 +111,19 @@ public enum RepositoryLoader {
         if !clusterFiles.contains("clusters/environments.yaml") {
             diagnostics.append(.error("clusters/environments.yaml is missing", at: .start(of: "clusters/environments.yaml"), rule: "fleet"))
         }
-        for path in clusterFiles {
+        // a fleet has a file per member: decoded on all cores too, gathered in path order
+        let fleetResults = concurrentMap(clusterFiles) { path -> ([Environment], [MemberCluster], [Diagnostic]) in
             switch read(root: root, inside: inside, path: path, limits: limits) {
-            case .failure(let d): diagnostics.append(d)
+            case .failure(let d): return ([], [], [d])
             case .success(let bytes):
                 let decoded = PolicyDecoder.decodeFleetFile(bytes, file: path, limits: limits)
-                environments += decoded.environments
-                clusters += decoded.clusters
-                diagnostics += decoded.diagnostics
+                return (decoded.environments, decoded.clusters, decoded.diagnostics)
             }
+        }
+        for (fileEnvironments, fileClusters, fileDiagnostics) in fleetResults {
+            environments += fileEnvironments
+            clusters += fileClusters
+            diagnostics += fileDiagnostics
         }
         return LoadedRepository(root: root, tree: PolicyTree(objects: objects),
                                 fleet: FleetConfig(environments: environments, clusters: clusters),
