@@ -159,18 +159,19 @@ final class FinishedPushes: @unchecked Sendable {
     }
 }
 
-/// The store's record of what each cluster holds, read for many clusters at once in the order they are
+/// The store's record of what each cluster holds, read for `chunk` clusters at once in the order they are
 /// pushed (one read per cluster was a tenth of a one-document change), each set forgotten once taken.
 final class AppliedRecords {
     private let store: any HubStore
     private let names: [String]
+    private let chunk: Int
     private var position: [String: Int] = [:]
     private var read: [String: [ObjectIdentity: AppliedObject]] = [:]
-    static let chunk = 256
 
     /// `items`: the clusters in the order they will be asked for; those whose record is not trusted are not read.
-    init(store: any HubStore, items: [PushPlan.Item]) {
+    init(store: any HubStore, items: [PushPlan.Item], chunk: Int) {
         self.store = store
+        self.chunk = max(1, chunk)
         names = items.filter { $0.untrusted == nil }.map(\.cluster.name)
         for (index, name) in names.enumerated() { position[name] = index }
     }
@@ -178,7 +179,7 @@ final class AppliedRecords {
     /// The record of `cluster`, or nil when the store could not say.
     func take(_ cluster: String) -> [ObjectIdentity: AppliedObject]? {
         if read[cluster] == nil, let index = position[cluster] {
-            let wanted = names[index..<min(index + AppliedRecords.chunk, names.count)].filter { read[$0] == nil }
+            let wanted = names[index..<min(index + chunk, names.count)].filter { read[$0] == nil }
             if let found = try? store.appliedObjects(clusters: wanted) { read.merge(found) { old, _ in old } }
         }
         return read.removeValue(forKey: cluster)
@@ -248,7 +249,9 @@ public enum PushRun {
         let gate = queue.book.map { book in session.engine.activity.addGate { book.refusal($0) } }
         defer { if let gate { session.engine.activity.removeGate(gate) } }
         var done = 0
-        let applied = AppliedRecords(store: session.store, items: plan.toPush)
+        // on a shared store each cluster's record is read once this replica has claimed it (another replica may
+        // push it until then)
+        let applied = AppliedRecords(store: session.store, items: plan.toPush, chunk: queue.book == nil ? 256 : 1)
         let finished = FinishedPushes()
         let giveUp = Replica.monotonic() + 600
         while true {
